@@ -1,0 +1,79 @@
+"""Where libca comes from, and the client environment it needs.
+
+libca is taken from the ``epicscorelibs`` wheel, unless a site EPICS base is
+named by ``EPICS_BASE`` and ``EPICS_HOST_ARCH``: then the libraries in
+``$EPICS_BASE/lib/$EPICS_HOST_ARCH`` are used.
+
+Importing this module also sets ``EPICS_CA_MAX_ARRAY_BYTES`` to
+:data:`DEFAULT_MAX_ARRAY_BYTES` when it is unset, so that large waveforms
+(a 4,000,000-element DOUBLE waveform is 32 MB) can be read without further
+configuration. libca reads the variable when a context is created, so it must
+be set before the first CA call; a value set by the user is never changed.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from typing import List, Optional
+
+#: default for ``EPICS_CA_MAX_ARRAY_BYTES``: 64 MiB, room for 8M doubles.
+DEFAULT_MAX_ARRAY_BYTES = 64 * 1024 * 1024
+
+os.environ.setdefault("EPICS_CA_MAX_ARRAY_BYTES", str(DEFAULT_MAX_ARRAY_BYTES))
+
+
+def _lib_filename(name: str) -> str:
+    if sys.platform.startswith("win"):
+        return name + ".dll"
+    if sys.platform == "darwin":
+        return "lib%s.dylib" % name
+    return "lib%s.so" % name
+
+
+def site_base_libdir() -> Optional[str]:
+    """``$EPICS_BASE/lib/$EPICS_HOST_ARCH`` when both variables are set."""
+    base = os.environ.get("EPICS_BASE")
+    arch = os.environ.get("EPICS_HOST_ARCH")
+    if not base or not arch:
+        return None
+    sub = "bin" if sys.platform.startswith("win") else "lib"
+    return os.path.join(base, sub, arch)
+
+
+def library_paths() -> List[str]:
+    """Paths of libCom and libca, in load order.
+
+    Raises ``OSError`` naming the directory when a site EPICS base is
+    configured but does not hold the libraries.
+    """
+    libdir = site_base_libdir()
+    if libdir is not None:
+        paths = [os.path.join(libdir, _lib_filename(n)) for n in ("Com", "ca")]
+        missing = [p for p in paths if not os.path.exists(p)]
+        if missing:
+            raise OSError("EPICS_BASE/EPICS_HOST_ARCH name %s, but %s is missing"
+                          % (libdir, ", ".join(missing)))
+        return paths
+    from epicscorelibs import path as ecl_path
+    return [ecl_path.get_lib("Com"), ecl_path.get_lib("ca")]
+
+
+_loaded: Optional[str] = None
+
+
+def load() -> str:
+    """Load libCom and libca into the process (once) and return libca's path.
+
+    libCom is loaded first with ``RTLD_GLOBAL`` so that libca (and the C
+    extension, which links to both) resolve their symbols against the same
+    copy.
+    """
+    global _loaded
+    if _loaded is None:
+        com, ca = library_paths()
+        mode = getattr(ctypes, "RTLD_GLOBAL", 0)
+        ctypes.CDLL(com, mode=mode)
+        ctypes.CDLL(ca, mode=mode)
+        _loaded = ca
+    return _loaded

@@ -1,0 +1,1 @@
+"""Test support: run a real IOC for Channel Access tests (being built)."""

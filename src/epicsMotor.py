@@ -1,0 +1,1 @@
+"""Compatibility module (being built)."""
