@@ -1,1 +1,820 @@
+"""The cffi backend of ``CaChannel.ca`` (ABI mode: no compiler needed).
 
+It implements the low-level API of ca-api.md section 2 on top of libca,
+with the value conversions of :mod:`CaChannel._common`. cffi releases the GIL
+around every libca call and takes it for every callback, so preemptive
+callbacks arrive in libca's threads while Python threads block in
+``pend_event``/``pend_io``.
+
+Select it with ``CACHANNEL_BACKEND=caffi``; ``CaChannel.ca`` also falls back
+to it when the C extension cannot be imported.
+"""
+from __future__ import annotations
+
+import atexit
+import operator
+import sys
+import threading
+import traceback
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+from CaChannel import _common
+from CaChannel._common import *  # noqa: F401,F403 (constants, enums, helpers)
+from CaChannel._common import (DBF, DBR, ECA, CA_OP, ChannelState, to_eca, to_dbr,
+                               to_ca_op)
+
+from ._bindings import ffi, lib, vsnprintf
+from ._handles import (Context, DBRValue, chid, evid, registry, new_token, as_usr,
+                       token_of, live_channels)
+
+backend = "caffi"
+HAS_NUMPY = True
+
+_NULL = ffi.NULL
+# libca's enum channel_state
+_CS_CONN = 2
+
+# ---------------------------------------------------------------------------
+# Callback plumbing
+
+#: set at interpreter exit: from then on libca callbacks return at once
+_shutting_down = False
+
+
+def _report_callback_error() -> None:
+    """Print the traceback of an exception raised by a user callback."""
+    try:
+        sys.stderr.write("Exception in CaChannel callback:\n")
+        traceback.print_exc()
+    except Exception:  # stderr gone (interpreter exit): nothing left to tell
+        pass
+
+
+def _call_user(callback, arg) -> None:
+    try:
+        callback(arg)
+    except SystemExit:
+        raise
+    except BaseException:
+        _report_callback_error()
+
+
+def _on_connection(args) -> None:
+    if _shutting_down:
+        return
+    ch = registry.get(token_of(lib.ca_puser(args.chid)))
+    if not isinstance(ch, chid):
+        return
+    if ch._ptr is None:
+        # the callback beat ca_create_channel's return (server in-process)
+        ch._ptr = args.chid
+    cb = ch.conn_callback
+    if cb is not None:
+        _call_user(cb, {"chid": ch, "op": to_ca_op(args.op)})
+
+
+def _event_dict(ch, args, use_numpy: bool) -> dict:
+    status = to_eca(args.status)
+    value = None
+    if args.status == ECA.NORMAL and args.dbr != _NULL:
+        t = int(args.type)
+        if 0 <= t <= _common.LAST_BUFFER_TYPE:
+            size = _common.dbr_size_n(t, args.count)
+            value = _common.decode(t, args.count, ffi.buffer(args.dbr, size), use_numpy)
+    return {"chid": ch, "type": to_dbr(args.type), "count": int(args.count),
+            "status": status, "value": value}
+
+
+def _on_get(args) -> None:
+    if _shutting_down:
+        return
+    token = token_of(args.usr)
+    entry = registry.pop(token, None)
+    if entry is None:
+        return
+    ch, callback, use_numpy = entry
+    ch.pending.discard(token)
+    _call_user(callback, _event_dict(ch, args, use_numpy))
+
+
+def _on_put(args) -> None:
+    if _shutting_down:
+        return
+    token = token_of(args.usr)
+    entry = registry.pop(token, None)
+    if entry is None:
+        return
+    ch, callback, _ = entry
+    ch.pending.discard(token)
+    _call_user(callback, {"chid": ch, "type": to_dbr(args.type), "count": int(args.count),
+                          "status": to_eca(args.status)})
+
+
+def _on_event(args) -> None:
+    if _shutting_down:
+        return
+    sub = registry.get(token_of(args.usr))
+    if not isinstance(sub, evid) or not sub.valid:
+        return
+    _call_user(sub.callback, _event_dict(sub.channel, args, sub.use_numpy))
+
+
+def _on_access(args) -> None:
+    if _shutting_down:
+        return
+    ch = registry.get(token_of(lib.ca_puser(args.chid)))
+    if not isinstance(ch, chid) or ch.access_callback is None:
+        return
+    # caar's first bit-field (read) is the word's lowest bit on every ABI libca supports
+    _call_user(ch.access_callback, {"chid": ch, "read_access": bool(args.ar & 1),
+                                    "write_access": bool(args.ar & 2)})
+
+
+def _cstr(ptr) -> str:
+    if ptr == _NULL:
+        return ""
+    return ffi.string(ptr).decode("utf-8", "replace")
+
+
+def _on_exception(args) -> None:
+    if _shutting_down:
+        return
+    callback = registry.get(token_of(args.usr))
+    if callback is None:
+        return
+    ch = live_channels.get(token_of(args.chid)) if args.chid != _NULL else None
+    status = to_eca(args.stat)
+    _call_user(callback, {
+        "chid": ch, "type": to_dbr(args.type), "count": int(args.count),
+        "state": status, "stat": status, "op": to_ca_op(args.op),
+        "ctx": _cstr(args.ctx), "file": _cstr(args.pFile), "lineNo": int(args.lineNo),
+    })
+
+
+_printf_callback: Optional[Callable[[str], Any]] = None
+
+
+def _on_printf(fmt, ap) -> int:
+    callback = _printf_callback
+    if _shutting_down or callback is None:
+        return 0
+    if vsnprintf is not None:
+        buf = ffi.new("char[1024]")
+        n = vsnprintf(buf, 1024, fmt, ap)
+        text = ffi.string(buf).decode("utf-8", "replace")
+    else:
+        text = ffi.string(fmt).decode("utf-8", "replace")
+        n = len(text)
+    _call_user(callback, text)
+    return max(0, int(n))
+
+
+_conn_cb = ffi.callback("caCh", _on_connection)
+_get_cb = ffi.callback("caEventCallBackFunc", _on_get)
+_put_cb = ffi.callback("caEventCallBackFunc", _on_put)
+_event_cb = ffi.callback("caEventCallBackFunc", _on_event)
+_access_cb = ffi.callback("caArh", _on_access)
+_exception_cb = ffi.callback("caExceptionHandler", _on_exception)
+_printf_cb = ffi.callback("caPrintfFunc", _on_printf, 0)
+
+
+def _callable_or_none(callback, what: str = "callback"):
+    if callback is None:
+        return None
+    if not callable(callback):
+        raise TypeError("%s must be callable or None, not %s" % (what, type(callback).__name__))
+    return callback
+
+
+# ---------------------------------------------------------------------------
+# Argument checks
+
+
+def _channel(obj) -> Optional[chid]:
+    """The live channel behind ``obj``; None for None/cleared; TypeError otherwise."""
+    if obj is None:
+        return None
+    if not isinstance(obj, chid):
+        raise TypeError("expected a chid from create_channel, not %s" % type(obj).__name__)
+    return obj if obj._ptr is not None else None
+
+
+def _info_channel(obj) -> chid:
+    ch = _channel(obj)
+    if ch is None:
+        raise ValueError("the channel %s" % ("is None" if obj is None else "has been cleared"))
+    return ch
+
+
+def _timeout(timeout) -> float:
+    try:
+        t = float(timeout)
+    except (TypeError, ValueError):
+        raise TypeError("timeout must be a number, not %s" % type(timeout).__name__) from None
+    if t != t or t < 0:
+        raise ValueError("timeout must be >= 0, not %r" % timeout)
+    return t
+
+
+def _uint(value, what: str) -> int:
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise TypeError("%s must be an integer, not %s" % (what, type(value).__name__)) from None
+    return v
+
+
+def _request(ch: chid, chtype) -> Tuple[Optional[int], int]:
+    """``(request type or None, status)`` for a get/put/subscription."""
+    if chtype is None:
+        ft = lib.ca_field_type(ch._ptr)
+        if not 0 <= ft <= _common.LAST_TYPE:
+            return None, ECA.BADTYPE
+        return ft, ECA.NORMAL
+    t = _common.request_type(chtype)
+    if not 0 <= t <= _common.LAST_BUFFER_TYPE:
+        return None, ECA.BADTYPE
+    return t, ECA.NORMAL
+
+
+# buffers of callback-less gets must outlive the request: libca writes them
+# when the reply arrives, up to the next pend_io (or sg_block) of the context
+_io_buffers: Dict[int, list] = {}
+_sg_buffers: Dict[int, list] = {}
+
+_OUT_TYPES = {np.dtype(d): t for t, d in ((1, "=i2"), (2, "=f4"), (3, "=u2"), (4, "=u1"),
+                                           (5, "=i4"), (6, "=f8"))}
+
+
+def _read_buffer(t: int, count: int, use_numpy: bool):
+    """``(C pointer, DBRValue)`` for a synchronous read of ``count`` x ``t``."""
+    if use_numpy and 1 <= t <= 6 and count > 1:
+        arr = np.empty(count, _common.DBR_DTYPE[t])
+        return ffi.from_buffer(arr, require_writable=True), DBRValue(arr, t, count, True, arr)
+    buf = ffi.new("char[]", _common.dbr_size_n(t, count))
+    return buf, DBRValue(buf, t, count, use_numpy)
+
+
+def _out_request(out, chtype, count, native: int):
+    if not isinstance(out, np.ndarray):
+        raise TypeError("out must be a numpy array, not %s" % type(out).__name__)
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be a writable C-contiguous numpy array")
+    if chtype is None:
+        t = _OUT_TYPES.get(out.dtype.newbyteorder("="))
+        if t is None or out.dtype.byteorder not in "=|" + ("<" if sys.byteorder == "little" else ">"):
+            raise TypeError("no DBR type reads into an array of dtype %s" % out.dtype)
+    else:
+        t = _common.request_type(chtype)
+        if not 1 <= t <= 6 or _common.DBR_DTYPE[t] != out.dtype:
+            raise TypeError("out dtype %s does not match %s" % (out.dtype, _common.dbr_text(t)))
+    if count is None:
+        n = min(native, out.size)
+    else:
+        n = _common.index_count(count)
+        if n > out.size:
+            raise ValueError("count %d exceeds the size of out (%d)" % (n, out.size))
+        if n <= 0 or n > native:
+            n = min(native, out.size)
+    return t, n
+
+
+# ---------------------------------------------------------------------------
+# Context
+
+#: contexts created here: destroyed at interpreter exit so that no libca
+#: thread calls into a finalising interpreter
+_our_contexts: Dict[int, Context] = {}
+_exception_tokens: Dict[int, int] = {}
+
+
+def create_context(preemptive_callback: bool = True) -> ECA:
+    """Create a CA context for the calling thread (preemptive by default)."""
+    status = lib.ca_context_create(1 if preemptive_callback else 0)
+    if status == ECA.NORMAL:
+        ctx = current_context()
+        if ctx is not None and preemptive_callback:
+            _our_contexts.setdefault(ctx.address, ctx)
+    return to_eca(status)
+
+
+def destroy_context() -> None:
+    """Destroy the calling thread's context (and forget its exception handler)."""
+    address = token_of(lib.ca_current_context())
+    if address == 0:
+        return
+    lib.ca_context_destroy()
+    _our_contexts.pop(address, None)
+    token = _exception_tokens.pop(address, None)
+    if token is not None:
+        registry.pop(token, None)
+    _io_buffers.pop(address, None)
+
+
+def attach_context(context: Context) -> ECA:
+    """Attach the calling thread to ``context`` (from ``current_context``)."""
+    if not isinstance(context, Context):
+        raise TypeError("expected a context from current_context(), not %s"
+                        % type(context).__name__)
+    return to_eca(lib.ca_attach_context(context._ptr))
+
+
+def detach_context() -> None:
+    lib.ca_detach_context()
+
+
+def current_context() -> Optional[Context]:
+    ptr = lib.ca_current_context()
+    return None if ptr == _NULL else Context(ptr)
+
+
+def show_context(context: Optional[Context] = None, level: int = 0) -> None:
+    """Print libca's report on ``context`` (default: the calling thread's)."""
+    level = _uint(level, "level")
+    if context is None:
+        lib.ca_client_status(max(0, level))
+    elif isinstance(context, Context):
+        lib.ca_context_status(context._ptr, max(0, level))
+    else:
+        raise TypeError("expected a context or None, not %s" % type(context).__name__)
+
+
+@atexit.register
+def _shutdown() -> None:
+    # Stop delivering callbacks, then end the preemptive contexts we created
+    # so that their threads are gone before the interpreter is.
+    global _shutting_down
+    _shutting_down = True
+    own = lib.ca_current_context()
+    for address, ctx in list(_our_contexts.items()):
+        if token_of(own) != address:
+            lib.ca_detach_context()
+            if lib.ca_attach_context(ctx._ptr) != ECA.NORMAL:
+                continue
+        lib.ca_context_destroy()
+        own = _NULL
+    _our_contexts.clear()
+
+
+# ---------------------------------------------------------------------------
+# Channels
+
+
+def create_channel(name: Union[str, bytes], callback: Optional[Callable] = None,
+                   priority: int = _common.CA_PRIORITY_DEFAULT) -> Tuple[ECA, Optional[chid]]:
+    """Create a channel; ``(ECA, chid)`` with ``chid`` None unless NORMAL.
+
+    Without ``callback`` the first connection is awaited by ``pend_io``.
+    """
+    raw = _common.encode_name(name)
+    callback = _callable_or_none(callback)
+    priority = _uint(priority, "priority")
+    if b"\0" in raw:
+        return ECA.BADSTR, None
+    if not 0 <= priority <= _common.CA_PRIORITY_MAX:
+        return ECA.BADPRIORITY, None
+    ch = chid(name if isinstance(name, str) else name.decode("utf-8", "replace"))
+    ch.conn_callback = callback
+    # registered before libca sees it: the connection callback may run
+    # inside ca_create_channel when the server is in this process
+    ch._token = new_token(ch)
+    pchid = ffi.new("chid *")
+    status = lib.ca_create_channel(raw, _conn_cb if callback is not None else _NULL,
+                                   as_usr(ch._token), priority, pchid)
+    if status != ECA.NORMAL:
+        registry.pop(ch._token, None)
+        return to_eca(status), None
+    ch._ptr = pchid[0]
+    live_channels[token_of(ch._ptr)] = ch
+    return ECA.NORMAL, ch
+
+
+def _forget(ch: chid) -> None:
+    registry.pop(ch._token, None)
+    live_channels.pop(token_of(ch._ptr), None)
+    for sub in ch.subscriptions:
+        registry.pop(sub._token, None)
+        sub._ptr = None
+    ch.subscriptions.clear()
+    for token in ch.pending:
+        registry.pop(token, None)
+    ch.pending.clear()
+    ch.conn_callback = ch.access_callback = None
+    ch._ptr = None
+
+
+def clear_channel(chid: chid) -> ECA:
+    """Clear the channel; its subscriptions and callbacks are dropped."""
+    ch = _channel(chid)
+    if ch is None:
+        return ECA.BADCHID
+    ptr = ch._ptr
+    # mark it dead first: callbacks racing with the clear see a cleared chid
+    _forget(ch)
+    return to_eca(lib.ca_clear_channel(ptr))
+
+
+def change_connection_event(chid: chid, callback: Optional[Callable] = None) -> ECA:
+    """Replace the connection callback; None or a non-callable removes it."""
+    ch = _channel(chid)
+    if ch is None:
+        return ECA.BADCHID
+    cb = callback if callable(callback) else None
+    ch.conn_callback = cb
+    return to_eca(lib.ca_change_connection_event(ch._ptr, _conn_cb if cb else _NULL))
+
+
+def replace_access_rights_event(chid: chid, callback: Optional[Callable] = None) -> ECA:
+    """Install (or with None remove) the access-rights callback.
+
+    It runs once inside this call when the channel is connected.
+    """
+    ch = _channel(chid)
+    if ch is None:
+        return ECA.BADCHID
+    cb = callback if callable(callback) else None
+    ch.access_callback = cb
+    return to_eca(lib.ca_replace_access_rights_event(ch._ptr, _access_cb if cb else _NULL))
+
+
+def add_exception_event(callback: Optional[Callable] = None) -> ECA:
+    """Install the context's exception handler; None restores libca's default."""
+    cb = callback if callable(callback) else None
+    address = token_of(lib.ca_current_context())
+    old = _exception_tokens.pop(address, None)
+    if cb is None:
+        status = lib.ca_add_exception_event(_NULL, _NULL)
+    else:
+        token = new_token(cb)
+        _exception_tokens[token_of(lib.ca_current_context())] = token
+        status = lib.ca_add_exception_event(_exception_cb, as_usr(token))
+    if old is not None:
+        registry.pop(old, None)
+    return to_eca(status)
+
+
+def replace_printf_handler(callback: Optional[Callable[[str], Any]] = None) -> ECA:
+    """Send libca's diagnostic messages to ``callback(str)``; None restores stderr."""
+    global _printf_callback
+    cb = callback if callable(callback) else None
+    _printf_callback = cb
+    return to_eca(lib.ca_replace_printf_handler(_printf_cb if cb else _NULL))
+
+
+# ---------------------------------------------------------------------------
+# Read, write, subscribe
+
+
+def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
+        callback: Optional[Callable] = None, use_numpy: bool = False,
+        out: Optional[np.ndarray] = None) -> Tuple[ECA, Optional[DBRValue]]:
+    """Read a channel.
+
+    Without ``callback``: ``(ECA, DBRValue)``, the value valid after the next
+    ``pend_io`` returned NORMAL. With ``callback``: ``(ECA, None)`` and the
+    callback runs once with the get dict. ``out``: a writable C-contiguous
+    numpy array that libca fills directly (synchronous gets only).
+    """
+    ch = _channel(chid)
+    callback = _callable_or_none(callback)
+    if count is not None:
+        _common.index_count(count)
+    if chtype is not None:
+        _common.request_type(chtype)
+    if out is not None and callback is not None:
+        raise ValueError("out= is for synchronous gets (no callback)")
+    if ch is None:
+        return ECA.BADCHID, None
+    native = int(lib.ca_element_count(ch._ptr))
+    if out is not None:
+        t, n = _out_request(out, chtype, count, native)
+        if lib.ca_state(ch._ptr) != _CS_CONN:
+            return ECA.DISCONN, None
+    else:
+        t, status = _request(ch, chtype)
+        if t is None:
+            return to_eca(status), None
+        if lib.ca_state(ch._ptr) != _CS_CONN:
+            return ECA.DISCONN, None
+        n = native if count is None else _common.index_count(count)
+        if n > native or n < 0 or (n == 0 and callback is None):
+            n = native
+    if callback is not None:
+        token = new_token((ch, callback, bool(use_numpy)))
+        ch.pending.add(token)
+        status = lib.ca_array_get_callback(t, n, ch._ptr, _get_cb, as_usr(token))
+        if status != ECA.NORMAL:
+            registry.pop(token, None)
+            ch.pending.discard(token)
+        return to_eca(status), None
+    if out is not None:
+        view = out if n == out.size else out[:n]
+        ptr = ffi.from_buffer(view, require_writable=True)
+        value = DBRValue(view, t, n, True, view, out=True)
+    else:
+        ptr, value = _read_buffer(t, n, bool(use_numpy))
+    status = lib.ca_array_get(t, n, ch._ptr, ptr)
+    if status != ECA.NORMAL:
+        return to_eca(status), None
+    _io_buffers.setdefault(token_of(lib.ca_current_context()), []).append(value)
+    return ECA.NORMAL, value
+
+
+def _put_args(ch: chid, t: int, value, count):
+    """``(status, (type, count, cdata))`` for a put of ``value`` as type ``t``."""
+    if t not in _common.PUT_TYPES:
+        return ECA.BADTYPE, None
+    native = int(lib.ca_element_count(ch._ptr))
+    n = _common.put_count(count, max(native, 1))
+    t2, n2, data = _common.encode(value, t, n)
+    return ECA.NORMAL, (t2, n2, ffi.from_buffer(data))
+
+
+def put(chid: chid, value: Any, chtype: Optional[int] = None, count: Optional[int] = None,
+        callback: Optional[Callable] = None) -> ECA:
+    """Write ``value`` (converted by the rules of ca-api.md 2.10).
+
+    With ``callback`` it runs once the server completed the put.
+    """
+    ch = _channel(chid)
+    callback = _callable_or_none(callback)
+    if count is not None:
+        _common.index_count(count)
+    if chtype is not None:
+        _common.request_type(chtype)
+    if ch is None:
+        return ECA.BADCHID
+    t, status = _request(ch, chtype)
+    if t is None:
+        return to_eca(status)
+    if lib.ca_state(ch._ptr) != _CS_CONN:
+        return ECA.DISCONN
+    status, args = _put_args(ch, t, value, count)
+    if args is None:
+        return to_eca(status)
+    t, n, data = args
+    if callback is None:
+        return to_eca(lib.ca_array_put(t, n, ch._ptr, data))
+    token = new_token((ch, callback, False))
+    ch.pending.add(token)
+    status = lib.ca_array_put_callback(t, n, ch._ptr, data, _put_cb, as_usr(token))
+    if status != ECA.NORMAL:
+        registry.pop(token, None)
+        ch.pending.discard(token)
+    return to_eca(status)
+
+
+def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = None,
+                        count: Optional[int] = None, mask: Optional[int] = None,
+                        use_numpy: bool = False) -> Tuple[ECA, Optional[evid]]:
+    """Subscribe to changes; ``callback`` gets the event dict on every update."""
+    ch = _channel(chid)
+    if not callable(callback):
+        raise TypeError("callback must be callable, not %s" % type(callback).__name__)
+    if count is not None:
+        _common.index_count(count)
+    if chtype is not None:
+        _common.request_type(chtype)
+    mask = (_common.DBE_VALUE | _common.DBE_ALARM) if mask is None else _uint(mask, "mask")
+    if ch is None:
+        return ECA.BADCHID, None
+    t, status = _request(ch, chtype)
+    if t is None:
+        return to_eca(status), None
+    native = int(lib.ca_element_count(ch._ptr))
+    n = native if count is None else _common.index_count(count)
+    if n < 0 or n > native:
+        n = native
+    sub = evid(ch, callback, bool(use_numpy))
+    sub._token = new_token(sub)
+    # valid before libca can deliver the first update (it may come at once)
+    pevid = ffi.new("evid *")
+    sub._ptr = pevid
+    ch.subscriptions.add(sub)
+    status = lib.ca_create_subscription(t, n, ch._ptr, mask, _event_cb, as_usr(sub._token), pevid)
+    if status != ECA.NORMAL:
+        ch.subscriptions.discard(sub)
+        registry.pop(sub._token, None)
+        sub._ptr = None
+        return to_eca(status), None
+    sub._ptr = pevid[0]
+    return ECA.NORMAL, sub
+
+
+def clear_subscription(evid: evid) -> ECA:
+    """Cancel a subscription; a stale or cleared one gives ``ECA.BADMONID``."""
+    if evid is None:
+        return ECA.BADMONID
+    if not isinstance(evid, _evid_type):
+        raise TypeError("expected an evid from create_subscription, not %s"
+                        % type(evid).__name__)
+    if not evid.valid:
+        return ECA.BADMONID
+    ptr = evid._ptr
+    evid._ptr = None
+    evid.channel.subscriptions.discard(evid)
+    status = lib.ca_clear_subscription(ptr)
+    registry.pop(evid._token, None)
+    return to_eca(status)
+
+
+_evid_type = evid
+
+# ---------------------------------------------------------------------------
+# Execution
+
+
+def pend_io(timeout: float) -> ECA:
+    """Flush, then wait for callback-less gets and connections (0 = forever)."""
+    t = _timeout(timeout)
+    status = lib.ca_pend_io(t)
+    _io_buffers.pop(token_of(lib.ca_current_context()), None)
+    return to_eca(status)
+
+
+def pend_event(timeout: float) -> ECA:
+    """Flush and process background activity for ``timeout`` s (0 = forever)."""
+    return to_eca(lib.ca_pend_event(_timeout(timeout)))
+
+
+def poll() -> ECA:
+    """Flush and process outstanding background activity without waiting."""
+    return to_eca(lib.ca_pend_event(1e-12))
+
+
+def pend(timeout: float, early: bool) -> ECA:
+    """``pend_io`` when ``early`` is true, else ``pend_event``."""
+    return pend_io(timeout) if early else pend_event(timeout)
+
+
+def flush_io() -> ECA:
+    return to_eca(lib.ca_flush_io())
+
+
+def test_io() -> ECA:
+    """``ECA.IODONE`` when no callback-less get/connect is outstanding."""
+    return to_eca(lib.ca_test_io())
+
+
+# ---------------------------------------------------------------------------
+# Channel information
+
+
+def field_type(chid: chid) -> DBF:
+    """Native field type; ``DBF.NOTCONN`` (-1) if never connected."""
+    return DBF(lib.ca_field_type(_info_channel(chid)._ptr))
+
+
+def element_count(chid: chid) -> int:
+    return int(lib.ca_element_count(_info_channel(chid)._ptr))
+
+
+def name(chid: chid) -> str:
+    return _info_channel(chid)._name
+
+
+def state(chid: Optional[chid]) -> ChannelState:
+    """Connection state; ``NEVER_SEARCH`` for None, ``CLOSED`` once cleared."""
+    if chid is None:
+        return ChannelState.NEVER_SEARCH
+    ch = _channel(chid)
+    if ch is None:
+        return ChannelState.CLOSED
+    return ChannelState(lib.ca_state(ch._ptr))
+
+
+def host_name(chid: chid) -> str:
+    """``'host:port'`` of the server (libca's placeholder when disconnected)."""
+    ch = _info_channel(chid)
+    buf = ffi.new("char[256]")
+    lib.ca_get_host_name(ch._ptr, buf, 256)
+    return ffi.string(buf).decode("utf-8", "replace")
+
+
+def read_access(chid: chid) -> bool:
+    return bool(lib.ca_read_access(_info_channel(chid)._ptr))
+
+
+def write_access(chid: chid) -> bool:
+    return bool(lib.ca_write_access(_info_channel(chid)._ptr))
+
+
+def message(status: int) -> str:
+    """libca's text for an ECA status (anything ``int()`` accepts)."""
+    return ffi.string(lib.ca_message(int(status))).decode("utf-8", "replace")
+
+
+def version() -> str:
+    """libca's version string, e.g. ``'4.13.x'``."""
+    return ffi.string(lib.ca_version()).decode()
+
+
+# ---------------------------------------------------------------------------
+# Synchronous groups
+
+
+def _gid(gid) -> int:
+    g = _uint(gid, "gid")
+    if not 0 <= g <= 0xFFFFFFFF:
+        raise ValueError("gid out of range: %d" % g)
+    return g
+
+
+def sg_create() -> Tuple[ECA, Optional[int]]:
+    pgid = ffi.new("CA_SYNC_GID *")
+    status = lib.ca_sg_create(pgid)
+    if status != ECA.NORMAL:
+        return to_eca(status), None
+    return ECA.NORMAL, int(pgid[0])
+
+
+def sg_delete(gid: int) -> ECA:
+    g = _gid(gid)
+    status = lib.ca_sg_delete(g)
+    _sg_buffers.pop(g, None)
+    return to_eca(status)
+
+
+def sg_get(gid: int, chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
+           use_numpy: bool = False) -> Tuple[ECA, Optional[DBRValue]]:
+    """Queue a read in group ``gid``; the value is valid after ``sg_block``."""
+    g = _gid(gid)
+    ch = _channel(chid)
+    if count is not None:
+        _common.index_count(count)
+    if chtype is not None:
+        _common.request_type(chtype)
+    if ch is None:
+        return ECA.BADCHID, None
+    t, status = _request(ch, chtype)
+    if t is None:
+        return to_eca(status), None
+    if lib.ca_state(ch._ptr) != _CS_CONN:
+        return ECA.DISCONN, None
+    native = int(lib.ca_element_count(ch._ptr))
+    n = native if count is None else _common.index_count(count)
+    if n <= 0 or n > native:
+        n = native
+    ptr, value = _read_buffer(t, n, bool(use_numpy))
+    status = lib.ca_sg_array_get(g, t, n, ch._ptr, ptr)
+    if status != ECA.NORMAL:
+        return to_eca(status), None
+    _sg_buffers.setdefault(g, []).append(value)
+    return ECA.NORMAL, value
+
+
+def sg_put(gid: int, chid: chid, value: Any, chtype: Optional[int] = None,
+           count: Optional[int] = None) -> ECA:
+    """Queue a write in group ``gid`` (conversion as ``put``)."""
+    g = _gid(gid)
+    ch = _channel(chid)
+    if count is not None:
+        _common.index_count(count)
+    if ch is None:
+        return ECA.BADCHID
+    t, status = _request(ch, chtype)
+    if t is None:
+        return to_eca(status)
+    if lib.ca_state(ch._ptr) != _CS_CONN:
+        return ECA.DISCONN
+    status, args = _put_args(ch, t, value, count)
+    if args is None:
+        return to_eca(status)
+    t, n, data = args
+    return to_eca(lib.ca_sg_array_put(g, t, n, ch._ptr, data))
+
+
+def sg_block(gid: int, timeout: float) -> ECA:
+    """Flush and wait for the group's requests (0 = forever)."""
+    g = _gid(gid)
+    status = lib.ca_sg_block(g, _timeout(timeout))
+    if status != ECA.EVDISALLOW:
+        _sg_buffers.pop(g, None)
+    return to_eca(status)
+
+
+def sg_test(gid: int) -> ECA:
+    return to_eca(lib.ca_sg_test(_gid(gid)))
+
+
+def sg_reset(gid: int) -> ECA:
+    g = _gid(gid)
+    status = lib.ca_sg_reset(g)
+    _sg_buffers.pop(g, None)
+    return to_eca(status)
+
+
+__all__ = sorted(set(_common.__all__) | {
+    "backend", "HAS_NUMPY", "DBRValue",
+    "create_context", "destroy_context", "attach_context", "detach_context",
+    "current_context", "show_context",
+    "create_channel", "clear_channel", "change_connection_event",
+    "replace_access_rights_event", "add_exception_event", "replace_printf_handler",
+    "get", "put", "create_subscription", "clear_subscription",
+    "pend_io", "pend_event", "poll", "pend", "flush_io", "test_io",
+    "field_type", "element_count", "name", "state", "host_name",
+    "read_access", "write_access", "message", "version",
+    "sg_create", "sg_delete", "sg_get", "sg_put", "sg_block", "sg_test", "sg_reset",
+})

@@ -1,0 +1,156 @@
+"""Python-side handles of the cffi backend: channels, subscriptions, contexts.
+
+libca frees its C objects on clear, so each handle records whether it is
+still valid; every API function checks that before touching the pointer.
+libca hands back only an opaque ``void *usr`` with each callback: it carries
+a *token*, an integer key into :data:`registry`, never a Python pointer, so a
+late or stray callback can at worst miss the registry, never dereference a
+dead object.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+from typing import Any, Dict, Optional, Set
+
+from CaChannel import _common
+
+from ._bindings import ffi, lib
+
+#: token -> the Python object a libca callback belongs to
+registry: Dict[int, Any] = {}
+_tokens = itertools.count(1)
+_token_lock = threading.Lock()
+
+
+def new_token(obj: Any) -> int:
+    """Register ``obj`` and return its token (an int usable as ``void *usr``)."""
+    with _token_lock:
+        token = next(_tokens)
+    registry[token] = obj
+    return token
+
+
+def token_of(ptr) -> int:
+    return int(ffi.cast("uintptr_t", ptr))
+
+
+def as_usr(token: int):
+    return ffi.cast("void *", token)
+
+
+#: address of a live libca channel -> its chid object (for exception callbacks,
+#: whose chid may belong to any channel; looking it up never dereferences it)
+live_channels: Dict[int, "chid"] = {}
+
+
+class chid:
+    """A channel created by ``create_channel``.
+
+    Compares and hashes by identity: callbacks receive this same object.
+    """
+
+    __slots__ = ("_ptr", "_name", "_token", "conn_callback", "access_callback",
+                 "subscriptions", "pending", "__weakref__")
+
+    def __init__(self, name: str):
+        self._ptr = None
+        self._name = name
+        self._token = 0
+        self.conn_callback = None
+        self.access_callback = None
+        self.subscriptions: Set["evid"] = set()
+        self.pending: Set[int] = set()
+
+    @property
+    def valid(self) -> bool:
+        return self._ptr is not None
+
+    def __repr__(self) -> str:
+        state = "cleared" if self._ptr is None else hex(token_of(self._ptr))
+        return "<chid %r %s>" % (self._name, state)
+
+
+class evid:
+    """A subscription created by ``create_subscription``."""
+
+    __slots__ = ("_ptr", "channel", "callback", "use_numpy", "_token", "__weakref__")
+
+    def __init__(self, channel: chid, callback, use_numpy: bool):
+        self._ptr = None
+        self.channel = channel
+        self.callback = callback
+        self.use_numpy = use_numpy
+        self._token = 0
+
+    @property
+    def valid(self) -> bool:
+        return self._ptr is not None and self.channel.valid
+
+    def __repr__(self) -> str:
+        return "<evid of %r%s>" % (self.channel._name, "" if self.valid else " cleared")
+
+
+class Context:
+    """A libca client context (``ca_client_context *``); equal by address."""
+
+    __slots__ = ("_ptr",)
+
+    def __init__(self, ptr):
+        self._ptr = ptr
+
+    @property
+    def address(self) -> int:
+        return token_of(self._ptr)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Context) and other.address == self.address
+
+    def __hash__(self) -> int:
+        return hash(self.address)
+
+    def __repr__(self) -> str:
+        return "<ca context %s>" % hex(self.address)
+
+
+class DBRValue:
+    """The value of a synchronous ``get``/``sg_get``.
+
+    Valid only after the matching ``pend_io`` (or ``sg_block``) returned
+    ``ECA.NORMAL``. ``get()`` converts it by the rules of ca-api.md 2.9.
+    """
+
+    __slots__ = ("_buffer", "_dbrtype", "_count", "use_numpy", "_array", "_out")
+
+    def __init__(self, buffer, dbrtype: int, count: int, use_numpy: bool,
+                 array=None, out: bool = False):
+        self._buffer = buffer
+        self._dbrtype = int(dbrtype)
+        self._count = int(count)
+        self.use_numpy = bool(use_numpy)
+        # an array libca wrote into directly (a numpy get, or the caller's out=)
+        self._array = array
+        self._out = out
+
+    @property
+    def dbrtype(self) -> _common.DBR:
+        return _common.to_dbr(self._dbrtype)
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def get(self):
+        if self._array is not None:
+            if self.use_numpy or self._out:
+                return self._array
+            return self._array.tolist() if self._count > 1 else self._array[0].item()
+        return _common.decode(self._dbrtype, self._count, ffi.buffer(self._buffer),
+                              self.use_numpy)
+
+    def __repr__(self) -> str:
+        return "<DBRValue %s count=%d>" % (_common.dbr_text(self._dbrtype), self._count)
+
+
+def current_context_address() -> int:
+    return token_of(lib.ca_current_context())
