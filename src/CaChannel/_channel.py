@@ -1,0 +1,1011 @@
+"""The object-oriented ``CaChannel`` class and ``CaChannelException``.
+
+A :class:`CaChannel` wraps one Channel Access channel of the low-level
+:mod:`CaChannel.ca` module. Its methods map almost one to one to the CA C
+functions; the ``...w`` methods (:meth:`CaChannel.searchw`,
+:meth:`CaChannel.getw`, :meth:`CaChannel.putw`) are the convenient blocking
+forms.
+
+Context: the first method that needs a CA context creates a *preemptive* one
+(callbacks run in CA's own threads) and remembers it; every later call, from
+any thread, attaches to that context first, so threads need no set-up.
+
+Errors: every failure of the CA library is raised as
+:class:`CaChannelException` carrying the ECA status. Values that cannot be
+converted raise ``TypeError``/``ValueError``/``OverflowError``; methods of an
+object that never searched raise ``CaChannelException(ECA.BADCHID)``.
+
+The examples run against the test IOC (``tests/test.db``).
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+from . import ca
+
+try:  # numpy is optional for the high-level layer
+    import numpy as _np
+except ImportError:  # pragma: no cover
+    _np = None
+
+__all__ = ["CaChannel", "CaChannelException"]
+
+_NORMAL = ca.ECA_NORMAL
+_EPICS_EPOCH = 631152000
+
+# DBR_*_STRING request types and the matching DBR_*_CHAR ones (char-as-string)
+_STRING_TO_CHAR = {
+    ca.DBR_STRING: ca.DBR_CHAR,
+    ca.DBR_STS_STRING: ca.DBR_STS_CHAR,
+    ca.DBR_TIME_STRING: ca.DBR_TIME_CHAR,
+    ca.DBR_GR_STRING: ca.DBR_GR_CHAR,
+    ca.DBR_CTRL_STRING: ca.DBR_CTRL_CHAR,
+}
+
+# low-level structured value keys -> CaChannel ``pv_`` keys
+_PV_KEYS = {
+    "value": "pv_value",
+    "status": "pv_status",
+    "severity": "pv_severity",
+    "units": "pv_units",
+    "precision": "pv_precision",
+    "upper_disp_limit": "pv_updislim",
+    "lower_disp_limit": "pv_lodislim",
+    "upper_alarm_limit": "pv_upalarmlim",
+    "lower_alarm_limit": "pv_loalarmlim",
+    "upper_warning_limit": "pv_upwarnlim",
+    "lower_warning_limit": "pv_lowarnlim",
+    "upper_ctrl_limit": "pv_upctrllim",
+    "lower_ctrl_limit": "pv_loctrllim",
+    "no_str": "pv_nostrings",
+    "strs": "pv_statestrings",
+    "ackt": "pv_ackt",
+    "acks": "pv_acks",
+}
+
+
+def _use_numpy(flag: Optional[bool]) -> bool:
+    """The ``use_numpy`` keyword, defaulting to ``CaChannel.USE_NUMPY`` now."""
+    if flag is None:
+        pkg = sys.modules.get(__package__)
+        flag = getattr(pkg, "USE_NUMPY", False)
+    return bool(flag)
+
+
+def _report_callback_error(what: str) -> None:
+    """Print the traceback of an exception raised by a user callback."""
+    try:
+        sys.stderr.write("CaChannel: exception in %s callback (ignored):\n" % what)
+        traceback.print_exc()
+    except Exception:  # pragma: no cover - stderr gone at shutdown
+        pass
+
+
+def _plain(value: Any, use_numpy: bool) -> Any:
+    if not use_numpy and _np is not None and isinstance(value, _np.ndarray):
+        return value.tolist()
+    return value
+
+
+def _pv_dict(value: Any, use_numpy: bool) -> Dict[str, Any]:
+    """Turn a low-level converted value (2.9) into the ``pv_*`` dict (4.2)."""
+    if not isinstance(value, dict):
+        return {"pv_value": _plain(value, use_numpy)}
+    out: Dict[str, Any] = {}
+    for key, item in value.items():
+        if key == "stamp":
+            out["pv_seconds"] = int(item["seconds"]) - _EPICS_EPOCH
+            out["pv_nseconds"] = int(item["nanoseconds"])
+        elif key == "status":
+            out["pv_status"] = _enum_or_int(ca.AlarmCondition, item)
+        elif key == "severity":
+            out["pv_severity"] = _enum_or_int(ca.AlarmSeverity, item)
+        elif key == "strs":
+            out["pv_statestrings"] = tuple(item)
+        elif key == "value":
+            out["pv_value"] = _plain(item, use_numpy)
+        elif key in _PV_KEYS:
+            out[_PV_KEYS[key]] = item
+        else:  # unknown extra key: keep it visible under a pv_ name
+            out["pv_" + key] = item
+    return out
+
+
+def _enum_or_int(enum_cls, item):
+    try:
+        return enum_cls(item)
+    except (ValueError, TypeError):
+        return item
+
+
+def _chars_to_str(value: Any) -> Union[str, bytes]:
+    """Char-as-string: integers (list/array/scalar) up to the first 0 -> ``str``."""
+    if value is None:
+        return ""
+    if _np is not None and isinstance(value, _np.ndarray):
+        items = value.tolist()
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [value]
+    raw = bytearray()
+    for item in items:
+        item = int(item) & 0xFF
+        if item == 0:
+            break
+        raw.append(item)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return bytes(raw)
+
+
+class CaChannelException(Exception):
+    """A Channel Access failure, carrying the ECA status code.
+
+    ``exc.status`` (also ``int(exc)`` / ``operator.index(exc)``) is the ECA code
+    and ``exc.args == (status,)``. ``str(exc)`` is ``ca.message(status)``, the
+    text of the CA library, as in CaChannel 3.x.
+
+    Decision (extension): an optional ``detail`` text (keyword or second
+    argument) tells what failed, e.g. which PV a refused write was aimed at. It
+    is kept in ``exc.detail``, not in ``args``; when present ``str(exc)`` is
+    ``"<ca.message(status)>: <detail>"`` -- it still starts with the CA message.
+
+    >>> e = CaChannelException(ca.ECA_TIMEOUT)
+    >>> print(e)
+    User specified timeout on IO operation expired
+    >>> int(e), e.status, e.args
+    (80, 80, (80,))
+    >>> str(CaChannelException(ca.ECA_NOWTACCESS, "put to 'x'"))
+    "Write access denied: put to 'x'"
+    """
+
+    def __init__(self, status: int, detail: Optional[str] = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.detail = detail
+
+    def __str__(self) -> str:
+        try:
+            text = ca.message(int(self.status))
+        except Exception:
+            text = "CA status %r" % (self.status,)
+        if self.detail:
+            return "%s: %s" % (text, self.detail)
+        return text
+
+    def __int__(self) -> int:
+        return int(self.status)
+
+    def __index__(self) -> int:
+        return int(self.status)
+
+    def __reduce__(self):
+        return (type(self), (self.status, self.detail))
+
+
+def _check(status: int, detail: Optional[str] = None) -> None:
+    if status != _NORMAL:
+        raise CaChannelException(status, detail)
+
+
+class CaChannel:
+    """A Channel Access channel to one process variable.
+
+    The most used operations have short blocking forms: connect with
+    :meth:`searchw`, read with :meth:`getw`, write with :meth:`putw`.
+
+    >>> chan = CaChannel('catest')
+    >>> chan.searchw()
+    >>> chan.putw(12.5)
+    >>> chan.getw()
+    12.5
+    >>> chan.searchw('cabo')
+    >>> chan.putw('Done')
+    >>> chan.getw(ca.DBR_STRING)
+    'Done'
+    """
+
+    #: default timeout (seconds) of objects without their own :meth:`setTimeout`
+    ca_timeout: float = 3.0
+
+    _context = None
+    _context_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ setup
+    def __init__(self, pvName: Optional[Union[str, bytes]] = None) -> None:
+        self.pvname = pvName
+        self._chid = None
+        self._timeout: Optional[float] = None
+        self._evid = None
+        self._event_cb: Optional[Tuple[Callable, tuple, bool]] = None
+        self._get_cb: Optional[Tuple[Callable, tuple, bool, bool]] = None
+        self._conn_cb: Optional[Tuple[Callable, tuple]] = None
+        self._access_cb: Optional[Tuple[Callable, Any]] = None
+        self._dbrvalue = None
+        self._dbrvalue_numpy = False
+        self._char_as_string = False
+        self._enum_strs: Optional[tuple] = None
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return "CaChannel(%r)" % (self.pvname,)
+
+    def __del__(self) -> None:
+        try:
+            if getattr(self, "_chid", None) is not None:
+                self._evid = None
+                ca.clear_channel(self._chid)
+                self._chid = None
+                ca.flush_io()
+        except Exception:
+            pass
+
+    @classmethod
+    def _attach(cls) -> None:
+        """Create (first call) or attach to the process-wide preemptive context."""
+        ctx = CaChannel._context
+        if ctx is None:
+            with CaChannel._context_lock:
+                if CaChannel._context is None:
+                    status = ca.create_context(True)
+                    if status != _NORMAL:
+                        raise CaChannelException(status, "cannot create a preemptive CA context")
+                    CaChannel._context = ca.current_context()
+                    return
+                ctx = CaChannel._context
+        ca.attach_context(ctx)  # ECA_ISATTACHED (already in it) is fine
+
+    def _need_chid(self):
+        if self._chid is None:
+            raise CaChannelException(ca.ECA_BADCHID, "channel %r was never searched" % (self.pvname,))
+        return self._chid
+
+    def _label(self) -> str:
+        name = self.pvname
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        return repr(name)
+
+    # --------------------------------------------------------------- statics
+    @staticmethod
+    def version() -> str:
+        """Version of the CaChannel package.
+
+        >>> isinstance(CaChannel.version(), str)
+        True
+        """
+        from ._version import __version__
+        return __version__
+
+    def setTimeout(self, timeout: Optional[float]) -> None:
+        """Set this object's timeout in seconds (``None``: use ``CaChannel.ca_timeout``).
+
+        >>> chan = CaChannel()
+        >>> chan.setTimeout(10.)
+        >>> chan.getTimeout()
+        10.0
+        """
+        if timeout is None:
+            self._timeout = None
+            return
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) and not hasattr(timeout, "__float__"):
+            raise TypeError("timeout must be a number or None, not %s" % type(timeout).__name__)
+        timeout = float(timeout)
+        if not timeout >= 0:
+            raise ValueError("timeout must be >= 0, got %r" % timeout)
+        self._timeout = timeout
+
+    def getTimeout(self) -> float:
+        """The timeout of this object, or the class default ``ca_timeout``.
+
+        >>> chan = CaChannel()
+        >>> chan.getTimeout() == CaChannel.ca_timeout
+        True
+        """
+        if self._timeout is None:
+            return float(type(self).ca_timeout)
+        return self._timeout
+
+    # --------------------------------------------------------------- connect
+    def search(self, pvName: Optional[Union[str, bytes]] = None) -> None:
+        """Start connecting to ``pvName`` (or the stored name); needs :meth:`pend_io`.
+
+        >>> chan = CaChannel()
+        >>> chan.search('catest')
+        >>> status = chan.pend_io()
+        >>> chan.state()
+        <ChannelState.CONN: 2>
+        """
+        self._create(pvName, None)
+
+    def search_and_connect(self, pvName: Optional[Union[str, bytes]], callback: Callable,
+                           *user_args: Any) -> None:
+        """Start connecting; ``callback((chid, op), user_args)`` on every connection change.
+
+        >>> chan = CaChannel('catest')
+        >>> def connCB(epicsArgs, _):
+        ...     chid = epicsArgs[0]
+        ...     connection_state = epicsArgs[1]
+        ...     if connection_state == ca.CA_OP_CONN_UP:
+        ...         print(ca.name(chid), "is connected")
+        >>> chan.search_and_connect(None, connCB, chan)
+        >>> status = chan.pend_event(3) # doctest: +SKIP
+        catest is connected
+        >>> chan.search_and_connect('cabo', connCB, chan)
+        >>> status = chan.pend_event(3) # doctest: +SKIP
+        cabo is connected
+        >>> chan.clear_channel()
+        """
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        self._create(pvName, (callback, user_args))
+
+    def _create(self, pvName, conn_cb) -> None:
+        if pvName is not None:
+            if not isinstance(pvName, (str, bytes)):
+                raise TypeError("pvName must be str or bytes, not %s" % type(pvName).__name__)
+            self.pvname = pvName
+        if self.pvname is None:
+            raise ValueError("no PV name given")
+        if not isinstance(self.pvname, (str, bytes)):
+            raise TypeError("pvName must be str or bytes, not %s" % type(self.pvname).__name__)
+        self._attach()
+        self.clear_channel()
+        self._conn_cb = conn_cb
+        if conn_cb is None:
+            status, chid = ca.create_channel(self.pvname)
+        else:
+            status, chid = ca.create_channel(self.pvname, self._on_connection)
+        if status != _NORMAL:
+            self._conn_cb = None
+            raise CaChannelException(status, "search for %s" % self._label())
+        self._chid = chid
+
+    def searchw(self, pvName: Optional[Union[str, bytes]] = None) -> None:
+        """Connect and wait up to :meth:`getTimeout` seconds.
+
+        Raises :class:`CaChannelException` (``ECA_TIMEOUT``) if the PV does not
+        connect in time.
+
+        >>> chan = CaChannel('non-exist-channel')
+        >>> chan.searchw() # doctest: +IGNORE_EXCEPTION_DETAIL
+        Traceback (most recent call last):
+            ...
+        CaChannelException: User specified timeout on IO operation expired
+        """
+        self.search(pvName)
+        status = ca.pend_io(float(self.getTimeout()))
+        if status != _NORMAL:
+            raise CaChannelException(status)
+
+    def clear_channel(self) -> None:
+        """Close the channel (no-op if never searched); cancels its monitor."""
+        chid = self._chid
+        if chid is None:
+            return
+        self._chid = None
+        self._evid = None
+        self._event_cb = None
+        self._get_cb = None
+        self._conn_cb = None
+        self._access_cb = None
+        self._dbrvalue = None
+        self._enum_strs = None
+        try:
+            ca.clear_channel(chid)
+        except Exception:
+            pass
+
+    def change_connection_event(self, callback: Optional[Callable], *user_args: Any) -> None:
+        """Install (callable) or remove (anything else) the connection callback.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.search() # connect without callback
+        >>> def connCB(epicsArgs, _):
+        ...     chid = epicsArgs[0]
+        ...     connection_state = epicsArgs[1]
+        ...     if connection_state == ca.CA_OP_CONN_UP:
+        ...         print(ca.name(chid), "is connected")
+        >>> chan.change_connection_event(connCB) # install connection callback
+        >>> status = chan.pend_event(3) # doctest: +SKIP
+        catest is connected
+        >>> chan.change_connection_event(None) # remove connection callback
+        """
+        chid = self._need_chid()
+        self._attach()
+        if callable(callback):
+            self._conn_cb = (callback, user_args)
+            status = ca.change_connection_event(chid, self._on_connection)
+        else:
+            self._conn_cb = None
+            status = ca.change_connection_event(chid, None)
+        _check(status, "connection callback of %s" % self._label())
+
+    def _on_connection(self, args: Dict[str, Any]) -> None:
+        self._enum_strs = None
+        entry = self._conn_cb
+        if entry is None:
+            return
+        callback, user_args = entry
+        try:
+            callback((args["chid"], args["op"]), user_args)
+        except Exception:
+            _report_callback_error("connection")
+
+    # ------------------------------------------------------------------ write
+    def array_put(self, value: Any, req_type: Optional[int] = None,
+                  count: Optional[int] = None) -> None:
+        """Queue a write of ``value`` (needs :meth:`flush_io`).
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> chan.array_put(123)
+        >>> chan.flush_io()
+        >>> chan.getw()
+        123.0
+        >>> chan = CaChannel('cawavec')
+        >>> chan.searchw()
+        >>> chan.array_put([1,2,3])
+        >>> chan.flush_io()
+        >>> chan.getw()
+        [1, 2, 3, 0, 0]
+        >>> chan.getw(count=3, use_numpy=True)
+        array([1, 2, 3], dtype=uint8)
+        """
+        self._put(value, req_type, count, None)
+
+    def array_put_callback(self, value: Any, req_type: Optional[int], count: Optional[int],
+                           callback: Callable, *user_args: Any) -> None:
+        """Queue a write; ``callback(epicsArgs, user_args)`` runs once it completed.
+
+        ``epicsArgs`` has ``chid``, ``type``, ``count`` and ``status``.
+
+        >>> def putCB(epicsArgs, _):
+        ...     print(ca.name(epicsArgs['chid']), 'put completed')
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> chan.array_put_callback(145, None, None, putCB)
+        >>> status = chan.pend_event(1)
+        catest put completed
+        """
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+
+        def on_put(args: Dict[str, Any]) -> None:
+            try:
+                callback(dict(args), user_args)
+            except Exception:
+                _report_callback_error("put")
+
+        self._put(value, req_type, count, on_put)
+
+    def _put(self, value, req_type, count, callback) -> None:
+        chid = self._need_chid()
+        self._attach()
+        try:
+            status = ca.put(chid, value, req_type, count, callback)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise type(exc)("cannot write %r to %s: %s" % (value, self._label(), exc)) from exc
+        _check(status, "write to %s" % self._label())
+
+    def putw(self, value: Any, req_type: Optional[int] = None) -> None:
+        """Write ``value`` and flush (does not wait for the server to process it).
+
+        Writes that the server would refuse are checked first and raised with
+        the PV name: no write access, an enum state name that is not one of
+        the PV's states, a string longer than 39 bytes for a string field.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> chan.putw(145)
+        >>> chan.getw()
+        145.0
+        >>> chan = CaChannel('cabo')
+        >>> chan.searchw()
+        >>> chan.putw('Busy', ca.DBR_STRING)
+        >>> chan.getw()
+        1
+        >>> chan.getw(ca.DBR_STRING)
+        'Busy'
+        >>> chan = CaChannel('cawave')
+        >>> chan.searchw()
+        >>> chan.putw([1,2,3])
+        >>> chan.getw(req_type=ca.DBR_LONG,count=4)
+        [1, 2, 3, 0]
+        >>> chan = CaChannel('cawavec')
+        >>> chan.searchw()
+        >>> chan.putw('123')
+        >>> chan.getw(count=4)
+        [49, 50, 51, 0]
+        >>> chan.getw(req_type=ca.DBR_STRING)
+        '123'
+        >>> chan = CaChannel('cawaves')
+        >>> chan.searchw()
+        >>> chan.putw(['string 1','string 2'])
+        >>> chan.getw()
+        ['string 1', 'string 2', '']
+        """
+        self._precheck_put(value, req_type)
+        self.array_put(value, req_type)
+        self.flush_io()
+
+    def _precheck_put(self, value: Any, req_type: Optional[int]) -> None:
+        chid = self._need_chid()
+        if ca.state(chid) != ca.cs_conn:
+            return  # the put itself reports the state
+        if not ca.write_access(chid):
+            raise CaChannelException(ca.ECA_NOWTACCESS, "%s is read-only (no write access)" % self._label())
+        ftype = ca.field_type(chid)
+        if not isinstance(value, (str, bytes)):
+            return
+        target = ftype if req_type is None else req_type
+        if ftype == ca.DBF_CHAR and target in (ca.DBF_CHAR, ca.DBR_CHAR):
+            return
+        raw = value.encode("utf-8") if isinstance(value, str) else value
+        if target in (ca.DBR_STRING, ca.DBR_ENUM):
+            if len(raw) > 39:
+                raise CaChannelException(
+                    ca.ECA_STRTOBIG, "%r has %d bytes, more than the 39 a string of %s holds"
+                    % (value, len(raw), self._label()))
+        if ftype == ca.DBF_ENUM and target in (ca.DBR_STRING, ca.DBR_ENUM):
+            states = self._states()
+            if states is None:
+                return
+            text = raw.decode("utf-8", "replace")
+            if text in states:
+                return
+            try:
+                index = int(text.strip())
+            except ValueError:
+                index = -1
+            if 0 <= index < max(len(states), 1):
+                return
+            raise CaChannelException(
+                ca.ECA_BADSTR, "%r is not a state of %s (states: %r)" % (value, self._label(), states))
+
+    def _states(self) -> Optional[tuple]:
+        """The enum state strings of this channel (cached per connection)."""
+        if self._enum_strs is not None:
+            return self._enum_strs
+        done = threading.Event()
+        result: Dict[str, Any] = {}
+
+        def on_get(args):
+            result.update(args)
+            done.set()
+
+        try:
+            status, _ = ca.get(self._chid, ca.DBR_GR_ENUM, 1, on_get)
+            if status != _NORMAL:
+                return None
+            ca.flush_io()
+        except Exception:
+            return None
+        if not done.wait(self.getTimeout()):
+            return None
+        value = result.get("value")
+        if result.get("status") != _NORMAL or not isinstance(value, dict):
+            return None
+        self._enum_strs = tuple(value.get("strs", ()))
+        return self._enum_strs
+
+    # ------------------------------------------------------------------- read
+    def array_get(self, req_type: Optional[int] = None, count: Optional[int] = None, *,
+                  use_numpy: Optional[bool] = None) -> None:
+        """Queue a read; the value is available by :meth:`getValue` after :meth:`pend_io`.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> chan.putw(123)
+        >>> chan.array_get()
+        >>> chan.pend_io()
+        >>> chan.getValue()
+        123.0
+        """
+        self._array_get(req_type, count, _use_numpy(use_numpy), False)
+
+    def _array_get(self, req_type, count, use_numpy: bool, char_as_string: bool) -> None:
+        chid = self._need_chid()
+        self._attach()
+        status, dbrvalue = ca.get(chid, req_type, count, None, use_numpy)
+        if status != _NORMAL:
+            raise CaChannelException(status, "read of %s" % self._label())
+        self._dbrvalue = dbrvalue
+        self._dbrvalue_numpy = use_numpy
+        self._char_as_string = char_as_string
+
+    def getValue(self) -> Any:
+        """Value of the last :meth:`array_get` (after :meth:`pend_io` succeeded).
+
+        A plain request type gives the value, other types a dict of ``pv_*``
+        keys.
+
+        >>> chan = CaChannel('cabo')
+        >>> chan.searchw()
+        >>> chan.putw(1)
+        >>> chan.array_get(req_type=ca.DBR_CTRL_ENUM)
+        >>> chan.pend_io()
+        >>> for k,v in sorted(chan.getValue().items()):
+        ...    if k in ['pv_severity', 'pv_status']:
+        ...        print(k, v.name)
+        ...    else:
+        ...        print(k, v)
+        pv_nostrings 2
+        pv_severity Minor
+        pv_statestrings ('Done', 'Busy')
+        pv_status State
+        pv_value 1
+        """
+        dbrvalue = self._dbrvalue
+        if dbrvalue is None:
+            return None
+        value = dbrvalue.get()
+        if isinstance(value, dict):
+            out = _pv_dict(value, self._dbrvalue_numpy)
+            if self._char_as_string:
+                out["pv_value"] = _chars_to_str(out.get("pv_value"))
+            return out
+        if self._char_as_string:
+            return _chars_to_str(value)
+        return _plain(value, self._dbrvalue_numpy)
+
+    def array_get_callback(self, req_type: Optional[int], count: Optional[int],
+                           callback: Callable, *user_args: Any,
+                           use_numpy: Optional[bool] = None) -> None:
+        """Queue a read; ``callback(epicsArgs, user_args)`` gets the result.
+
+        ``epicsArgs`` has ``chid``, ``type``, ``count``, ``status`` and the
+        ``pv_*`` keys of the request type.
+
+        >>> def getCB(epicsArgs, _):
+        ...     for item in sorted(epicsArgs.keys()):
+        ...         if item in ['pv_severity', 'pv_status']:
+        ...             print(item,epicsArgs[item].name)
+        ...         elif item.startswith('pv_'):
+        ...             print(item,epicsArgs[item])
+        >>> chan = CaChannel('cabo')
+        >>> chan.searchw()
+        >>> chan.putw(0)
+        >>> chan.array_get_callback(ca.DBR_CTRL_ENUM, 1, getCB)
+        >>> status = chan.pend_event(1)
+        pv_nostrings 2
+        pv_severity No
+        pv_statestrings ('Done', 'Busy')
+        pv_status No
+        pv_value 0
+        """
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        chid = self._need_chid()
+        self._attach()
+        numpy_flag = _use_numpy(use_numpy)
+        # one outstanding request per object: a new call replaces the callback
+        self._get_cb = (callback, user_args, numpy_flag)
+        status, _ = ca.get(chid, req_type, count, self._on_get, numpy_flag)
+        if status != _NORMAL:
+            self._get_cb = None
+            raise CaChannelException(status, "read of %s" % self._label())
+
+    def _on_get(self, args: Dict[str, Any]) -> None:
+        entry = self._get_cb
+        self._get_cb = None
+        if entry is None:
+            return
+        callback, user_args, numpy_flag = entry
+        try:
+            callback(self._epics_args(args, numpy_flag), user_args)
+        except Exception:
+            _report_callback_error("get")
+
+    @staticmethod
+    def _epics_args(args: Dict[str, Any], numpy_flag: bool) -> Dict[str, Any]:
+        out = {key: args.get(key) for key in ("chid", "type", "count", "status")}
+        out.update(_pv_dict(args.get("value"), numpy_flag))
+        return out
+
+    def getw(self, req_type: Optional[int] = None, count: Optional[int] = None, *,
+             use_numpy: Optional[bool] = None) -> Any:
+        """Read and wait up to :meth:`getTimeout`; returns the value (or ``pv_*`` dict).
+
+        For a ``DBF_CHAR`` field a ``DBR_*STRING`` request reads the characters
+        and returns them as one ``str``.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> chan.putw(0)
+        >>> value = chan.getw(ca.DBR_TIME_DOUBLE)
+        >>> for k,v in sorted(value.items()): # doctest: +ELLIPSIS
+        ...    if k in ['pv_severity', 'pv_status']:
+        ...        print(k, v.name)
+        ...    else:
+        ...        print(k, v)
+        pv_nseconds ...
+        pv_seconds ...
+        pv_severity No
+        pv_status No
+        pv_value 0.0
+        """
+        chid = self._need_chid()
+        numpy_flag = _use_numpy(use_numpy)
+        char_as_string = False
+        if req_type is not None and int(req_type) in _STRING_TO_CHAR:
+            try:
+                is_char = ca.field_type(chid) == ca.DBF_CHAR
+            except Exception:
+                is_char = False
+            if is_char:
+                req_type = _STRING_TO_CHAR[int(req_type)]
+                char_as_string = True
+        self._array_get(req_type, count, numpy_flag, char_as_string)
+        status = ca.pend_io(float(self.getTimeout()))
+        if status != _NORMAL:
+            self._dbrvalue = None
+            raise CaChannelException(status, "read of %s" % self._label())
+        return self.getValue()
+
+    # ---------------------------------------------------------------- monitor
+    def add_masked_array_event(self, req_type: Optional[int], count: Optional[int],
+                               mask: Optional[int], callback: Callable, *user_args: Any,
+                               use_numpy: Optional[bool] = None) -> None:
+        """Subscribe; ``callback(epicsArgs, user_args)`` runs on every update.
+
+        One subscription per object: a previous one is cancelled first.
+
+        >>> def eventCB(epicsArgs, _):
+        ...     print('pv_value', epicsArgs['pv_value'])
+        ...     print('pv_status', epicsArgs['pv_status'].name)
+        ...     print('pv_severity', epicsArgs['pv_severity'].name)
+        >>> chan = CaChannel('cabo')
+        >>> chan.searchw()
+        >>> chan.putw(1)
+        >>> chan.add_masked_array_event(ca.DBR_STS_ENUM, None, None, eventCB)
+        >>> status = chan.pend_event(1)
+        pv_value 1
+        pv_status State
+        pv_severity Minor
+        >>> chan.add_masked_array_event(ca.DBR_STS_STRING, None, None, eventCB)
+        >>> status = chan.pend_event(1)
+        pv_value Busy
+        pv_status State
+        pv_severity Minor
+        >>> chan.clear_event()
+        """
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        chid = self._need_chid()
+        self._attach()
+        if self._evid is not None:
+            self.clear_event()
+            ca.flush_io()
+        if mask is None:
+            mask = ca.DBE_VALUE | ca.DBE_ALARM
+        numpy_flag = _use_numpy(use_numpy)
+        entry = (callback, user_args, numpy_flag)
+
+        def on_event(args: Dict[str, Any]) -> None:
+            if self._event_cb is not entry:
+                return  # late update of a cancelled subscription
+            try:
+                callback(self._epics_args(args, numpy_flag), user_args)
+            except Exception:
+                _report_callback_error("monitor")
+
+        self._event_cb = entry
+        status, evid = ca.create_subscription(chid, on_event, req_type, count, mask, numpy_flag)
+        if status != _NORMAL:
+            self._event_cb = None
+            raise CaChannelException(status, "subscription to %s" % self._label())
+        self._evid = evid
+
+    def clear_event(self) -> None:
+        """Cancel the subscription of :meth:`add_masked_array_event` (if any)."""
+        evid = self._evid
+        self._evid = None
+        self._event_cb = None
+        if evid is None:
+            return
+        self._attach()
+        _check(ca.clear_subscription(evid), "cancel subscription of %s" % self._label())
+
+    # ---------------------------------------------------------------- execute
+    def pend_io(self, timeout: Optional[float] = None) -> None:
+        """Flush and wait for outstanding searches/reads; raises on timeout."""
+        if timeout is None:
+            timeout = self.getTimeout()
+        self._attach()
+        _check(ca.pend_io(float(timeout)))
+
+    def pend_event(self, timeout: Optional[float] = None) -> int:
+        """Flush and process CA work for ``timeout`` seconds (default 0.1); returns the status."""
+        if timeout is None:
+            timeout = 0.1
+        self._attach()
+        return ca.pend_event(float(timeout))
+
+    def poll(self) -> int:
+        """Flush and process outstanding CA work; returns the status (``ECA_TIMEOUT``)."""
+        self._attach()
+        return ca.poll()
+
+    def flush_io(self) -> None:
+        """Send buffered requests without waiting."""
+        self._attach()
+        _check(ca.flush_io())
+
+    # ------------------------------------------------------------ information
+    def _info(self, func):
+        chid = self._need_chid()
+        try:
+            return func(chid)
+        except ValueError as exc:
+            raise CaChannelException(ca.ECA_BADCHID, "%s: %s" % (self._label(), exc)) from exc
+
+    def field_type(self) -> int:
+        """Native type of the PV, a ``ca.DBF`` member.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> ftype = chan.field_type()
+        >>> ftype
+        <DBF.DOUBLE: 6>
+        >>> ca.dbf_text(ftype)
+        'DBF_DOUBLE'
+        >>> ca.DBF_DOUBLE == ftype
+        True
+        """
+        return self._info(ca.field_type)
+
+    def element_count(self) -> int:
+        """Native element count of the PV.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> chan.element_count()
+        1
+        """
+        return self._info(ca.element_count)
+
+    def name(self) -> str:
+        """Channel name given when the channel was created.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> chan.name()
+        'catest'
+        """
+        return self._info(ca.name)
+
+    def state(self) -> int:
+        """Connection state, a ``ca.ChannelState`` member.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.state()
+        <ChannelState.NEVER_SEARCH: 4>
+        >>> chan.searchw()
+        >>> chan.state()
+        <ChannelState.CONN: 2>
+        """
+        if self._chid is None:
+            return ca.ChannelState.NEVER_SEARCH
+        try:
+            return ca.state(self._chid)
+        except ValueError:
+            return ca.ChannelState.NEVER_SEARCH
+
+    def host_name(self) -> str:
+        """``host:port`` of the server of the PV.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> host_name = chan.host_name()
+        """
+        return self._info(ca.host_name)
+
+    def read_access(self) -> bool:
+        """True if the channel can be read.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> chan.read_access()
+        True
+        """
+        return bool(self._info(ca.read_access))
+
+    def write_access(self) -> bool:
+        """True if the channel can be written.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> chan.write_access()
+        True
+        """
+        return bool(self._info(ca.write_access))
+
+    # -------------------------------------------------------------- handlers
+    def replace_access_rights_event(self, callback: Optional[Callable] = None,
+                                    user_args: Any = None) -> None:
+        """Install (callable) or remove the access rights callback.
+
+        ``callback(epicsArgs, user_args)``; called at once if connected.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> def accessCB(epicsArgs, _):
+        ...     print('read:', epicsArgs['read_access'], 'write:', epicsArgs['write_access'])
+        >>> chan.replace_access_rights_event(accessCB)
+        read: True write: True
+        >>> chan.replace_access_rights_event() # clear the callback
+        """
+        chid = self._need_chid()
+        self._attach()
+        if callable(callback):
+            entry = (callback, user_args)
+
+            def on_access(args: Dict[str, Any]) -> None:
+                try:
+                    callback(dict(args), user_args)
+                except Exception:
+                    _report_callback_error("access rights")
+
+            self._access_cb = entry
+            status = ca.replace_access_rights_event(chid, on_access)
+        else:
+            self._access_cb = None
+            status = ca.replace_access_rights_event(chid, None)
+        _check(status, "access rights callback of %s" % self._label())
+
+    @classmethod
+    def add_exception_event(cls, callback: Optional[Callable] = None, user_args: Any = None) -> None:
+        """Install (callable) or reset the context-wide CA exception handler.
+
+        ``callback(epicsArgs, user_args)`` with ``chid``, ``type``, ``count``,
+        ``state``, ``op``, ``ctx``, ``file``, ``lineNo``.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> def exceptionCB(epicsArgs, _):
+        ...     print('op:', epicsArgs['op'], 'file:', epicsArgs['file'], 'line:', epicsArgs['lineNo'])
+        >>> chan.add_exception_event(exceptionCB) # add callback # doctest: +SKIP
+        >>> chan.add_exception_event() # clear the callback # doctest: +SKIP
+        """
+        cls._attach()
+        if callable(callback):
+            def on_exception(args: Dict[str, Any]) -> None:
+                try:
+                    callback(dict(args), user_args)
+                except Exception:
+                    _report_callback_error("exception")
+
+            status = ca.add_exception_event(on_exception)
+        else:
+            status = ca.add_exception_event(None)
+        _check(status)
+
+    @classmethod
+    def replace_printf_handler(cls, callback: Optional[Callable] = None, user_args: Any = None) -> None:
+        """Install (callable) or reset the handler of CA diagnostic messages.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> def printfCB(message, _):
+        ...     print('CA message:', message)
+        >>> chan.replace_printf_handler(printfCB)  # add callback # doctest: +SKIP
+        >>> chan.replace_printf_handler() # clear the callback # doctest: +SKIP
+        """
+        cls._attach()
+        if callable(callback):
+            def on_message(message: str) -> None:
+                try:
+                    callback(message, user_args)
+                except Exception:
+                    _report_callback_error("printf")
+
+            status = ca.replace_printf_handler(on_message)
+        else:
+            status = ca.replace_printf_handler(None)
+        _check(status)
