@@ -180,10 +180,10 @@ def ca_search(name: str, port: int, host: str = _LOOPBACK, timeout: float = 0.5)
 
 def _first_record_name(db: Path, macros: str) -> Optional[str]:
     text = db.read_text(errors="replace")
-    m = re.search(r'^\s*g?record\s*\(\s*[\w]+\s*,\s*"?([^",)\s]+)"?\s*\)', text, re.M)
+    m = re.search(r'^\s*g?record\s*\(\s*\w+\s*,\s*(?:"([^"]+)"|([^",)\s]+))', text, re.M)
     if not m:
         return None
-    name = m.group(1)
+    name = m.group(1) or m.group(2)
     subs = {}
     for item in filter(None, (s.strip() for s in macros.split(","))):
         if "=" in item:
