@@ -501,6 +501,8 @@ def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
         n = native if count is None else _common.index_count(count)
         if n > native or n < 0 or (n == 0 and callback is None):
             n = native
+        if t == _common.DBR_CLASS_NAME:
+            n = 1           # the record type is one string, whatever the channel's count
     if callback is not None:
         token = new_token((ch, callback, bool(use_numpy)))
         ch.pending.add(token)
@@ -755,8 +757,8 @@ def sg_get(gid: int, chid: chid, chtype: Optional[int] = None, count: Optional[i
         return ECA.DISCONN, None
     native = int(lib.ca_element_count(ch._ptr))
     n = native if count is None else _common.index_count(count)
-    if n <= 0 or n > native:
-        n = native
+    if n <= 0 or n > native or t == _common.DBR_CLASS_NAME:
+        n = 1 if t == _common.DBR_CLASS_NAME else native
     ptr, value = _read_buffer(t, n, bool(use_numpy))
     status = lib.ca_sg_array_get(g, t, n, ch._ptr, ptr)
     if status != ECA.NORMAL:
