@@ -1,0 +1,2540 @@
+/*
+ * CaChannel._ca: the C extension backend of CaChannel.ca (ca-api.md section 2).
+ *
+ * Rules that shape this file:
+ *  - every libca call is made with the GIL released: with a preemptive
+ *    context libca runs callbacks in its own threads while holding its
+ *    callback lock, and those callbacks need the GIL;
+ *  - callbacks take the GIL with PyGILState_Ensure, and never run Python
+ *    code once the module's atexit hook has started (see cb_enter);
+ *  - the Python objects handed to libca as "puser"/"usr" are kept alive by a
+ *    reference libca conceptually owns, dropped only after libca promised
+ *    not to call back with them (clear_channel, clear_subscription, after a
+ *    get/put callback ran);
+ *  - the reference conversions are CaChannel._common.decode/encode; the C
+ *    code here reproduces decode exactly and takes over encode only for the
+ *    common cases whose result is obvious (numbers, numpy arrays of the right
+ *    dtype); everything else goes through the Python encode.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+
+#include <math.h>
+#include <float.h>
+#include <string.h>
+#include <stdio.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <time.h>
+
+#include <cadef.h>
+#include <db_access.h>
+
+#if PY_VERSION_HEX >= 0x030D0000
+#define PY_FINALIZING() Py_IsFinalizing()
+#else
+#define PY_FINALIZING() _Py_IsFinalizing()
+#endif
+
+#define POSIX_EPOCH_OFFSET 631152000
+
+#if PY_VERSION_HEX < 0x030A0000
+static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
+static int
+PyModule_AddObjectRef(PyObject *m, const char *name, PyObject *v)
+{
+    Py_INCREF(v);
+    if (PyModule_AddObject(m, name, v) < 0) {
+        Py_DECREF(v);
+        return -1;
+    }
+    return 0;
+}
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Module state. Single-phase init: the extension supports one interpreter,
+ * as libca's callbacks cannot tell interpreters apart anyway. */
+
+static PyObject *m_module;
+static PyObject *py_encode;          /* CaChannel._common.encode */
+static PyObject *graveyard;          /* list: read buffers libca may still fill */
+static unsigned long io_generation;  /* bumped whenever pend_io/sg_* settle reads */
+
+#define ECA_CACHE 512
+static PyObject *eca_members[ECA_CACHE];
+static PyObject *dbr_members[40];    /* index t+1, t = -1..38 */
+static PyObject *dbf_members[8];     /* index t+1, t = -1..6 */
+static PyObject *op_members[8];
+static PyObject *cs_members[5];
+static PyObject *cond_members[22];
+static PyObject *sev_members[4];
+
+/* callbacks in flight; the atexit hook waits for them to drain */
+static atomic_int cb_inflight;
+static atomic_int shutting_down;
+
+static PyObject *printf_callback;    /* protected by the GIL */
+
+/* Exception handler slots: one per context, never freed, so that libca can
+ * hold the slot pointer as "usr" while the callable inside is swapped under
+ * the GIL. */
+typedef struct exc_slot {
+    struct ca_client_context *ctx;
+    PyObject *callback;
+    struct exc_slot *next;
+} exc_slot;
+static exc_slot *exc_slots;
+
+static PyObject *
+cached(PyObject **table, long lo, long hi, long v)
+{
+    if (v >= lo && v <= hi && table[v - lo]) {
+        Py_INCREF(table[v - lo]);
+        return table[v - lo];
+    }
+    return PyLong_FromLong(v);
+}
+#define ECA_OBJ(s)  cached(eca_members, 0, ECA_CACHE - 1, (long)(s))
+#define DBR_OBJ(t)  cached(dbr_members, -1, 38, (long)(t))
+#define DBF_OBJ(t)  cached(dbf_members, -1, 6, (long)(t))
+#define OP_OBJ(o)   cached(op_members, 0, 7, (long)(o))
+#define CS_OBJ(s)   cached(cs_members, 0, 4, (long)(s))
+#define COND_OBJ(s) cached(cond_members, 0, 21, (long)(s))
+#define SEV_OBJ(s)  cached(sev_members, 0, 3, (long)(s))
+
+/* ------------------------------------------------------------------------ */
+/* Callback plumbing */
+
+/* Returns 0 when the callback must not touch Python at all. The increment
+ * comes before the flag test so that the atexit hook, which sets the flag
+ * and then waits for cb_inflight to reach 0, never misses a callback that is
+ * about to take the GIL: a thread that takes the GIL during finalization is
+ * terminated by CPython, which would leave libca's locks held. */
+static int
+cb_enter(void)
+{
+    atomic_fetch_add(&cb_inflight, 1);
+    if (atomic_load(&shutting_down) || PY_FINALIZING()) {
+        atomic_fetch_sub(&cb_inflight, 1);
+        return 0;
+    }
+    return 1;
+}
+
+static void
+cb_leave(void)
+{
+    atomic_fetch_sub(&cb_inflight, 1);
+}
+
+/* Print and swallow the pending exception. PyErr_Print is not used: it
+ * would exit the process on SystemExit and keep the traceback alive in
+ * sys.last_value. */
+static void
+report_callback_error(void)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (!t)
+        return;
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb && v)
+        PyException_SetTraceback(v, tb);
+    PySys_WriteStderr("Exception in CaChannel callback:\n");
+    PyErr_Display(t, v, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(v);
+    Py_XDECREF(tb);
+    PyErr_Clear();
+}
+
+/* Calls callback(arg) and consumes the reference to arg (which may be NULL
+ * after a failed build, then the build error is reported instead). */
+static void
+call_user(PyObject *callback, PyObject *arg)
+{
+    if (!arg) {
+        report_callback_error();
+        return;
+    }
+    PyObject *r = PyObject_CallOneArg(callback, arg);
+    Py_DECREF(arg);
+    if (!r)
+        report_callback_error();
+    else
+        Py_DECREF(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Handle types */
+
+typedef struct ChannelObject {
+    PyObject_HEAD
+    chid ch;
+    int valid;
+    int inuse;           /* calls in progress with the GIL released */
+    struct ca_client_context *ctx;
+    PyObject *conn_cb;
+    PyObject *access_cb;
+    PyObject *evids;     /* list of live EvidObjects (strong refs) */
+    PyObject *name;      /* the name as given (str) */
+    struct ChannelObject *prev, *next;   /* registry of live channels */
+} ChannelObject;
+
+typedef struct {
+    PyObject_HEAD
+    evid ev;
+    int valid;
+    int use_numpy;
+    ChannelObject *chan;
+    PyObject *callback;
+} EvidObject;
+
+typedef struct {
+    PyObject_HEAD
+    struct ca_client_context *ctx;
+} ContextObject;
+
+enum { BUF_RAW = 0, BUF_ARRAY = 1, BUF_OUT = 2 };
+
+typedef struct {
+    PyObject_HEAD
+    long type;
+    long count;
+    int use_numpy;
+    int mode;
+    unsigned long generation;
+    PyObject *buf;       /* bytes (raw DBR struct) or ndarray (plain values) */
+    PyObject *result;    /* BUF_OUT: out or out[:count] */
+} DBRValueObject;
+
+static PyTypeObject ChannelType, EvidType, ContextType, DBRValueType;
+static ChannelObject *live_channels;
+
+static void
+registry_add(ChannelObject *c)
+{
+    c->prev = NULL;
+    c->next = live_channels;
+    if (live_channels)
+        live_channels->prev = c;
+    live_channels = c;
+}
+
+static void
+registry_remove(ChannelObject *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (live_channels == c)
+        live_channels = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void
+channel_dealloc(ChannelObject *self)
+{
+    Py_XDECREF(self->conn_cb);
+    Py_XDECREF(self->access_cb);
+    Py_XDECREF(self->evids);
+    Py_XDECREF(self->name);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+channel_repr(ChannelObject *self)
+{
+    return PyUnicode_FromFormat("<chid %R%s>", self->name ? self->name : Py_None,
+                                self->valid ? "" : " (cleared)");
+}
+
+static PyTypeObject ChannelType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "CaChannel._ca.chid",
+    .tp_basicsize = sizeof(ChannelObject),
+    .tp_dealloc = (destructor)channel_dealloc,
+    .tp_repr = (reprfunc)channel_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Channel handle from create_channel (opaque).",
+};
+
+static void
+evid_dealloc(EvidObject *self)
+{
+    Py_XDECREF(self->chan);
+    Py_XDECREF(self->callback);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+evid_repr(EvidObject *self)
+{
+    return PyUnicode_FromFormat("<evid of %R%s>", self->chan ? (PyObject *)self->chan : Py_None,
+                                self->valid ? "" : " (cleared)");
+}
+
+static PyTypeObject EvidType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "CaChannel._ca.evid",
+    .tp_basicsize = sizeof(EvidObject),
+    .tp_dealloc = (destructor)evid_dealloc,
+    .tp_repr = (reprfunc)evid_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Subscription handle from create_subscription (opaque).",
+};
+
+static PyObject *
+context_new(struct ca_client_context *ctx)
+{
+    ContextObject *o = PyObject_New(ContextObject, &ContextType);
+    if (o)
+        o->ctx = ctx;
+    return (PyObject *)o;
+}
+
+static Py_hash_t
+context_hash(ContextObject *self)
+{
+    return _Py_HashPointer(self->ctx);
+}
+
+static PyObject *
+context_richcompare(PyObject *a, PyObject *b, int op)
+{
+    if (!PyObject_TypeCheck(b, &ContextType) || (op != Py_EQ && op != Py_NE))
+        Py_RETURN_NOTIMPLEMENTED;
+    int eq = ((ContextObject *)a)->ctx == ((ContextObject *)b)->ctx;
+    if (op == Py_NE)
+        eq = !eq;
+    return PyBool_FromLong(eq);
+}
+
+static PyObject *
+context_repr(ContextObject *self)
+{
+    return PyUnicode_FromFormat("<ca_client_context %p>", (void *)self->ctx);
+}
+
+static PyTypeObject ContextType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "CaChannel._ca.Context",
+    .tp_basicsize = sizeof(ContextObject),
+    .tp_dealloc = (destructor)PyObject_Del,
+    .tp_repr = (reprfunc)context_repr,
+    .tp_hash = (hashfunc)context_hash,
+    .tp_richcompare = context_richcompare,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A CA client context (from current_context).",
+};
+
+/* ------------------------------------------------------------------------ */
+/* Argument helpers */
+
+/* 1: live channel in *out; 0: None or cleared; -1: TypeError set */
+static int
+get_channel(PyObject *obj, ChannelObject **out)
+{
+    *out = NULL;
+    if (obj == Py_None)
+        return 0;
+    if (!PyObject_TypeCheck(obj, &ChannelType)) {
+        PyErr_Format(PyExc_TypeError, "expected a chid from create_channel, not %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    ChannelObject *c = (ChannelObject *)obj;
+    if (!c->valid)
+        return 0;
+    *out = c;
+    return 1;
+}
+
+static ChannelObject *
+info_channel(PyObject *obj)
+{
+    ChannelObject *c;
+    int r = get_channel(obj, &c);
+    if (r < 0)
+        return NULL;
+    if (r == 0) {
+        PyErr_SetString(PyExc_ValueError, obj == Py_None ? "the channel is None"
+                                                         : "the channel has been cleared");
+        return NULL;
+    }
+    return c;
+}
+
+/* -2 for None; -1 with TypeError set; else 0 and *v */
+static int
+opt_index(PyObject *obj, const char *what, long *v)
+{
+    if (obj == NULL || obj == Py_None)
+        return -2;
+    PyObject *i = PyNumber_Index(obj);
+    if (!i) {
+        PyErr_Format(PyExc_TypeError, "%s must be an integer or None, not %.100s",
+                     what, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(i, &overflow);
+    Py_DECREF(i);
+    if (overflow)
+        x = overflow > 0 ? LONG_MAX : LONG_MIN;
+    else if (x == -1 && PyErr_Occurred())
+        return -1;
+    if (x > LONG_MAX) x = LONG_MAX;
+    if (x < LONG_MIN) x = LONG_MIN;
+    *v = (long)x;
+    return 0;
+}
+
+/* callback argument of create_channel/get/put/create_subscription */
+static int
+check_callback(PyObject *cb)
+{
+    if (cb && cb != Py_None && !PyCallable_Check(cb)) {
+        PyErr_Format(PyExc_TypeError, "callback must be callable or None, not %.100s",
+                     Py_TYPE(cb)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+parse_timeout(PyObject *obj, double *t)
+{
+    double v = PyFloat_AsDouble(obj);
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Format(PyExc_TypeError, "timeout must be a number, not %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (v != v || v < 0) {
+        PyErr_Format(PyExc_ValueError, "timeout must be >= 0, not %R", obj);
+        return -1;
+    }
+    *t = v;
+    return 0;
+}
+
+/* Release the GIL around a libca call on a channel. inuse keeps
+ * clear_channel (and destroy_context) from freeing the chid under us. */
+#define CHAN_CALL(c, stmt) do { \
+        (c)->inuse++; \
+        Py_BEGIN_ALLOW_THREADS \
+        stmt; \
+        Py_END_ALLOW_THREADS \
+        (c)->inuse--; \
+    } while (0)
+
+/* Wait with the GIL released until no other thread is inside a libca call
+ * on this channel. Called after valid was cleared, so no new call starts. */
+static void
+channel_quiesce(ChannelObject *c)
+{
+    while (c->inuse > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        struct timespec ts = {0, 200000};
+        nanosleep(&ts, NULL);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoding received DBR buffers: the C twin of CaChannel._common.decode. */
+
+static int
+elem_kind(long t)
+{
+    if (t == DBR_PUT_ACKT || t == DBR_PUT_ACKS)
+        return DBR_ENUM;
+    if (t == DBR_STSACK_STRING || t == DBR_CLASS_NAME)
+        return DBR_STRING;
+    return (int)(t % 7);
+}
+
+static const int npy_of_kind[7] = {
+    -1, NPY_INT16, NPY_FLOAT32, NPY_UINT16, NPY_UINT8, NPY_INT32, NPY_FLOAT64
+};
+static const size_t size_of_kind[7] = {MAX_STRING_SIZE, 2, 4, 2, 1, 4, 8};
+
+static PyObject *
+decode_cstring(const char *p, size_t max)
+{
+    size_t n = strnlen(p, max);
+    PyObject *s = PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, NULL);
+    if (!s && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        s = PyBytes_FromStringAndSize(p, (Py_ssize_t)n);
+    }
+    return s;
+}
+
+/* units and state strings: always str, latin-1 when not UTF-8 */
+static PyObject *
+meta_text(const char *p, size_t max)
+{
+    size_t n = strnlen(p, max);
+    PyObject *s = PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, NULL);
+    if (!s && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        s = PyUnicode_DecodeLatin1(p, (Py_ssize_t)n, NULL);
+    }
+    return s;
+}
+
+static PyObject *
+scalar_of_kind(int kind, const char *p)
+{
+    switch (kind) {
+    case 0: return decode_cstring(p, MAX_STRING_SIZE);
+    case 1: { epicsInt16 v; memcpy(&v, p, 2); return PyLong_FromLong(v); }
+    case 2: { epicsFloat32 v; memcpy(&v, p, 4); return PyFloat_FromDouble((double)v); }
+    case 3: { epicsUInt16 v; memcpy(&v, p, 2); return PyLong_FromLong(v); }
+    case 4: { epicsUInt8 v; memcpy(&v, p, 1); return PyLong_FromLong(v); }
+    case 5: { epicsInt32 v; memcpy(&v, p, 4); return PyLong_FromLong(v); }
+    default: { epicsFloat64 v; memcpy(&v, p, 8); return PyFloat_FromDouble(v); }
+    }
+}
+
+static PyObject *
+decode_values(int kind, long count, const char *p, int use_numpy)
+{
+    if (count == 1)
+        return scalar_of_kind(kind, p);
+    if (count < 0)
+        count = 0;
+    if (use_numpy && kind != 0) {
+        npy_intp n = count;
+        PyObject *arr = PyArray_SimpleNew(1, &n, npy_of_kind[kind]);
+        if (arr && n)
+            memcpy(PyArray_DATA((PyArrayObject *)arr), p, (size_t)n * size_of_kind[kind]);
+        return arr;
+    }
+    PyObject *list = PyList_New(count);
+    if (!list)
+        return NULL;
+    for (long i = 0; i < count; i++) {
+        PyObject *item = scalar_of_kind(kind, p + (size_t)i * size_of_kind[kind]);
+        if (!item) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, item);
+    }
+    return list;
+}
+
+static int
+set_item(PyObject *d, const char *key, PyObject *v)
+{
+    if (!v)
+        return -1;
+    int r = PyDict_SetItemString(d, key, v);
+    Py_DECREF(v);
+    return r;
+}
+
+#define SET(key, expr) do { if (set_item(d, key, (expr)) < 0) goto fail; } while (0)
+
+static int
+set_sts(PyObject *d, dbr_short_t status, dbr_short_t severity)
+{
+    if (set_item(d, "status", COND_OBJ(status)) < 0)
+        return -1;
+    return set_item(d, "severity", SEV_OBJ(severity));
+}
+
+static int
+set_stamp(PyObject *d, const epicsTimeStamp *ts)
+{
+    long long secs = (long long)ts->secPastEpoch + POSIX_EPOCH_OFFSET;
+    PyObject *stamp = Py_BuildValue("{s:L,s:k,s:d}", "seconds", secs,
+                                    "nanoseconds", (unsigned long)ts->nsec,
+                                    "timestamp", (double)secs + (double)ts->nsec * 1e-9);
+    return set_item(d, "stamp", stamp);
+}
+
+#define LIMITS6(S, conv) \
+    SET("upper_disp_limit", conv((S)->upper_disp_limit)); \
+    SET("lower_disp_limit", conv((S)->lower_disp_limit)); \
+    SET("upper_alarm_limit", conv((S)->upper_alarm_limit)); \
+    SET("upper_warning_limit", conv((S)->upper_warning_limit)); \
+    SET("lower_warning_limit", conv((S)->lower_warning_limit)); \
+    SET("lower_alarm_limit", conv((S)->lower_alarm_limit))
+#define LIMITS8(S, conv) \
+    LIMITS6(S, conv); \
+    SET("upper_ctrl_limit", conv((S)->upper_ctrl_limit)); \
+    SET("lower_ctrl_limit", conv((S)->lower_ctrl_limit))
+#define INT_(x) PyLong_FromLong((long)(x))
+#define FLT_(x) PyFloat_FromDouble((double)(x))
+
+static int
+set_enum_strs(PyObject *d, dbr_short_t no_str, char strs[][MAX_ENUM_STRING_SIZE])
+{
+    if (set_item(d, "no_str", PyLong_FromLong(no_str)) < 0)
+        return -1;
+    int n = no_str < 0 ? 0 : (no_str > MAX_ENUM_STATES ? MAX_ENUM_STATES : no_str);
+    PyObject *t = PyTuple_New(n);
+    if (!t)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        PyObject *s = meta_text(strs[i], MAX_ENUM_STRING_SIZE);
+        if (!s) {
+            Py_DECREF(t);
+            return -1;
+        }
+        PyTuple_SET_ITEM(t, i, s);
+    }
+    return set_item(d, "strs", t);
+}
+
+static PyObject *
+decode_dbr(long t, long count, const void *buf, int use_numpy)
+{
+    if (t < 0 || t > LAST_BUFFER_TYPE) {
+        PyErr_Format(PyExc_ValueError, "invalid DBR type %ld", t);
+        return NULL;
+    }
+    const char *base = (const char *)buf;
+    int kind = elem_kind(t);
+    PyObject *value = decode_values(kind, count, base + dbr_value_offset[t], use_numpy);
+    if (!value)
+        return NULL;
+    if (t <= DBR_DOUBLE || (t >= DBR_PUT_ACKT && t != DBR_STSACK_STRING))
+        return value;
+    PyObject *d = PyDict_New();
+    if (!d || PyDict_SetItemString(d, "value", value) < 0) {
+        Py_DECREF(value);
+        Py_XDECREF(d);
+        return NULL;
+    }
+    Py_DECREF(value);
+    /* every structured DBR starts with status and severity */
+    const struct dbr_sts_string *sts = buf;
+    if (set_sts(d, sts->status, sts->severity) < 0)
+        goto fail;
+    if (t >= DBR_TIME_STRING && t <= DBR_TIME_DOUBLE) {
+        /* the stamp follows status/severity in every TIME struct */
+        const struct dbr_time_string *tm = buf;
+        if (set_stamp(d, &tm->stamp) < 0)
+            goto fail;
+        return d;
+    }
+    switch (t) {
+    case DBR_GR_SHORT: {
+        const struct dbr_gr_short *s = buf;
+        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
+        LIMITS6(s, INT_);
+        break;
+    }
+    case DBR_CTRL_SHORT: {
+        const struct dbr_ctrl_short *s = buf;
+        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
+        LIMITS8(s, INT_);
+        break;
+    }
+    case DBR_GR_CHAR: {
+        const struct dbr_gr_char *s = buf;
+        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
+        LIMITS6(s, INT_);
+        break;
+    }
+    case DBR_CTRL_CHAR: {
+        const struct dbr_ctrl_char *s = buf;
+        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
+        LIMITS8(s, INT_);
+        break;
+    }
+    case DBR_GR_LONG: {
+        const struct dbr_gr_long *s = buf;
+        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
+        LIMITS6(s, INT_);
+        break;
+    }
+    case DBR_CTRL_LONG: {
+        const struct dbr_ctrl_long *s = buf;
+        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
+        LIMITS8(s, INT_);
+        break;
+    }
+    case DBR_GR_FLOAT: {
+        const struct dbr_gr_float *s = buf;
+        SET("precision", INT_(s->precision));
+        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
+        LIMITS6(s, FLT_);
+        break;
+    }
+    case DBR_CTRL_FLOAT: {
+        const struct dbr_ctrl_float *s = buf;
+        SET("precision", INT_(s->precision));
+        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
+        LIMITS8(s, FLT_);
+        break;
+    }
+    case DBR_GR_DOUBLE: {
+        const struct dbr_gr_double *s = buf;
+        SET("precision", INT_(s->precision));
+        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
+        LIMITS6(s, FLT_);
+        break;
+    }
+    case DBR_CTRL_DOUBLE: {
+        const struct dbr_ctrl_double *s = buf;
+        SET("precision", INT_(s->precision));
+        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
+        LIMITS8(s, FLT_);
+        break;
+    }
+    case DBR_GR_ENUM: {
+        struct dbr_gr_enum *s = (struct dbr_gr_enum *)buf;
+        if (set_enum_strs(d, s->no_str, s->strs) < 0)
+            goto fail;
+        break;
+    }
+    case DBR_CTRL_ENUM: {
+        struct dbr_ctrl_enum *s = (struct dbr_ctrl_enum *)buf;
+        if (set_enum_strs(d, s->no_str, s->strs) < 0)
+            goto fail;
+        break;
+    }
+    case DBR_STSACK_STRING: {
+        const struct dbr_stsack_string *s = buf;
+        SET("ackt", INT_(s->ackt));
+        SET("acks", SEV_OBJ(s->acks));
+        break;
+    }
+    default:
+        break;   /* STS_*, GR_STRING, CTRL_STRING: status and severity only */
+    }
+    return d;
+fail:
+    Py_DECREF(d);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* DBRValue */
+
+static void
+dbrvalue_dealloc(DBRValueObject *self)
+{
+    /* A callback-less read not yet settled by pend_io/sg_block may still be
+     * written by libca: park the buffer until the next settle point. */
+    if (self->buf && self->generation == io_generation && graveyard) {
+        if (PyList_Append(graveyard, self->buf) < 0)
+            PyErr_Clear();
+    }
+    Py_XDECREF(self->buf);
+    Py_XDECREF(self->result);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+dbrvalue_get(DBRValueObject *self, PyObject *Py_UNUSED(ignored))
+{
+    switch (self->mode) {
+    case BUF_OUT:
+        Py_INCREF(self->result);
+        return self->result;
+    case BUF_ARRAY:
+        if (self->use_numpy) {
+            Py_INCREF(self->buf);
+            return self->buf;
+        }
+        return decode_values(elem_kind(self->type), self->count,
+                             PyArray_DATA((PyArrayObject *)self->buf), 0);
+    default:
+        return decode_dbr(self->type, self->count, PyBytes_AS_STRING(self->buf),
+                          self->use_numpy);
+    }
+}
+
+static PyObject *
+dbrvalue_get_use_numpy(DBRValueObject *self, void *c)
+{
+    return PyBool_FromLong(self->use_numpy);
+}
+
+static int
+dbrvalue_set_use_numpy(DBRValueObject *self, PyObject *v, void *c)
+{
+    if (!v) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete use_numpy");
+        return -1;
+    }
+    int b = PyObject_IsTrue(v);
+    if (b < 0)
+        return -1;
+    self->use_numpy = b;
+    return 0;
+}
+
+static PyObject *
+dbrvalue_get_dbrtype(DBRValueObject *self, void *c)
+{
+    return DBR_OBJ(self->type);
+}
+
+static PyObject *
+dbrvalue_get_count(DBRValueObject *self, void *c)
+{
+    return PyLong_FromLong(self->count);
+}
+
+static PyObject *
+dbrvalue_repr(DBRValueObject *self)
+{
+    return PyUnicode_FromFormat("<DBRValue type=%ld count=%ld>", self->type, self->count);
+}
+
+static PyMethodDef dbrvalue_methods[] = {
+    {"get", (PyCFunction)dbrvalue_get, METH_NOARGS,
+     "The received value (valid after pend_io/sg_block returned NORMAL)."},
+    {NULL}
+};
+
+static PyGetSetDef dbrvalue_getset[] = {
+    {"use_numpy", (getter)dbrvalue_get_use_numpy, (setter)dbrvalue_set_use_numpy,
+     "return arrays as numpy arrays", NULL},
+    {"dbrtype", (getter)dbrvalue_get_dbrtype, NULL, "requested DBR type", NULL},
+    {"count", (getter)dbrvalue_get_count, NULL, "requested element count", NULL},
+    {NULL}
+};
+
+static PyTypeObject DBRValueType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "CaChannel._ca.DBRValue",
+    .tp_basicsize = sizeof(DBRValueObject),
+    .tp_dealloc = (destructor)dbrvalue_dealloc,
+    .tp_repr = (reprfunc)dbrvalue_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Result of a callback-less get/sg_get.",
+    .tp_methods = dbrvalue_methods,
+    .tp_getset = dbrvalue_getset,
+};
+
+/* A DBRValue with a buffer for count x t. Plain numeric arrays read with
+ * use_numpy get a numpy array that libca fills directly (no copy later). */
+static DBRValueObject *
+dbrvalue_new(long t, long count, int use_numpy, void **data)
+{
+    DBRValueObject *v = PyObject_New(DBRValueObject, &DBRValueType);
+    if (!v)
+        return NULL;
+    v->type = t;
+    v->count = count;
+    v->use_numpy = use_numpy;
+    v->result = NULL;
+    v->generation = io_generation;
+    if (use_numpy && t >= DBR_SHORT && t <= DBR_DOUBLE && count > 1) {
+        npy_intp n = count;
+        v->mode = BUF_ARRAY;
+        v->buf = PyArray_SimpleNew(1, &n, npy_of_kind[t]);
+        if (!v->buf)
+            goto fail;
+        *data = PyArray_DATA((PyArrayObject *)v->buf);
+    } else {
+        v->mode = BUF_RAW;
+        v->buf = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)dbr_size_n(t, count));
+        if (!v->buf)
+            goto fail;
+        memset(PyBytes_AS_STRING(v->buf), 0, PyBytes_GET_SIZE(v->buf));
+        *data = PyBytes_AS_STRING(v->buf);
+    }
+    return v;
+fail:
+    v->buf = NULL;
+    Py_DECREF(v);
+    return NULL;
+}
+
+/* A failed request: libca never got the buffer, free it normally. */
+static void
+dbrvalue_discard(DBRValueObject *v)
+{
+    v->generation = io_generation - 1;
+    Py_DECREF(v);
+}
+
+/* The settle points: reads issued before them are done or cancelled. */
+static void
+settle_reads(Py_ssize_t parked_before)
+{
+    io_generation++;
+    if (graveyard && parked_before > 0) {
+        if (PyList_SetSlice(graveyard, 0, parked_before, NULL) < 0)
+            PyErr_Clear();
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Callbacks from libca */
+
+typedef struct {
+    PyObject *callback;
+    ChannelObject *chan;
+    int use_numpy;
+} request_ctx;
+
+static request_ctx *
+request_new(PyObject *cb, ChannelObject *chan, int use_numpy)
+{
+    request_ctx *r = PyMem_Malloc(sizeof(*r));
+    if (!r) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    Py_INCREF(cb);
+    Py_INCREF(chan);
+    r->callback = cb;
+    r->chan = chan;
+    r->use_numpy = use_numpy;
+    return r;
+}
+
+static void
+request_free(request_ctx *r)
+{
+    Py_DECREF(r->callback);
+    Py_DECREF(r->chan);
+    PyMem_Free(r);
+}
+
+static PyObject *
+event_dict(ChannelObject *chan, struct event_handler_args *args, int use_numpy)
+{
+    PyObject *value;
+    if (args->status == ECA_NORMAL && args->dbr && args->type >= 0
+        && args->type <= LAST_BUFFER_TYPE) {
+        value = decode_dbr(args->type, args->count, args->dbr, use_numpy);
+        if (!value)
+            return NULL;
+    } else {
+        value = Py_NewRef(Py_None);
+    }
+    PyObject *type = DBR_OBJ(args->type);
+    PyObject *status = ECA_OBJ(args->status);
+    PyObject *d = NULL;
+    if (type && status)
+        d = Py_BuildValue("{s:O,s:O,s:l,s:O,s:O}", "chid", (PyObject *)chan, "type", type,
+                          "count", args->count, "status", status, "value", value);
+    Py_XDECREF(type);
+    Py_XDECREF(status);
+    Py_DECREF(value);
+    return d;
+}
+
+static void
+get_handler(struct event_handler_args args)
+{
+    if (!cb_enter())
+        return;   /* the request context leaks at exit; nothing may be freed now */
+    PyGILState_STATE g = PyGILState_Ensure();
+    request_ctx *r = args.usr;
+    call_user(r->callback, event_dict(r->chan, &args, r->use_numpy));
+    request_free(r);
+    PyGILState_Release(g);
+    cb_leave();
+}
+
+static void
+put_handler(struct event_handler_args args)
+{
+    if (!cb_enter())
+        return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    request_ctx *r = args.usr;
+    PyObject *type = DBR_OBJ(args.type), *status = ECA_OBJ(args.status), *d = NULL;
+    if (type && status)
+        d = Py_BuildValue("{s:O,s:O,s:l,s:O}", "chid", (PyObject *)r->chan, "type", type,
+                          "count", args.count, "status", status);
+    Py_XDECREF(type);
+    Py_XDECREF(status);
+    call_user(r->callback, d);
+    request_free(r);
+    PyGILState_Release(g);
+    cb_leave();
+}
+
+static void
+event_handler(struct event_handler_args args)
+{
+    if (!cb_enter())
+        return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    EvidObject *e = args.usr;
+    if (e->valid && e->chan->valid && e->callback) {
+        /* the callback may clear this subscription: hold it until done */
+        Py_INCREF(e);
+        PyObject *cb = Py_NewRef(e->callback);
+        call_user(cb, event_dict(e->chan, &args, e->use_numpy));
+        Py_DECREF(cb);
+        Py_DECREF(e);
+    }
+    PyGILState_Release(g);
+    cb_leave();
+}
+
+static void
+connection_handler(struct connection_handler_args args)
+{
+    if (!cb_enter())
+        return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    ChannelObject *c = ca_puser(args.chid);
+    if (c && c->valid) {
+        if (!c->ch)   /* ran inside ca_create_channel, before it returned */
+            c->ch = args.chid;
+        if (c->conn_cb) {
+            Py_INCREF(c);
+            PyObject *cb = Py_NewRef(c->conn_cb);
+            PyObject *op = OP_OBJ(args.op);
+            PyObject *d = op ? Py_BuildValue("{s:O,s:O}", "chid", (PyObject *)c, "op", op) : NULL;
+            Py_XDECREF(op);
+            call_user(cb, d);
+            Py_DECREF(cb);
+            Py_DECREF(c);
+        }
+    }
+    PyGILState_Release(g);
+    cb_leave();
+}
+
+static void
+access_handler(struct access_rights_handler_args args)
+{
+    if (!cb_enter())
+        return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    ChannelObject *c = ca_puser(args.chid);
+    if (c && c->valid && c->access_cb) {
+        if (!c->ch)
+            c->ch = args.chid;
+        Py_INCREF(c);
+        PyObject *cb = Py_NewRef(c->access_cb);
+        call_user(cb, Py_BuildValue("{s:O,s:O,s:O}", "chid", (PyObject *)c,
+                                    "read_access", args.ar.read_access ? Py_True : Py_False,
+                                    "write_access", args.ar.write_access ? Py_True : Py_False));
+        Py_DECREF(cb);
+        Py_DECREF(c);
+    }
+    PyGILState_Release(g);
+    cb_leave();
+}
+
+static PyObject *
+text_or_empty(const char *s)
+{
+    if (!s)
+        return PyUnicode_FromString("");
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
+}
+
+static void
+exception_handler(struct exception_handler_args args)
+{
+    if (!cb_enter())
+        return;
+    PyGILState_STATE g = PyGILState_Ensure();
+    exc_slot *slot = args.usr;
+    if (slot && slot->callback) {
+        PyObject *cb = Py_NewRef(slot->callback);
+        PyObject *ch = NULL;
+        if (args.chid) {
+            ChannelObject *c = ca_puser(args.chid);
+            if (c && PyObject_TypeCheck((PyObject *)c, &ChannelType) && c->valid)
+                ch = Py_NewRef((PyObject *)c);
+        }
+        if (!ch)
+            ch = Py_NewRef(Py_None);
+        PyObject *type = DBR_OBJ(args.type), *stat = ECA_OBJ(args.stat);
+        PyObject *op = OP_OBJ(args.op);
+        PyObject *ctx = text_or_empty(args.ctx), *file = text_or_empty(args.pFile);
+        PyObject *d = NULL;
+        if (type && stat && op && ctx && file)
+            d = Py_BuildValue("{s:O,s:O,s:l,s:O,s:O,s:O,s:O,s:O,s:I}",
+                              "chid", ch, "type", type, "count", args.count,
+                              "state", stat, "stat", stat, "op", op, "ctx", ctx,
+                              "file", file, "lineNo", args.lineNo);
+        Py_XDECREF(type);
+        Py_XDECREF(stat);
+        Py_XDECREF(op);
+        Py_XDECREF(ctx);
+        Py_XDECREF(file);
+        Py_DECREF(ch);
+        call_user(cb, d);
+        Py_DECREF(cb);
+    }
+    PyGILState_Release(g);
+    cb_leave();
+}
+
+static int
+printf_handler(const char *fmt, va_list ap)
+{
+    /* format before taking the GIL; the stack buffer keeps threads apart */
+    char buf[1024];
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    if (!cb_enter())
+        return n;
+    PyGILState_STATE g = PyGILState_Ensure();
+    if (printf_callback) {
+        PyObject *cb = Py_NewRef(printf_callback);
+        call_user(cb, PyUnicode_DecodeUTF8(buf, (Py_ssize_t)strlen(buf), "replace"));
+        Py_DECREF(cb);
+    } else {
+        fputs(buf, stderr);
+    }
+    PyGILState_Release(g);
+    cb_leave();
+    return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Contexts */
+
+static exc_slot *
+slot_for(struct ca_client_context *ctx, int create)
+{
+    for (exc_slot *s = exc_slots; s; s = s->next)
+        if (s->ctx == ctx)
+            return s;
+    if (!create)
+        return NULL;
+    /* raw malloc: the slot must outlive the interpreter, libca may still
+     * hold it when Python's allocators are gone */
+    exc_slot *s = PyMem_RawCalloc(1, sizeof(*s));
+    if (!s) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    s->ctx = ctx;
+    s->next = exc_slots;
+    exc_slots = s;
+    return s;
+}
+
+static PyObject *
+ca_create_context_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"preemptive_callback", NULL};
+    int preemptive = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:create_context", kwlist, &preemptive))
+        return NULL;
+    int s;
+    Py_BEGIN_ALLOW_THREADS
+    s = ca_context_create(preemptive ? ca_enable_preemptive_callback
+                                     : ca_disable_preemptive_callback);
+    Py_END_ALLOW_THREADS
+    return ECA_OBJ(s);
+}
+
+/* Mark every channel of ctx dead before libca frees them. */
+static void
+invalidate_context_channels(struct ca_client_context *ctx, PyObject *dead)
+{
+    for (ChannelObject *c = live_channels; c; ) {
+        ChannelObject *next = c->next;
+        if (c->ctx == ctx) {
+            c->valid = 0;
+            channel_quiesce(c);
+            registry_remove(c);
+            if (PyList_Append(dead, (PyObject *)c) < 0)
+                PyErr_Clear();
+            Py_DECREF(c);   /* the keep-alive reference; dead holds one */
+        }
+        c = next;
+    }
+}
+
+static void
+forget_channel_refs(ChannelObject *c)
+{
+    Py_CLEAR(c->conn_cb);
+    Py_CLEAR(c->access_cb);
+    if (c->evids) {
+        Py_ssize_t n = PyList_GET_SIZE(c->evids);
+        for (Py_ssize_t i = 0; i < n; i++)
+            ((EvidObject *)PyList_GET_ITEM(c->evids, i))->valid = 0;
+        if (PyList_SetSlice(c->evids, 0, n, NULL) < 0)
+            PyErr_Clear();
+    }
+}
+
+static PyObject *
+ca_destroy_context_py(PyObject *m, PyObject *noargs)
+{
+    struct ca_client_context *ctx = ca_current_context();
+    if (!ctx)
+        Py_RETURN_NONE;
+    PyObject *dead = PyList_New(0);
+    if (!dead)
+        return NULL;
+    invalidate_context_channels(ctx, dead);
+    Py_ssize_t parked = graveyard ? PyList_GET_SIZE(graveyard) : 0;
+    Py_BEGIN_ALLOW_THREADS
+    ca_context_destroy();
+    Py_END_ALLOW_THREADS
+    settle_reads(parked);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(dead); i++)
+        forget_channel_refs((ChannelObject *)PyList_GET_ITEM(dead, i));
+    Py_DECREF(dead);
+    exc_slot *s = slot_for(ctx, 0);
+    if (s)
+        Py_CLEAR(s->callback);
+    Py_CLEAR(printf_callback);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ca_attach_context_py(PyObject *m, PyObject *arg)
+{
+    if (!PyObject_TypeCheck(arg, &ContextType)) {
+        PyErr_Format(PyExc_TypeError, "expected a context from current_context(), not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    int s;
+    struct ca_client_context *ctx = ((ContextObject *)arg)->ctx;
+    Py_BEGIN_ALLOW_THREADS
+    s = ca_attach_context(ctx);
+    Py_END_ALLOW_THREADS
+    return ECA_OBJ(s);
+}
+
+static PyObject *
+ca_detach_context_py(PyObject *m, PyObject *noargs)
+{
+    Py_BEGIN_ALLOW_THREADS
+    ca_detach_context();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+ca_current_context_py(PyObject *m, PyObject *noargs)
+{
+    struct ca_client_context *ctx;
+    Py_BEGIN_ALLOW_THREADS
+    ctx = ca_current_context();
+    Py_END_ALLOW_THREADS
+    if (!ctx)
+        Py_RETURN_NONE;
+    return context_new(ctx);
+}
+
+static PyObject *
+ca_show_context_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"context", "level", NULL};
+    PyObject *context = Py_None, *levelobj = NULL;
+    long level = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OO:show_context", kwlist, &context, &levelobj))
+        return NULL;
+    if (levelobj && opt_index(levelobj, "level", &level) == -1)
+        return NULL;
+    if (level < 0)
+        level = 0;
+    if (context != Py_None && !PyObject_TypeCheck(context, &ContextType)) {
+        PyErr_Format(PyExc_TypeError, "expected a context or None, not %.100s",
+                     Py_TYPE(context)->tp_name);
+        return NULL;
+    }
+    struct ca_client_context *ctx = context == Py_None ? NULL : ((ContextObject *)context)->ctx;
+    Py_BEGIN_ALLOW_THREADS
+    if (ctx)
+        ca_context_status(ctx, (unsigned)level);
+    else
+        ca_client_status((unsigned)level);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Channels */
+
+static PyObject *
+ca_create_channel_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"name", "callback", "priority", NULL};
+    PyObject *nameobj, *cb = Py_None, *prioobj = NULL;
+    long prio = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO:create_channel", kwlist,
+                                     &nameobj, &cb, &prioobj))
+        return NULL;
+    PyObject *raw;
+    if (PyUnicode_Check(nameobj))
+        raw = PyUnicode_AsUTF8String(nameobj);
+    else if (PyBytes_Check(nameobj))
+        raw = Py_NewRef(nameobj);
+    else {
+        PyErr_Format(PyExc_TypeError, "channel name must be str or bytes, not %.100s",
+                     Py_TYPE(nameobj)->tp_name);
+        return NULL;
+    }
+    if (!raw)
+        return NULL;
+    if (check_callback(cb) < 0 || (prioobj && opt_index(prioobj, "priority", &prio) == -1)) {
+        Py_DECREF(raw);
+        return NULL;
+    }
+    if ((Py_ssize_t)strlen(PyBytes_AS_STRING(raw)) != PyBytes_GET_SIZE(raw)) {
+        Py_DECREF(raw);
+        return Py_BuildValue("(NO)", ECA_OBJ(ECA_BADSTR), Py_None);
+    }
+    if (prio < CA_PRIORITY_MIN || prio > CA_PRIORITY_MAX) {
+        Py_DECREF(raw);
+        return Py_BuildValue("(NO)", ECA_OBJ(ECA_BADPRIORITY), Py_None);
+    }
+    ChannelObject *c = PyObject_New(ChannelObject, &ChannelType);
+    if (!c) {
+        Py_DECREF(raw);
+        return NULL;
+    }
+    c->ch = NULL;
+    c->inuse = 0;
+    c->ctx = NULL;
+    c->access_cb = NULL;
+    c->prev = c->next = NULL;
+    c->conn_cb = cb == Py_None ? NULL : Py_NewRef(cb);
+    c->evids = PyList_New(0);
+    c->name = PyUnicode_Check(nameobj) ? Py_NewRef(nameobj)
+              : PyUnicode_DecodeUTF8(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), "replace");
+    c->valid = 1;
+    if (!c->evids || !c->name) {
+        c->valid = 0;
+        Py_DECREF(c);
+        Py_DECREF(raw);
+        return NULL;
+    }
+    /* Fully set up (and kept alive for libca) before libca sees it: the
+     * connection callback may run inside ca_create_channel. */
+    Py_INCREF(c);
+    registry_add(c);
+    chid ch = NULL;
+    int s;
+    caCh *handler = c->conn_cb ? connection_handler : NULL;
+    c->inuse++;
+    Py_BEGIN_ALLOW_THREADS
+    s = ca_create_channel(PyBytes_AS_STRING(raw), handler, c, (capri)prio, &ch);
+    Py_END_ALLOW_THREADS
+    c->inuse--;
+    Py_DECREF(raw);
+    if (s != ECA_NORMAL) {
+        c->valid = 0;
+        registry_remove(c);
+        Py_CLEAR(c->conn_cb);
+        Py_DECREF(c);   /* keep-alive */
+        Py_DECREF(c);
+        return Py_BuildValue("(NO)", ECA_OBJ(s), Py_None);
+    }
+    c->ch = ch;
+    Py_BEGIN_ALLOW_THREADS
+    c->ctx = ca_current_context();
+    Py_END_ALLOW_THREADS
+    return Py_BuildValue("(NN)", ECA_OBJ(s), (PyObject *)c);
+}
+
+static PyObject *
+ca_clear_channel_py(PyObject *m, PyObject *arg)
+{
+    ChannelObject *c;
+    int r = get_channel(arg, &c);
+    if (r < 0)
+        return NULL;
+    if (r == 0)
+        return ECA_OBJ(ECA_BADCHID);
+    /* dead first, so a concurrent clear or a racing callback sees it */
+    c->valid = 0;
+    channel_quiesce(c);
+    registry_remove(c);
+    Py_ssize_t n = PyList_GET_SIZE(c->evids);
+    for (Py_ssize_t i = 0; i < n; i++)
+        ((EvidObject *)PyList_GET_ITEM(c->evids, i))->valid = 0;
+    int s;
+    chid ch = c->ch;
+    Py_BEGIN_ALLOW_THREADS
+    s = ca_clear_channel(ch);
+    Py_END_ALLOW_THREADS
+    /* libca has cancelled everything: no callback refers to c any more */
+    forget_channel_refs(c);
+    Py_DECREF(c);   /* keep-alive; the caller's reference keeps c here */
+    return ECA_OBJ(s);
+}
+
+static PyObject *
+ca_change_connection_event_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"chid", "callback", NULL};
+    PyObject *obj, *cb = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:change_connection_event", kwlist, &obj, &cb))
+        return NULL;
+    ChannelObject *c;
+    int r = get_channel(obj, &c);
+    if (r < 0)
+        return NULL;
+    if (r == 0)
+        return ECA_OBJ(ECA_BADCHID);
+    PyObject *old = c->conn_cb;
+    c->conn_cb = PyCallable_Check(cb) ? Py_NewRef(cb) : NULL;
+    Py_XDECREF(old);
+    caCh *handler = c->conn_cb ? connection_handler : NULL;
+    int s;
+    CHAN_CALL(c, s = ca_change_connection_event(c->ch, handler));
+    return ECA_OBJ(s);
+}
+
+static PyObject *
+ca_replace_access_rights_event_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"chid", "callback", NULL};
+    PyObject *obj, *cb = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:replace_access_rights_event", kwlist,
+                                     &obj, &cb))
+        return NULL;
+    ChannelObject *c;
+    int r = get_channel(obj, &c);
+    if (r < 0)
+        return NULL;
+    if (r == 0)
+        return ECA_OBJ(ECA_BADCHID);
+    /* set before the call: libca runs the handler inside it when connected */
+    PyObject *old = c->access_cb;
+    c->access_cb = PyCallable_Check(cb) ? Py_NewRef(cb) : NULL;
+    Py_XDECREF(old);
+    caArh *handler = c->access_cb ? access_handler : NULL;
+    int s;
+    CHAN_CALL(c, s = ca_replace_access_rights_event(c->ch, handler));
+    return ECA_OBJ(s);
+}
+
+static PyObject *
+ca_add_exception_event_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"callback", NULL};
+    PyObject *cb = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:add_exception_event", kwlist, &cb))
+        return NULL;
+    struct ca_client_context *ctx;
+    Py_BEGIN_ALLOW_THREADS
+    ctx = ca_current_context();
+    if (!ctx) {
+        /* what libca itself would do on this call */
+        ca_context_create(ca_disable_preemptive_callback);
+        ctx = ca_current_context();
+    }
+    Py_END_ALLOW_THREADS
+    exc_slot *slot = slot_for(ctx, 1);
+    if (!slot)
+        return NULL;
+    int s;
+    if (PyCallable_Check(cb)) {
+        Py_XSETREF(slot->callback, Py_NewRef(cb));
+        Py_BEGIN_ALLOW_THREADS
+        s = ca_add_exception_event(exception_handler, slot);
+        Py_END_ALLOW_THREADS
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        s = ca_add_exception_event(NULL, NULL);
+        Py_END_ALLOW_THREADS
+        Py_CLEAR(slot->callback);
+    }
+    return ECA_OBJ(s);
+}
+
+static PyObject *
+ca_replace_printf_handler_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"callback", NULL};
+    PyObject *cb = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:replace_printf_handler", kwlist, &cb))
+        return NULL;
+    int s;
+    if (PyCallable_Check(cb)) {
+        Py_XSETREF(printf_callback, Py_NewRef(cb));
+        Py_BEGIN_ALLOW_THREADS
+        s = ca_replace_printf_handler(printf_handler);
+        Py_END_ALLOW_THREADS
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        s = ca_replace_printf_handler(NULL);
+        Py_END_ALLOW_THREADS
+        Py_CLEAR(printf_callback);
+    }
+    return ECA_OBJ(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Request type resolution shared by get/put/subscribe */
+
+/* ECA_NORMAL and *t, or an error status. chtype already checked for type. */
+static int
+resolve_type(ChannelObject *c, PyObject *chtype, long given, long *t)
+{
+    if (chtype == NULL || chtype == Py_None) {
+        short ft;
+        CHAN_CALL(c, ft = ca_field_type(c->ch));
+        if (ft < 0 || ft > LAST_TYPE)
+            return ECA_BADTYPE;
+        *t = ft;
+        return ECA_NORMAL;
+    }
+    if (given < 0 || given > LAST_BUFFER_TYPE)
+        return ECA_BADTYPE;
+    *t = given;
+    return ECA_NORMAL;
+}
+
+static void
+channel_info(ChannelObject *c, long *native, int *connected)
+{
+    unsigned long n;
+    enum channel_state st;
+    CHAN_CALL(c, (n = ca_element_count(c->ch), st = ca_state(c->ch)));
+    *native = (long)n;
+    *connected = st == cs_conn;
+}
+
+/* Validate out= and pick type/count. -1 with an exception set. */
+static int
+out_request(PyObject *out, PyObject *chtype, long given_t, PyObject *countobj, long given_n,
+            long native, long *t, long *n)
+{
+    if (!PyArray_Check(out)) {
+        PyErr_Format(PyExc_TypeError, "out must be a numpy array, not %.100s",
+                     Py_TYPE(out)->tp_name);
+        return -1;
+    }
+    PyArrayObject *a = (PyArrayObject *)out;
+    if (!PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISWRITEABLE(a)) {
+        PyErr_SetString(PyExc_ValueError, "out must be a writable C-contiguous numpy array");
+        return -1;
+    }
+    PyArray_Descr *d = PyArray_DESCR(a);
+    int tn = d->type_num;
+    if (!PyArray_ISNBO(d->byteorder)) {
+        tn = -1;
+    }
+    long dt = -1;
+    switch (tn) {
+    case NPY_INT16: dt = DBR_SHORT; break;
+    case NPY_FLOAT32: dt = DBR_FLOAT; break;
+    case NPY_UINT16: dt = DBR_ENUM; break;
+    case NPY_UINT8: dt = DBR_CHAR; break;
+    case NPY_INT32: dt = DBR_LONG; break;
+    case NPY_FLOAT64: dt = DBR_DOUBLE; break;
+    default:
+        /* int32/int64 spelled as long on some platforms */
+        if (tn == NPY_LONG && sizeof(long) == 4) dt = DBR_LONG;
+        else if (tn == NPY_INT && sizeof(int) == 4) dt = DBR_LONG;
+        break;
+    }
+    if (chtype == NULL || chtype == Py_None) {
+        if (dt < 0) {
+            PyErr_Format(PyExc_TypeError, "no DBR type reads into an array of dtype %R",
+                         (PyObject *)d);
+            return -1;
+        }
+        *t = dt;
+    } else {
+        if (given_t < DBR_SHORT || given_t > DBR_DOUBLE || dt != given_t) {
+            PyErr_Format(PyExc_TypeError, "out dtype %R does not match DBR type %ld",
+                         (PyObject *)d, given_t);
+            return -1;
+        }
+        *t = given_t;
+    }
+    long size = (long)PyArray_SIZE(a);
+    if (countobj == NULL || countobj == Py_None) {
+        *n = native < size ? native : size;
+    } else {
+        if (given_n > size) {
+            PyErr_Format(PyExc_ValueError, "count %ld exceeds the size of out (%ld)",
+                         given_n, size);
+            return -1;
+        }
+        *n = (given_n <= 0 || given_n > native) ? (native < size ? native : size) : given_n;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* get */
+
+static PyObject *
+status_none(int s)
+{
+    return Py_BuildValue("(NO)", ECA_OBJ(s), Py_None);
+}
+
+/* the body shared by get (gid == NULL) and sg_get */
+static PyObject *
+do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, PyObject *cb,
+       int use_numpy, PyObject *out)
+{
+    long given_t = 0, given_n = 0;
+    ChannelObject *c;
+    int r = get_channel(obj, &c);
+    if (r < 0 || check_callback(cb) < 0)
+        return NULL;
+    if (opt_index(chtype, "chtype", &given_t) == -1 ||
+        opt_index(countobj, "count", &given_n) == -1)
+        return NULL;
+    int with_cb = cb && cb != Py_None;
+    if (out && out != Py_None && with_cb) {
+        PyErr_SetString(PyExc_ValueError, "out= is for synchronous gets (no callback)");
+        return NULL;
+    }
+    if (r == 0)
+        return status_none(ECA_BADCHID);
+    long native, t = 0, n;
+    int connected;
+    channel_info(c, &native, &connected);
+    int has_out = out && out != Py_None;
+    if (has_out) {
+        if (out_request(out, chtype, given_t, countobj, given_n, native, &t, &n) < 0)
+            return NULL;
+        if (!connected)
+            return status_none(ECA_DISCONN);
+    } else {
+        int s = resolve_type(c, chtype, given_t, &t);
+        if (s != ECA_NORMAL)
+            return status_none(s);
+        if (!connected)
+            return status_none(ECA_DISCONN);
+        int no_count = countobj == NULL || countobj == Py_None;
+        if (with_cb)
+            n = (no_count || given_n < 0 || given_n > native) ? native : given_n;
+        else
+            n = (no_count || given_n <= 0 || given_n > native) ? native : given_n;
+    }
+    int s;
+    if (with_cb) {
+        request_ctx *rq = request_new(cb, c, use_numpy);
+        if (!rq)
+            return NULL;
+        CHAN_CALL(c, s = ca_array_get_callback(t, n, c->ch, get_handler, rq));
+        if (s != ECA_NORMAL)
+            request_free(rq);
+        return status_none(s);
+    }
+    DBRValueObject *v;
+    void *data;
+    if (has_out) {
+        v = PyObject_New(DBRValueObject, &DBRValueType);
+        if (!v)
+            return NULL;
+        v->type = t;
+        v->count = n;
+        v->use_numpy = 1;
+        v->mode = BUF_OUT;
+        v->generation = io_generation;
+        v->buf = Py_NewRef(out);
+        if (n == (long)PyArray_SIZE((PyArrayObject *)out)) {
+            v->result = Py_NewRef(out);
+        } else {
+            PyObject *stop = PyLong_FromLong(n);
+            PyObject *slice = stop ? PySlice_New(NULL, stop, NULL) : NULL;
+            Py_XDECREF(stop);
+            v->result = slice ? PyObject_GetItem(out, slice) : NULL;
+            Py_XDECREF(slice);
+            if (!v->result) {
+                dbrvalue_discard(v);
+                return NULL;
+            }
+        }
+        data = PyArray_DATA((PyArrayObject *)out);
+    } else {
+        v = dbrvalue_new(t, n, use_numpy, &data);
+        if (!v)
+            return NULL;
+    }
+    if (gid)
+        CHAN_CALL(c, s = ca_sg_array_get(*gid, t, n, c->ch, data));
+    else
+        CHAN_CALL(c, s = ca_array_get(t, n, c->ch, data));
+    if (s != ECA_NORMAL) {
+        dbrvalue_discard(v);
+        return status_none(s);
+    }
+    return Py_BuildValue("(NN)", ECA_OBJ(s), (PyObject *)v);
+}
+
+static PyObject *
+ca_get_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"chid", "chtype", "count", "callback", "use_numpy", "out", NULL};
+    PyObject *obj, *chtype = Py_None, *count = Py_None, *cb = Py_None, *out = Py_None;
+    int use_numpy = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpO:get", kwlist, &obj, &chtype, &count,
+                                     &cb, &use_numpy, &out))
+        return NULL;
+    return do_get(NULL, obj, chtype, count, cb, use_numpy, out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* put */
+
+typedef struct {
+    long type;
+    long count;
+    const void *data;
+    Py_buffer view;
+    int has_view;
+    PyObject *hold;
+    union { epicsInt16 s; epicsUInt16 u; epicsUInt8 c; epicsInt32 l;
+            epicsFloat32 f; epicsFloat64 d; } scalar;
+} put_req;
+
+static void
+put_req_release(put_req *p)
+{
+    if (p->has_view)
+        PyBuffer_Release(&p->view);
+    Py_XDECREF(p->hold);
+}
+
+/* Numbers to numeric types, the C twin of encode's scalar branch. 1 done,
+ * 0 not handled here, -1 error (same exception types as encode). */
+static int
+put_number(PyObject *value, long t, put_req *p)
+{
+    int kind = elem_kind(t);
+    if (kind == 0 || !(PyLong_CheckExact(value) || PyFloat_CheckExact(value) || PyBool_Check(value)))
+        return 0;
+    p->type = t;
+    p->count = 1;
+    if (kind == DBR_FLOAT || kind == DBR_DOUBLE) {
+        double v = PyFloat_AsDouble(value);
+        if (v == -1.0 && PyErr_Occurred())
+            return -1;
+        if (kind == DBR_FLOAT) {
+            if (isfinite(v) && fabs(v) > FLT_MAX) {
+                PyErr_Format(PyExc_OverflowError, "value %R out of range for DBR_FLOAT", value);
+                return -1;
+            }
+            p->scalar.f = (epicsFloat32)v;
+        } else {
+            p->scalar.d = v;
+        }
+        p->data = &p->scalar;
+        return 1;
+    }
+    long long v;
+    if (PyFloat_CheckExact(value)) {
+        double d = PyFloat_AS_DOUBLE(value);
+        if (!isfinite(d)) {
+            PyErr_Format(PyExc_ValueError, "cannot put %R to an integer DBR type", value);
+            return -1;
+        }
+        if (fabs(d) >= 9.0e18) {
+            PyErr_Format(PyExc_OverflowError, "value %R out of range", value);
+            return -1;
+        }
+        v = (long long)d;   /* truncation toward zero, like int() */
+    } else {
+        int overflow;
+        v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow) {
+            PyErr_Format(PyExc_OverflowError, "value %R out of range", value);
+            return -1;
+        }
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+    }
+    long long lo, hi;
+    switch (t) {
+    case DBR_SHORT: lo = -32768; hi = 32767; break;
+    case DBR_CHAR: lo = 0; hi = 255; break;
+    case DBR_LONG: lo = -2147483648LL; hi = 2147483647LL; break;
+    default: lo = 0; hi = 65535; break;   /* ENUM, PUT_ACKT, PUT_ACKS */
+    }
+    if (v < lo || v > hi) {
+        PyErr_Format(PyExc_OverflowError, "value %R out of range for DBR type %ld (%lld..%lld)",
+                     value, t, lo, hi);
+        return -1;
+    }
+    switch (kind) {
+    case DBR_SHORT: p->scalar.s = (epicsInt16)v; break;
+    case DBR_CHAR: p->scalar.c = (epicsUInt8)v; break;
+    case DBR_LONG: p->scalar.l = (epicsInt32)v; break;
+    default: p->scalar.u = (epicsUInt16)v; break;
+    }
+    p->data = &p->scalar;
+    return 1;
+}
+
+/* 1-D numpy arrays already in the element type go to libca as they are */
+static int
+put_array(PyObject *value, long t, long n, put_req *p)
+{
+    if (!PyArray_Check(value) || t < DBR_SHORT || t > DBR_DOUBLE)
+        return 0;
+    PyArrayObject *a = (PyArrayObject *)value;
+    if (PyArray_NDIM(a) != 1 || PyArray_TYPE(a) != npy_of_kind[t]
+        || !PyArray_ISNBO(PyArray_DESCR(a)->byteorder))
+        return 0;
+    long len = (long)PyArray_DIM(a, 0);
+    long cnt = len < n ? len : n;
+    if (cnt < 2)
+        return 0;   /* encode's scalar rules apply */
+    PyArrayObject *c = (PyArrayObject *)PyArray_GETCONTIGUOUS(a);
+    if (!c)
+        return -1;
+    p->hold = (PyObject *)c;
+    p->type = t;
+    p->count = cnt;
+    p->data = PyArray_DATA(c);
+    return 1;
+}
+
+static int
+put_via_encode(PyObject *value, long t, long n, put_req *p)
+{
+    PyObject *r = PyObject_CallFunction(py_encode, "Oll", value, t, n);
+    if (!r)
+        return -1;
+    long rt, rc;
+    PyObject *data;
+    if (!PyArg_ParseTuple(r, "llO", &rt, &rc, &data)) {
+        Py_DECREF(r);
+        return -1;
+    }
+    if (PyObject_GetBuffer(data, &p->view, PyBUF_C_CONTIGUOUS) < 0) {
+        Py_DECREF(r);
+        return -1;
+    }
+    p->has_view = 1;
+    p->hold = r;
+    p->type = rt;
+    p->count = rc;
+    p->data = p->view.buf;
+    if (rt < 0 || rt > LAST_BUFFER_TYPE || rc < 1
+        || (size_t)p->view.len < (size_t)rc * dbr_value_size[rt]) {
+        PyErr_SetString(PyExc_SystemError, "encode returned a short buffer");
+        return -1;
+    }
+    return 0;
+}
+
+/* Common part of put/sg_put: validity, type, count and conversion.
+ * Returns ECA_NORMAL with *p filled, another status, or -1 on exception. */
+static int
+prepare_put(ChannelObject *c, PyObject *value, PyObject *chtype, long given_t,
+            PyObject *countobj, long given_n, put_req *p)
+{
+    memset(p, 0, sizeof(*p));
+    long t, native;
+    int connected;
+    int s = resolve_type(c, chtype, given_t, &t);
+    if (s != ECA_NORMAL)
+        return s;
+    if (!(t <= DBR_DOUBLE || t == DBR_PUT_ACKT || t == DBR_PUT_ACKS))
+        return ECA_BADTYPE;
+    channel_info(c, &native, &connected);
+    if (!connected)
+        return ECA_DISCONN;
+    long n = (countobj == NULL || countobj == Py_None || given_n <= 0 || given_n > native)
+             ? native : given_n;
+    if (n < 1)
+        n = 1;
+    int h = put_number(value, t, p);
+    if (h == 0)
+        h = put_array(value, t, n, p);
+    if (h == 0)
+        h = put_via_encode(value, t, n, p) == 0 ? 1 : -1;
+    if (h < 0) {
+        put_req_release(p);
+        return -1;
+    }
+    return ECA_NORMAL;
+}
+
+static PyObject *
+ca_put_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"chid", "value", "chtype", "count", "callback", NULL};
+    PyObject *obj, *value, *chtype = Py_None, *count = Py_None, *cb = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOO:put", kwlist, &obj, &value, &chtype,
+                                     &count, &cb))
+        return NULL;
+    long given_t = 0, given_n = 0;
+    ChannelObject *c;
+    int r = get_channel(obj, &c);
+    if (r < 0 || check_callback(cb) < 0 || opt_index(chtype, "chtype", &given_t) == -1 ||
+        opt_index(count, "count", &given_n) == -1)
+        return NULL;
+    if (r == 0)
+        return ECA_OBJ(ECA_BADCHID);
+    put_req p;
+    int s = prepare_put(c, value, chtype, given_t, count, given_n, &p);
+    if (s < 0)
+        return NULL;
+    if (s != ECA_NORMAL)
+        return ECA_OBJ(s);
+    if (cb != Py_None) {
+        request_ctx *rq = request_new(cb, c, 0);
+        if (!rq) {
+            put_req_release(&p);
+            return NULL;
+        }
+        CHAN_CALL(c, s = ca_array_put_callback(p.type, p.count, c->ch, p.data, put_handler, rq));
+        if (s != ECA_NORMAL)
+            request_free(rq);
+    } else {
+        CHAN_CALL(c, s = ca_array_put(p.type, p.count, c->ch, p.data));
+    }
+    put_req_release(&p);
+    return ECA_OBJ(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Subscriptions */
+
+static PyObject *
+ca_create_subscription_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"chid", "callback", "chtype", "count", "mask", "use_numpy", NULL};
+    PyObject *obj, *cb, *chtype = Py_None, *count = Py_None, *maskobj = Py_None;
+    int use_numpy = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOp:create_subscription", kwlist, &obj,
+                                     &cb, &chtype, &count, &maskobj, &use_numpy))
+        return NULL;
+    long given_t = 0, given_n = 0, mask = DBE_VALUE | DBE_ALARM;
+    ChannelObject *c;
+    int r = get_channel(obj, &c);
+    if (r < 0 || check_callback(cb) < 0 || opt_index(chtype, "chtype", &given_t) == -1 ||
+        opt_index(count, "count", &given_n) == -1 || opt_index(maskobj, "mask", &mask) == -1)
+        return NULL;
+    if (r == 0)
+        return status_none(ECA_BADCHID);
+    long t, native;
+    int connected;
+    int s = resolve_type(c, chtype, given_t, &t);
+    if (s != ECA_NORMAL)
+        return status_none(s);
+    channel_info(c, &native, &connected);
+    long n = (count == Py_None || given_n < 0 || (native > 0 && given_n > native))
+             ? native : given_n;
+    EvidObject *e = PyObject_New(EvidObject, &EvidType);
+    if (!e)
+        return NULL;
+    e->ev = NULL;
+    e->valid = 1;
+    e->use_numpy = use_numpy;
+    e->chan = (ChannelObject *)Py_NewRef((PyObject *)c);
+    e->callback = cb == Py_None ? NULL : Py_NewRef(cb);
+    /* in the channel's list (which keeps it alive for libca) before the
+     * first event, which may arrive inside ca_create_subscription */
+    if (PyList_Append(c->evids, (PyObject *)e) < 0) {
+        Py_DECREF(e);
+        return NULL;
+    }
+    evid ev = NULL;
+    CHAN_CALL(c, s = ca_create_subscription(t, n, c->ch, mask, event_handler, e, &ev));
+    if (s != ECA_NORMAL) {
+        e->valid = 0;
+        Py_ssize_t i = c->evids ? PySequence_Index(c->evids, (PyObject *)e) : -1;
+        if (i >= 0)
+            PySequence_DelItem(c->evids, i);
+        PyErr_Clear();
+        Py_DECREF(e);
+        return status_none(s);
+    }
+    e->ev = ev;
+    return Py_BuildValue("(NN)", ECA_OBJ(s), (PyObject *)e);
+}
+
+static PyObject *
+ca_clear_subscription_py(PyObject *m, PyObject *arg)
+{
+    if (arg == Py_None)
+        return ECA_OBJ(ECA_BADMONID);
+    if (!PyObject_TypeCheck(arg, &EvidType)) {
+        PyErr_Format(PyExc_TypeError, "expected an evid from create_subscription, not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    EvidObject *e = (EvidObject *)arg;
+    ChannelObject *c = e->chan;
+    if (!e->valid || !c->valid || !e->ev)
+        return ECA_OBJ(ECA_BADMONID);
+    e->valid = 0;   /* claimed: a second clear returns BADMONID */
+    int s;
+    evid ev = e->ev;
+    CHAN_CALL(c, s = ca_clear_subscription(ev));
+    /* drop the keep-alive reference held by the channel's list */
+    Py_ssize_t i = PySequence_Index(c->evids, arg);
+    if (i >= 0)
+        PySequence_DelItem(c->evids, i);
+    PyErr_Clear();
+    return ECA_OBJ(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Execution */
+
+static PyObject *
+pend_io_impl(double t)
+{
+    int s;
+    Py_ssize_t parked = PyList_GET_SIZE(graveyard);
+    Py_BEGIN_ALLOW_THREADS
+    s = ca_pend_io(t);
+    Py_END_ALLOW_THREADS
+    settle_reads(parked);
+    return ECA_OBJ(s);
+}
+
+static PyObject *
+pend_event_impl(double t)
+{
+    int s;
+    Py_BEGIN_ALLOW_THREADS
+    s = ca_pend_event(t);
+    Py_END_ALLOW_THREADS
+    return ECA_OBJ(s);
+}
+
+static PyObject *
+ca_pend_io_py(PyObject *m, PyObject *arg)
+{
+    double t;
+    if (parse_timeout(arg, &t) < 0)
+        return NULL;
+    return pend_io_impl(t);
+}
+
+static PyObject *
+ca_pend_event_py(PyObject *m, PyObject *arg)
+{
+    double t;
+    if (parse_timeout(arg, &t) < 0)
+        return NULL;
+    return pend_event_impl(t);
+}
+
+static PyObject *
+ca_poll_py(PyObject *m, PyObject *noargs)
+{
+    int s;
+    Py_BEGIN_ALLOW_THREADS
+    s = ca_poll();
+    Py_END_ALLOW_THREADS
+    return ECA_OBJ(s);
+}
+
+static PyObject *
+ca_pend_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"timeout", "early", NULL};
+    PyObject *tobj, *early;
+    double t;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:pend", kwlist, &tobj, &early))
+        return NULL;
+    if (parse_timeout(tobj, &t) < 0)
+        return NULL;
+    int e = PyObject_IsTrue(early);
+    if (e < 0)
+        return NULL;
+    return e ? pend_io_impl(t) : pend_event_impl(t);
+}
+
+static PyObject *
+ca_flush_io_py(PyObject *m, PyObject *noargs)
+{
+    int s;
+    Py_BEGIN_ALLOW_THREADS
+    s = ca_flush_io();
+    Py_END_ALLOW_THREADS
+    return ECA_OBJ(s);
+}
+
+static PyObject *
+ca_test_io_py(PyObject *m, PyObject *noargs)
+{
+    int s;
+    Py_BEGIN_ALLOW_THREADS
+    s = ca_test_io();
+    Py_END_ALLOW_THREADS
+    return ECA_OBJ(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Channel information */
+
+static PyObject *
+ca_field_type_py(PyObject *m, PyObject *arg)
+{
+    ChannelObject *c = info_channel(arg);
+    if (!c)
+        return NULL;
+    short ft;
+    CHAN_CALL(c, ft = ca_field_type(c->ch));
+    return DBF_OBJ(ft);
+}
+
+static PyObject *
+ca_element_count_py(PyObject *m, PyObject *arg)
+{
+    ChannelObject *c = info_channel(arg);
+    if (!c)
+        return NULL;
+    unsigned long n;
+    CHAN_CALL(c, n = ca_element_count(c->ch));
+    return PyLong_FromUnsignedLong(n);
+}
+
+static PyObject *
+ca_name_py(PyObject *m, PyObject *arg)
+{
+    ChannelObject *c = info_channel(arg);
+    if (!c)
+        return NULL;
+    const char *s;
+    CHAN_CALL(c, s = ca_name(c->ch));
+    if (!s)
+        return Py_NewRef(c->name);
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
+}
+
+static PyObject *
+ca_state_py(PyObject *m, PyObject *arg)
+{
+    if (arg == Py_None)
+        return CS_OBJ(4);
+    if (!PyObject_TypeCheck(arg, &ChannelType)) {
+        PyErr_Format(PyExc_TypeError, "expected a chid from create_channel, not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    ChannelObject *c = (ChannelObject *)arg;
+    if (!c->valid)
+        return CS_OBJ(cs_closed);
+    enum channel_state st;
+    CHAN_CALL(c, st = ca_state(c->ch));
+    return CS_OBJ(st);
+}
+
+static PyObject *
+ca_host_name_py(PyObject *m, PyObject *arg)
+{
+    ChannelObject *c = info_channel(arg);
+    if (!c)
+        return NULL;
+    char buf[256];
+    CHAN_CALL(c, ca_get_host_name(c->ch, buf, sizeof(buf)));
+    buf[sizeof(buf) - 1] = '\0';
+    return PyUnicode_DecodeUTF8(buf, (Py_ssize_t)strlen(buf), "replace");
+}
+
+static PyObject *
+ca_read_access_py(PyObject *m, PyObject *arg)
+{
+    ChannelObject *c = info_channel(arg);
+    if (!c)
+        return NULL;
+    int a;
+    CHAN_CALL(c, a = ca_read_access(c->ch));
+    return PyBool_FromLong(a);
+}
+
+static PyObject *
+ca_write_access_py(PyObject *m, PyObject *arg)
+{
+    ChannelObject *c = info_channel(arg);
+    if (!c)
+        return NULL;
+    int a;
+    CHAN_CALL(c, a = ca_write_access(c->ch));
+    return PyBool_FromLong(a);
+}
+
+static PyObject *
+ca_message_py(PyObject *m, PyObject *arg)
+{
+    PyObject *i = PyNumber_Long(arg);
+    if (!i)
+        return NULL;
+    long s = PyLong_AsLong(i);
+    Py_DECREF(i);
+    if (s == -1 && PyErr_Occurred())
+        return NULL;
+    const char *msg;
+    Py_BEGIN_ALLOW_THREADS
+    msg = ca_message(s);
+    Py_END_ALLOW_THREADS
+    return PyUnicode_FromString(msg ? msg : "");
+}
+
+static PyObject *
+ca_version_py(PyObject *m, PyObject *noargs)
+{
+    const char *v;
+    Py_BEGIN_ALLOW_THREADS
+    v = ca_version();
+    Py_END_ALLOW_THREADS
+    return PyUnicode_FromString(v);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Synchronous groups */
+
+/* 0 ok; 1 out of range (-> BADSYNCGRP); -1 TypeError */
+static int
+parse_gid(PyObject *obj, CA_SYNC_GID *gid)
+{
+    PyObject *i = PyNumber_Index(obj);
+    if (!i) {
+        PyErr_Format(PyExc_TypeError, "gid must be an integer, not %.100s",
+                     Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    unsigned long long v = PyLong_AsUnsignedLongLong(i);
+    Py_DECREF(i);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 1;
+    }
+    if (v != (CA_SYNC_GID)v)
+        return 1;
+    *gid = (CA_SYNC_GID)v;
+    return 0;
+}
+
+#define GID_OR_RETURN(obj, gid) do { \
+        int _r = parse_gid(obj, &gid); \
+        if (_r < 0) return NULL; \
+        if (_r > 0) return ECA_OBJ(ECA_BADSYNCGRP); \
+    } while (0)
+
+static PyObject *
+ca_sg_create_py(PyObject *m, PyObject *noargs)
+{
+    CA_SYNC_GID gid = 0;
+    int s;
+    Py_BEGIN_ALLOW_THREADS
+    s = ca_sg_create(&gid);
+    Py_END_ALLOW_THREADS
+    if (s != ECA_NORMAL)
+        return status_none(s);
+    return Py_BuildValue("(Nk)", ECA_OBJ(s), (unsigned long)gid);
+}
+
+static PyObject *
+sg_settle(int which, PyObject *arg)
+{
+    CA_SYNC_GID gid;
+    GID_OR_RETURN(arg, gid);
+    Py_ssize_t parked = PyList_GET_SIZE(graveyard);
+    int s;
+    Py_BEGIN_ALLOW_THREADS
+    s = which ? ca_sg_reset(gid) : ca_sg_delete(gid);
+    Py_END_ALLOW_THREADS
+    settle_reads(parked);
+    return ECA_OBJ(s);
+}
+
+static PyObject *
+ca_sg_delete_py(PyObject *m, PyObject *arg)
+{
+    return sg_settle(0, arg);
+}
+
+static PyObject *
+ca_sg_reset_py(PyObject *m, PyObject *arg)
+{
+    return sg_settle(1, arg);
+}
+
+static PyObject *
+ca_sg_block_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"gid", "timeout", NULL};
+    PyObject *gidobj, *tobj;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:sg_block", kwlist, &gidobj, &tobj))
+        return NULL;
+    CA_SYNC_GID gid;
+    double t;
+    GID_OR_RETURN(gidobj, gid);
+    if (parse_timeout(tobj, &t) < 0)
+        return NULL;
+    Py_ssize_t parked = PyList_GET_SIZE(graveyard);
+    int s;
+    Py_BEGIN_ALLOW_THREADS
+    s = ca_sg_block(gid, t);
+    Py_END_ALLOW_THREADS
+    settle_reads(parked);
+    return ECA_OBJ(s);
+}
+
+static PyObject *
+ca_sg_test_py(PyObject *m, PyObject *arg)
+{
+    CA_SYNC_GID gid;
+    GID_OR_RETURN(arg, gid);
+    int s;
+    Py_BEGIN_ALLOW_THREADS
+    s = ca_sg_test(gid);
+    Py_END_ALLOW_THREADS
+    return ECA_OBJ(s);
+}
+
+static PyObject *
+ca_sg_get_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"gid", "chid", "chtype", "count", "use_numpy", NULL};
+    PyObject *gidobj, *obj, *chtype = Py_None, *count = Py_None;
+    int use_numpy = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOp:sg_get", kwlist, &gidobj, &obj,
+                                     &chtype, &count, &use_numpy))
+        return NULL;
+    CA_SYNC_GID gid;
+    int r = parse_gid(gidobj, &gid);
+    if (r < 0)
+        return NULL;
+    if (r > 0)
+        return status_none(ECA_BADSYNCGRP);
+    return do_get(&gid, obj, chtype, count, NULL, use_numpy, NULL);
+}
+
+static PyObject *
+ca_sg_put_py(PyObject *m, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"gid", "chid", "value", "chtype", "count", NULL};
+    PyObject *gidobj, *obj, *value, *chtype = Py_None, *count = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|OO:sg_put", kwlist, &gidobj, &obj, &value,
+                                     &chtype, &count))
+        return NULL;
+    CA_SYNC_GID gid;
+    GID_OR_RETURN(gidobj, gid);
+    long given_t = 0, given_n = 0;
+    ChannelObject *c;
+    int r = get_channel(obj, &c);
+    if (r < 0 || opt_index(chtype, "chtype", &given_t) == -1 ||
+        opt_index(count, "count", &given_n) == -1)
+        return NULL;
+    if (r == 0)
+        return ECA_OBJ(ECA_BADCHID);
+    put_req p;
+    int s = prepare_put(c, value, chtype, given_t, count, given_n, &p);
+    if (s < 0)
+        return NULL;
+    if (s != ECA_NORMAL)
+        return ECA_OBJ(s);
+    CHAN_CALL(c, s = ca_sg_array_put(gid, p.type, p.count, c->ch, p.data));
+    put_req_release(&p);
+    return ECA_OBJ(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Interpreter exit */
+
+/* Registered with atexit: runs while the interpreter is fully alive. From
+ * here on libca callbacks return without touching Python; we wait (GIL
+ * released) for the callbacks already inside Python code to finish. */
+static PyObject *
+ca_shutdown_py(PyObject *m, PyObject *noargs)
+{
+    atomic_store(&shutting_down, 1);
+    Py_BEGIN_ALLOW_THREADS
+    for (int i = 0; i < 5000 && atomic_load(&cb_inflight) > 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------ */
+
+#define KW (PyCFunction)(void (*)(void))
+static PyMethodDef ca_methods[] = {
+    {"create_context", KW ca_create_context_py, METH_VARARGS | METH_KEYWORDS,
+     "create_context(preemptive_callback=True) -> ECA"},
+    {"destroy_context", ca_destroy_context_py, METH_NOARGS, "destroy_context() -> None"},
+    {"attach_context", ca_attach_context_py, METH_O, "attach_context(context) -> ECA"},
+    {"detach_context", ca_detach_context_py, METH_NOARGS, "detach_context() -> None"},
+    {"current_context", ca_current_context_py, METH_NOARGS, "current_context() -> context|None"},
+    {"show_context", KW ca_show_context_py, METH_VARARGS | METH_KEYWORDS,
+     "show_context(context=None, level=0) -> None"},
+    {"create_channel", KW ca_create_channel_py, METH_VARARGS | METH_KEYWORDS,
+     "create_channel(name, callback=None, priority=0) -> (ECA, chid|None)"},
+    {"clear_channel", ca_clear_channel_py, METH_O, "clear_channel(chid) -> ECA"},
+    {"change_connection_event", KW ca_change_connection_event_py, METH_VARARGS | METH_KEYWORDS,
+     "change_connection_event(chid, callback=None) -> ECA"},
+    {"replace_access_rights_event", KW ca_replace_access_rights_event_py,
+     METH_VARARGS | METH_KEYWORDS, "replace_access_rights_event(chid, callback=None) -> ECA"},
+    {"add_exception_event", KW ca_add_exception_event_py, METH_VARARGS | METH_KEYWORDS,
+     "add_exception_event(callback=None) -> ECA"},
+    {"replace_printf_handler", KW ca_replace_printf_handler_py, METH_VARARGS | METH_KEYWORDS,
+     "replace_printf_handler(callback=None) -> ECA"},
+    {"get", KW ca_get_py, METH_VARARGS | METH_KEYWORDS,
+     "get(chid, chtype=None, count=None, callback=None, use_numpy=False, out=None)"
+     " -> (ECA, DBRValue|None)"},
+    {"put", KW ca_put_py, METH_VARARGS | METH_KEYWORDS,
+     "put(chid, value, chtype=None, count=None, callback=None) -> ECA"},
+    {"create_subscription", KW ca_create_subscription_py, METH_VARARGS | METH_KEYWORDS,
+     "create_subscription(chid, callback, chtype=None, count=None, mask=None, use_numpy=False)"
+     " -> (ECA, evid|None)"},
+    {"clear_subscription", ca_clear_subscription_py, METH_O, "clear_subscription(evid) -> ECA"},
+    {"pend_io", ca_pend_io_py, METH_O, "pend_io(timeout) -> ECA"},
+    {"pend_event", ca_pend_event_py, METH_O, "pend_event(timeout) -> ECA"},
+    {"poll", ca_poll_py, METH_NOARGS, "poll() -> ECA"},
+    {"pend", KW ca_pend_py, METH_VARARGS | METH_KEYWORDS, "pend(timeout, early) -> ECA"},
+    {"flush_io", ca_flush_io_py, METH_NOARGS, "flush_io() -> ECA"},
+    {"test_io", ca_test_io_py, METH_NOARGS, "test_io() -> ECA"},
+    {"field_type", ca_field_type_py, METH_O, "field_type(chid) -> DBF"},
+    {"element_count", ca_element_count_py, METH_O, "element_count(chid) -> int"},
+    {"name", ca_name_py, METH_O, "name(chid) -> str"},
+    {"state", ca_state_py, METH_O, "state(chid) -> ChannelState"},
+    {"host_name", ca_host_name_py, METH_O, "host_name(chid) -> str"},
+    {"read_access", ca_read_access_py, METH_O, "read_access(chid) -> bool"},
+    {"write_access", ca_write_access_py, METH_O, "write_access(chid) -> bool"},
+    {"message", ca_message_py, METH_O, "message(status) -> str"},
+    {"version", ca_version_py, METH_NOARGS, "version() -> str"},
+    {"sg_create", ca_sg_create_py, METH_NOARGS, "sg_create() -> (ECA, gid|None)"},
+    {"sg_delete", ca_sg_delete_py, METH_O, "sg_delete(gid) -> ECA"},
+    {"sg_get", KW ca_sg_get_py, METH_VARARGS | METH_KEYWORDS,
+     "sg_get(gid, chid, chtype=None, count=None, use_numpy=False) -> (ECA, DBRValue|None)"},
+    {"sg_put", KW ca_sg_put_py, METH_VARARGS | METH_KEYWORDS,
+     "sg_put(gid, chid, value, chtype=None, count=None) -> ECA"},
+    {"sg_block", KW ca_sg_block_py, METH_VARARGS | METH_KEYWORDS, "sg_block(gid, timeout) -> ECA"},
+    {"sg_test", ca_sg_test_py, METH_O, "sg_test(gid) -> ECA"},
+    {"sg_reset", ca_sg_reset_py, METH_O, "sg_reset(gid) -> ECA"},
+    {"_shutdown", ca_shutdown_py, METH_NOARGS, "stop delivering callbacks (atexit hook)"},
+    {NULL}
+};
+
+static struct PyModuleDef ca_module = {
+    PyModuleDef_HEAD_INIT, "CaChannel._ca",
+    "C extension backend of CaChannel.ca (Channel Access on libca).", -1, ca_methods,
+};
+
+static int
+fill_cache(PyObject *common, const char *clsname, PyObject **table, long lo, long hi)
+{
+    PyObject *cls = PyObject_GetAttrString(common, clsname);
+    if (!cls)
+        return -1;
+    for (long v = lo; v <= hi; v++) {
+        PyObject *member = PyObject_CallFunction(cls, "l", v);
+        if (!member) {
+            if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
+                Py_DECREF(cls);
+                return -1;
+            }
+            PyErr_Clear();
+        }
+        table[v - lo] = member;   /* owned for the life of the process */
+    }
+    Py_DECREF(cls);
+    return 0;
+}
+
+PyMODINIT_FUNC
+PyInit__ca(void)
+{
+    import_array();
+    if (PyType_Ready(&ChannelType) < 0 || PyType_Ready(&EvidType) < 0 ||
+        PyType_Ready(&ContextType) < 0 || PyType_Ready(&DBRValueType) < 0)
+        return NULL;
+    PyObject *common = PyImport_ImportModule("CaChannel._common");
+    if (!common)
+        return NULL;
+    PyObject *m = PyModule_Create(&ca_module);
+    PyObject *all = NULL, *names = NULL;
+    if (!m)
+        goto fail;
+    if (fill_cache(common, "ECA", eca_members, 0, ECA_CACHE - 1) < 0 ||
+        fill_cache(common, "DBR", dbr_members, -1, 38) < 0 ||
+        fill_cache(common, "DBF", dbf_members, -1, 6) < 0 ||
+        fill_cache(common, "CA_OP", op_members, 0, 7) < 0 ||
+        fill_cache(common, "ChannelState", cs_members, 0, 4) < 0 ||
+        fill_cache(common, "AlarmCondition", cond_members, 0, 21) < 0 ||
+        fill_cache(common, "AlarmSeverity", sev_members, 0, 3) < 0)
+        goto fail;
+    py_encode = PyObject_GetAttrString(common, "encode");
+    graveyard = PyList_New(0);
+    if (!py_encode || !graveyard)
+        goto fail;
+
+    /* the constants, enums and pure helpers are the shared ones */
+    names = PyObject_GetAttrString(common, "__all__");
+    if (!names)
+        goto fail;
+    all = PySequence_List(names);
+    if (!all)
+        goto fail;
+    Py_ssize_t n = PyList_GET_SIZE(all);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *key = PyList_GET_ITEM(all, i);
+        PyObject *val = PyObject_GetAttr(common, key);
+        if (!val || PyObject_SetAttr(m, key, val) < 0) {
+            Py_XDECREF(val);
+            goto fail;
+        }
+        Py_DECREF(val);
+    }
+    for (PyMethodDef *d = ca_methods; d->ml_name; d++) {
+        if (d->ml_name[0] == '_')
+            continue;
+        PyObject *s = PyUnicode_FromString(d->ml_name);
+        if (!s || PyList_Append(all, s) < 0) {
+            Py_XDECREF(s);
+            goto fail;
+        }
+        Py_DECREF(s);
+    }
+    static const char *extra[] = {"backend", "HAS_NUMPY", "DBRValue", NULL};
+    for (const char **e = extra; *e; e++) {
+        PyObject *s = PyUnicode_FromString(*e);
+        if (!s || PyList_Append(all, s) < 0) {
+            Py_XDECREF(s);
+            goto fail;
+        }
+        Py_DECREF(s);
+    }
+    if (PyList_Sort(all) < 0)
+        goto fail;
+    if (PyModule_AddStringConstant(m, "backend", "cext") < 0 ||
+        PyModule_AddObjectRef(m, "HAS_NUMPY", Py_True) < 0 ||
+        PyModule_AddObjectRef(m, "DBRValue", (PyObject *)&DBRValueType) < 0 ||
+        PyModule_AddObjectRef(m, "chid", (PyObject *)&ChannelType) < 0 ||
+        PyModule_AddObjectRef(m, "evid", (PyObject *)&EvidType) < 0 ||
+        PyModule_AddObjectRef(m, "Context", (PyObject *)&ContextType) < 0 ||
+        PyModule_AddObjectRef(m, "__all__", all) < 0)
+        goto fail;
+
+    /* stop callbacks before the interpreter starts to finalize */
+    PyObject *atexit = PyImport_ImportModule("atexit");
+    if (!atexit)
+        goto fail;
+    PyObject *hook = PyObject_GetAttrString(m, "_shutdown");
+    PyObject *r = hook ? PyObject_CallMethod(atexit, "register", "O", hook) : NULL;
+    Py_DECREF(atexit);
+    Py_XDECREF(hook);
+    if (!r)
+        goto fail;
+    Py_DECREF(r);
+
+    Py_DECREF(names);
+    Py_DECREF(all);
+    Py_DECREF(common);
+    m_module = m;
+    return m;
+fail:
+    Py_XDECREF(names);
+    Py_XDECREF(all);
+    Py_XDECREF(common);
+    Py_XDECREF(m);
+    return NULL;
+}
