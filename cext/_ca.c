@@ -1615,6 +1615,9 @@ do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, Py
             n = (no_count || given_n < 0 || given_n > native) ? native : given_n;
         else
             n = (no_count || given_n <= 0 || given_n > native) ? native : given_n;
+        if (t == DBR_CLASS_NAME)
+            n = 1;   /* one string whatever the channel's count; the server
+                        pads further elements with garbage */
     }
     int s;
     if (with_cb) {
