@@ -15,11 +15,7 @@ def _select():
         return _importlib.import_module(__package__ + "._cffi")
     try:
         return _importlib.import_module(__package__ + "._ca")
-    except ModuleNotFoundError as exc:
-        if exc.name != __package__ + "._ca":
-            _warnings.warn("CaChannel: the C extension is unavailable (%s); "
-                           "using the cffi backend" % exc, RuntimeWarning, stacklevel=3)
-    except Exception as exc:  # a broken build must not make CA unusable
+    except Exception as exc:  # not built or broken: CA must stay usable
         _warnings.warn("CaChannel: the C extension is unavailable (%s: %s); "
                        "using the cffi backend" % (type(exc).__name__, exc),
                        RuntimeWarning, stacklevel=3)
