@@ -209,6 +209,8 @@ def _info_channel(obj) -> chid:
 
 
 def _timeout(timeout) -> float:
+    if isinstance(timeout, (str, bytes)):
+        raise TypeError("timeout must be a number, not %s" % type(timeout).__name__)
     try:
         t = float(timeout)
     except (TypeError, ValueError):
