@@ -54,20 +54,45 @@ def ioc():
         yield running
 
 
-@pytest.fixture
-def ctx(ioc, monkeypatch):
-    """A caproto threading client context that searches only ``ioc``."""
+class _Client:
+    """caproto threading client that searches only one IOC.
+
+    caproto reads EPICS_CA_ADDR_LIST when it sends a search, so the IOC's
+    client env is put into os.environ only while connecting (the session IOC
+    of the plugin, if any, keeps its env for everyone else).
+    """
+
+    def __init__(self, ioc, context):
+        self.ioc = ioc
+        self.context = context
+
+    def pv(self, name, timeout=5.0):
+        saved = {k: os.environ.get(k) for k in self.ioc.client_env()}
+        os.environ.update(self.ioc.client_env())
+        try:
+            (pv,) = self.context.get_pvs(name, timeout=timeout)
+            pv.wait_for_connection(timeout=timeout)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        return pv
+
+
+@pytest.fixture(scope="module")
+def ctx(ioc):
     caproto_client = pytest.importorskip("caproto.threading.client")
-    for key, value in ioc.client_env().items():
-        monkeypatch.setenv(key, value)
     context = caproto_client.Context()
-    yield context
-    context.disconnect()
+    try:
+        yield _Client(ioc, context)
+    finally:
+        context.disconnect()
 
 
 def read(ctx, name, **kw):
-    (pv,) = ctx.get_pvs(name, timeout=5)
-    pv.wait_for_connection(timeout=5)
+    pv = ctx.pv(name)
     return pv, pv.read(timeout=10, **kw)
 
 
@@ -180,8 +205,7 @@ def test_db_waveforms(ctx, name):
 
 @pytest.mark.parametrize("name", sorted(COUNTS))
 def test_db_array_sizes(ctx, name):
-    (pv,) = ctx.get_pvs(name, timeout=5)
-    pv.wait_for_connection(timeout=5)
+    pv = ctx.pv(name)
     assert (int(pv.channel.native_data_type), pv.channel.native_data_count) == COUNTS[name]
 
 
@@ -236,8 +260,7 @@ def test_db_mbbo_states(ioc, ctx):
 
 
 def test_db_cacalc_changes(ctx):
-    (pv,) = ctx.get_pvs("cacalc", timeout=5)
-    pv.wait_for_connection(timeout=5)
+    pv = ctx.pv("cacalc")
     first = pv.read(timeout=5).data[0]
     wait_until(lambda: pv.read(timeout=5).data[0] != first, timeout=5, message="cacalc to change")
     _, r = read(ctx, "cacalc", data_type="control")
@@ -247,8 +270,7 @@ def test_db_cacalc_changes(ctx):
 @pytest.mark.parametrize("name,count", [("ca:image", 1024 * 1024), ("ca:bigwave", 4_000_000)])
 def test_db_big_arrays_served(ctx, name, count):
     """The IOC's EPICS_CA_MAX_ARRAY_BYTES lets it send the full arrays."""
-    (pv,) = ctx.get_pvs(name, timeout=5)
-    pv.wait_for_connection(timeout=5)
+    pv = ctx.pv(name)
     r = pv.read(data_count=count, timeout=30)
     assert len(r.data) == count
 
@@ -256,20 +278,17 @@ def test_db_big_arrays_served(ctx, name, count):
 # ---------------------------------------------------------- access security --
 def test_acf_readonly(ioc, ctx):
     from caproto import AccessRights
-    (pv,) = ctx.get_pvs("ca:readonly", timeout=5)
-    pv.wait_for_connection(timeout=5)
+    pv = ctx.pv("ca:readonly")
     rights = pv.channel.access_rights
     assert rights & AccessRights.READ and not rights & AccessRights.WRITE
     assert "put No" in ioc.shell("astac ca:readonly user localhost")
-    (rw,) = ctx.get_pvs("catest", timeout=5)
-    rw.wait_for_connection(timeout=5)
+    rw = ctx.pv("catest")
     assert rw.channel.access_rights & AccessRights.WRITE
 
 
 def test_acf_guarded_switch(ioc, ctx):
     from caproto import AccessRights
-    (pv,) = ctx.get_pvs("ca:guarded", timeout=5)
-    pv.wait_for_connection(timeout=5)
+    pv = ctx.pv("ca:guarded")
     assert not pv.channel.access_rights & AccessRights.WRITE
     ioc.shell("dbpf ca:guard 1")
     try:
