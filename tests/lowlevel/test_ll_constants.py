@@ -217,3 +217,15 @@ def test_both_backends_export_the_same_names():
     except ImportError:
         pytest.skip("the C extension is not built")
     assert set(cext.__all__) == names
+
+
+def test_enum_classes_and_buffer_limits():
+    assert ca.CA_PRIORITY.MAX == 99 and ca.CA_PRIORITY.DEFAULT is ca.CA_PRIORITY.MIN
+    assert ca.DBE.LOG is ca.DBE.ARCHIVE and ca.DBE.VALUE | ca.DBE.ALARM == 5
+    assert (ca.MAX_STRING_SIZE, ca.MAX_UNITS_SIZE, ca.MAX_ENUM_STRING_SIZE,
+            ca.MAX_ENUM_STATES) == (40, 8, 26, 16)
+    assert ca.dbr_type_is_SHORT(ca.DBR_TIME_SHORT) and ca.dbr_type_is_FLOAT(ca.DBR_GR_FLOAT)
+    assert ca.dbr_type_is_ENUM(ca.DBR_CTRL_ENUM) and ca.dbr_type_is_CHAR(ca.DBR_STS_CHAR)
+    assert ca.dbr_type_is_LONG(ca.DBR_LONG) and ca.dbr_type_is_DOUBLE(ca.DBR_CTRL_DOUBLE)
+    assert not ca.dbr_type_is_DOUBLE(ca.DBR_CTRL_LONG)
+    assert isinstance(ca.DBRValue, type)
