@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("CaChannel._ca", reason="the C extension is not built")
-
 from cexttools import connect  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def ca(softioc):
-    from CaChannel import _ca
+    _ca = pytest.importorskip("CaChannel._ca", reason="the C extension is not built")
     assert softioc is not None, "the session IOC is not configured (cachannel_ioc_db)"
     # NORMAL also when another test package already made the thread's context
     status = _ca.create_context(True)
@@ -31,3 +29,14 @@ def chan(ca):
     for ch in made:
         ca.clear_channel(ch)
     ca.flush_io()
+
+
+def pytest_collection_modifyitems(config, items):
+    # the long variants only run when asked for with -m stress
+    if "stress" in (config.getoption("-m") or ""):
+        return
+    here = __file__.rsplit("/", 1)[0]
+    skip = pytest.mark.skip(reason="long variant: run with -m stress")
+    for item in items:
+        if "stress" in item.keywords and str(item.fspath).startswith(here):
+            item.add_marker(skip)
