@@ -382,6 +382,19 @@ def test_env(softioc):
     assert os.environ["EPICS_CA_ADDR_LIST"] == "127.0.0.1:%d" % softioc.port
     assert ca_search("site:value", softioc.port, timeout=2) is not None
     assert "42" in softioc.shell("dbgf site:value")
+
+
+def test_own_fixture(extra_ioc):
+    assert extra_ioc.port != int(os.environ["EPICS_CA_ADDR_LIST"].rsplit(":", 1)[1])
+    assert ca_search("extra:value", extra_ioc.port, timeout=2) is not None
+'''
+
+SITE_CONFTEST = '''
+from pathlib import Path
+from CaChannel.testing import ioc_fixture
+
+extra_ioc = ioc_fixture([Path(__file__).parent / "db" / "site.db"], macros="P=extra:",
+                        export_env=False, scope="module")
 '''
 
 SITE_DOCTEST = '''
@@ -412,9 +425,10 @@ def test_plugin_in_a_site_project(tmp_path):
         """))
     (tmp_path / "test_site.py").write_text(SITE_TEST)
     (tmp_path / "mod_doc.py").write_text(SITE_DOCTEST)
+    (tmp_path / "conftest.py").write_text(SITE_CONFTEST)
     res = _run_pytest(tmp_path, "--doctest-modules")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "2 passed" in res.stdout, res.stdout
+    assert "3 passed" in res.stdout, res.stdout
 
 
 def test_plugin_inactive_without_ini(tmp_path):
