@@ -237,6 +237,8 @@ class CaChannel:
 
     def __del__(self) -> None:
         try:
+            if sys.is_finalizing():
+                return  # libca may already be torn down
             if getattr(self, "_chid", None) is not None:
                 self._evid = None
                 ca.clear_channel(self._chid)

@@ -149,13 +149,22 @@ def camonitor(name: str, as_string: bool = False, count: Optional[int] = None,
     req = ca.dbf_type_to_DBR_TIME(ftype)
     if as_string and ftype == ca.DBF_ENUM:
         req = ca.DBR_TIME_STRING
-    user_cb = callback
-    if as_string and ftype == ca.DBF_CHAR:
-        def user_cb(epics_args, user_args):  # noqa: F811 - converted char array
+    convert = as_string and ftype == ca.DBF_CHAR
+    # updates arriving while camonitor() is still running (the initial one
+    # can come back before the flush returns) are held until it returned
+    installed = threading.Event()
+
+    def user_cb(epics_args, user_args):
+        installed.wait(1.0)
+        if convert:  # fixed: char arrays as str (the original compared a TIME type)
             epics_args["pv_value"] = _chars_to_str(epics_args.get("pv_value"))
-            callback(epics_args, user_args)
-    chan.add_masked_array_event(req, count, None, user_cb)
-    chan.flush_io()
+        callback(epics_args, user_args)
+
+    try:
+        chan.add_masked_array_event(req, count, None, user_cb)
+        chan.flush_io()
+    finally:
+        installed.set()
 
 
 def cainfo(name: str) -> None:
