@@ -55,9 +55,8 @@ def _report_callback_error() -> None:
 def _call_user(callback, arg) -> None:
     try:
         callback(arg)
-    except SystemExit:
-        raise
     except BaseException:
+        # nothing above a libca callback could handle it (SystemExit included)
         _report_callback_error()
 
 

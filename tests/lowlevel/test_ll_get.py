@@ -109,6 +109,8 @@ def test_every_request_type_waveform(wave, family, kind):
 
 def test_stsack_string(catest):
     write(catest, 3.0)
+    # acknowledge whatever alarms earlier tests left unacknowledged
+    write(catest, ca.INVALID_ALARM, ca.DBR_PUT_ACKS)
     d = read(catest, ca.DBR_STSACK_STRING)
     assert set(d) == {"value", "status", "severity", "ackt", "acks"}
     assert d["value"] == "3.0000"
@@ -162,7 +164,7 @@ def test_enum_reads():
 
 
 FIELD_TYPES = [
-    # name, DBF reported over CA, native count, value check (plain native read)
+    # name, DBF reported over CA, native count, value written and read back
     ("ca:scalar:STRING", ca.DBF_STRING, 1, "hello"),
     ("ca:scalar:CHAR", ca.DBF_CHAR, 1, 251),          # -5 as an unsigned CA char
     ("ca:scalar:UCHAR", ca.DBF_CHAR, 1, 200),
@@ -184,6 +186,8 @@ def test_field_types(name, dbf, count, expected):
     assert ca.field_type(chid) == dbf and isinstance(ca.field_type(chid), ca.DBF)
     assert ca.element_count(chid) == count
     if expected is not None:
+        # other tests share the IOC: write the value, then check what comes back
+        assert write(chid, expected)["status"] == ca.ECA_NORMAL
         assert read(chid) == expected
     # every family reads from every field type (a text field only as text:
     # the server cannot turn 'hello' into a number)

@@ -157,10 +157,10 @@ ca.pend_event(1.0)
         assert proc.returncode == 0, output
         assert "couldn't be located" not in output, output
         deadline = time.monotonic() + 10
-        while not _repeater_pids(port):
-            assert time.monotonic() < deadline, "libca did not start caRepeater: " + output
+        while not (_repeater_pids(port) and _udp_port_in_use(port)):
+            assert time.monotonic() < deadline, \
+                "no caRepeater serving port %d: %s" % (port, output)
             time.sleep(0.05)
-        assert _udp_port_in_use(port)
     finally:
         for pid in _repeater_pids(port):
             os.kill(pid, signal.SIGTERM)
