@@ -99,7 +99,7 @@ class epicsMotor:
 
     def _dmov_now(self) -> int:
         """DMOV read from the server (not the cache): ordered after our writes."""
-        return int(CaChannel.getw(self.pvs["dmov"]))
+        return int(self._dmov_watch.getw(ca.DBR_SHORT))
 
     def move(self, value: float, relative: bool = False, dial: bool = False, step: bool = False,
              ignore_limits: bool = False) -> None:

@@ -32,7 +32,8 @@ class Manual(PVGroup):
 
 class Sequence(PVGroup):
     CMD = pvproperty(value="This is command string", max_length=10000, dtype=str)
-    ACK = pvproperty(value="0", read_only=True, dtype=str)
+    # max_length: caproto sizes a str PV by its initial value otherwise
+    ACK = pvproperty(value="0", read_only=True, dtype=str, max_length=40)
     values = pvproperty(value=[math.nan, math.nan], read_only=True, max_length=10000)
 
     @CMD.putter
