@@ -1049,9 +1049,15 @@ exception_handler(struct exception_handler_args args)
         PyObject *cb = Py_NewRef(slot->callback);
         PyObject *ch = NULL;
         if (args.chid) {
-            ChannelObject *c = ca_puser(args.chid);
-            if (c && PyObject_TypeCheck((PyObject *)c, &ChannelType) && c->valid)
-                ch = Py_NewRef((PyObject *)c);
+            /* the handler is per context, so the channel may belong to
+             * another user of libca (e.g. the cffi backend) whose puser is
+             * not ours: find it among our channels instead of trusting it */
+            for (ChannelObject *c = live_channels; c; c = c->next) {
+                if (c->ch == args.chid && c->valid) {
+                    ch = Py_NewRef((PyObject *)c);
+                    break;
+                }
+            }
         }
         if (!ch)
             ch = Py_NewRef(Py_None);

@@ -192,3 +192,31 @@ def test_exit_without_clearing_nonpreemptive(ca):
         ca.pend_event(0.2)
     """)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+
+
+def test_exception_and_printf_handlers(ca, chan):
+    ch = chan("ca:scalar:STRING")
+    got = Collector()
+    assert ca.add_exception_event(got) == ca.ECA.NORMAL
+    try:
+        # the server cannot convert this text to a number: the read fails
+        ca.put(ch, "not a number")
+        assert ca.get(ch, ca.DBR_SHORT)[0] == ca.ECA.NORMAL
+        ca.pend_io(0.5)
+        args = got.wait(1)[0]
+    finally:
+        ca.add_exception_event(None)
+    assert set(args) >= {"chid", "type", "count", "state", "stat", "op", "ctx", "file", "lineNo"}
+    assert args["chid"] is ch and args["op"] == ca.CA_OP.GET
+    assert args["type"] == ca.DBR.SHORT and args["state"] == args["stat"]
+    assert isinstance(args["file"], str) and isinstance(args["lineNo"], int)
+
+    lines = Collector()
+    assert ca.replace_printf_handler(lines) == ca.ECA.NORMAL
+    try:
+        assert ca.get(ch, ca.DBR_SHORT)[0] == ca.ECA.NORMAL
+        ca.pend_io(0.5)
+        text = "".join(lines.wait(1))
+    finally:
+        ca.replace_printf_handler(None)
+    assert isinstance(text, str) and "CA.Client.Exception" in text
