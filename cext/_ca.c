@@ -1920,7 +1920,15 @@ ca_create_subscription_py(PyObject *m, PyObject *args, PyObject *kw)
     long given_t = 0, given_n = 0, mask = DBE_VALUE | DBE_ALARM;
     ChannelObject *c;
     int r = get_channel(obj, &c);
-    if (r < 0 || check_callback(cb) < 0 || opt_index(chtype, "chtype", &given_t) == -1 ||
+    if (r < 0)
+        return NULL;
+    if (!PyCallable_Check(cb)) {
+        /* a subscription exists only to call back: None is an error here */
+        PyErr_Format(PyExc_TypeError, "callback must be callable, not %.100s",
+                     Py_TYPE(cb)->tp_name);
+        return NULL;
+    }
+    if (opt_index(chtype, "chtype", &given_t) == -1 ||
         opt_index(count, "count", &given_n) == -1 || opt_index(maskobj, "mask", &mask) == -1)
         return NULL;
     if (r == 0)
@@ -1940,7 +1948,7 @@ ca_create_subscription_py(PyObject *m, PyObject *args, PyObject *kw)
     e->valid = 1;
     e->use_numpy = use_numpy;
     e->chan = (ChannelObject *)Py_NewRef((PyObject *)c);
-    e->callback = cb == Py_None ? NULL : Py_NewRef(cb);
+    e->callback = Py_NewRef(cb);
     /* in the channel's list (which keeps it alive for libca) before the
      * first event, which may arrive inside ca_create_subscription */
     if (PyList_Append(c->evids, (PyObject *)e) < 0) {
