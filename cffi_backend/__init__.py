@@ -357,6 +357,10 @@ def _shutdown() -> None:
         lib.ca_context_destroy()
         own = _NULL
     _our_contexts.clear()
+    # libca freed the channels of those contexts: a __del__ that clears one
+    # later during shutdown must get BADCHID, not touch freed memory
+    for ch in list(live_channels.values()):
+        _forget(ch)
 
 
 # ---------------------------------------------------------------------------

@@ -65,15 +65,16 @@ _loaded: Optional[str] = None
 def load() -> str:
     """Load libCom and libca into the process (once) and return libca's path.
 
-    libCom is loaded first with ``RTLD_GLOBAL`` so that libca (and the C
-    extension, which links to both) resolve their symbols against the same
-    copy.
+    libCom is loaded first so that libca's dependency on it resolves to this
+    copy (the loader matches it by soname). Both are loaded ``RTLD_LOCAL``:
+    with ``RTLD_GLOBAL`` their symbols would interpose on other extensions
+    that carry a private EPICS copy (pcaspy does), whose C++ static
+    destructors then free libCom's globals a second time at exit.
     """
     global _loaded
     if _loaded is None:
         com, ca = library_paths()
-        mode = getattr(ctypes, "RTLD_GLOBAL", 0)
-        ctypes.CDLL(com, mode=mode)
-        ctypes.CDLL(ca, mode=mode)
+        ctypes.CDLL(com)
+        ctypes.CDLL(ca)
         _loaded = ca
     return _loaded

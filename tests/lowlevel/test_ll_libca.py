@@ -164,3 +164,31 @@ ca.pend_event(1.0)
     finally:
         for pid in _repeater_pids(port):
             os.kill(pid, signal.SIGTERM)
+
+
+def test_other_epics_copies_in_the_process_do_not_crash_exit():
+    """pcaspy carries a private EPICS copy; libca must not interpose on it."""
+    pytest.importorskip("pcaspy")
+    proc = run_python("from CaChannel import ca; import pcaspy; print(ca.backend)")
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+
+
+def test_exit_with_live_monitors_and_pending_callbacks(softioc):
+    code = """
+import os, sys
+from CaChannel import ca
+ca.create_context(True)
+chids = [ca.create_channel(n)[1] for n in ('cacalc', 'catest', 'cawave', 'ca:bigwave')]
+assert ca.pend_io(5) == ca.ECA_NORMAL
+for c in chids:
+    ca.create_subscription(c, lambda d: None)
+ca.get(chids[3], callback=lambda d: None, use_numpy=True)
+ca.put(chids[1], 2.0, callback=lambda d: None)
+ca.flush_io()
+ca.pend_event(0.3)
+print('exiting')
+"""
+    for _ in range(3):
+        proc = run_python(code, timeout=30)
+        assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+        assert proc.stdout.strip() == "exiting"
