@@ -578,6 +578,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run(seconds=args.seconds, port=args.port)
 
 
+# ----------------------------------------------------------------- version
+def cmd_version(args: argparse.Namespace) -> int:
+    """``version``: package version, active backend and libca version."""
+    from . import __version__
+    print("CaChannel %s (backend %s, libca %s)" % (__version__, ca.backend, ca.version()))
+    return 0
+
+
 # ------------------------------------------------------------------ parser
 def _request_type_arg(text: str) -> int:
     try:
@@ -669,6 +677,11 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None,
                    help="CA server port of the demo IOC (default: a free port)")
     p.set_defaults(func=cmd_demo, timeout=1.0)
+
+    p = sub.add_parser("version", help="print versions and the active backend",
+                       description="Print the CaChannel version, the backend in use and libca's version.")
+    p.add_argument("--backend", choices=_BACKENDS, help="select the backend first")
+    p.set_defaults(func=cmd_version, timeout=1.0)
     return parser
 
 

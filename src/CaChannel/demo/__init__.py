@@ -215,8 +215,9 @@ def run(seconds: float = 15.0, port: Optional[int] = None, out: Optional[TextIO]
         from .. import ca
         if ca.create_context(True) != ca.ECA_NORMAL:
             raise RuntimeError("cannot create a CA context")
-        out.write("CaChannel demo: soft IOC pid %d on 127.0.0.1:%d, backend %r, libca %s\n"
-                  % (ioc.pid, ioc.port, ca.backend, ca.version()))
+        out.write("CaChannel demo: soft IOC pid %d on 127.0.0.1:%d, CA repeater pid %d, "
+                  "backend %r, libca %s\n"
+                  % (ioc.pid, ioc.port, repeater.proc.pid, ca.backend, ca.version()))
         out.write("client environment: %s\n" % " ".join(
             "%s=%s" % kv for kv in sorted(ioc.client_env().items())))
         out.flush()

@@ -1,0 +1,24 @@
+"""Sphinx configuration of the CaChannel API reference (``sphinx-build -W -b html docs out``)."""
+import os
+import sys
+
+# the source tree, for a build from a checkout that is not pip-installed
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "src")))
+
+import CaChannel  # noqa: E402
+
+project = "CaChannel"
+author = "CaChannel developers"
+copyright = "CaChannel developers"
+release = CaChannel.__version__
+version = ".".join(release.split(".")[:2])
+
+extensions = ["sphinx.ext.autodoc"]
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_typehints = "signature"
+# libca must not be needed to read docstrings, but importing CaChannel.ca loads
+# it; no CA context is created by the build
+exclude_patterns = ["_build"]
+html_theme = "alabaster"
+html_static_path = []
