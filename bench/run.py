@@ -260,7 +260,7 @@ def measure(contender, workload, cfg, rawca, client_env, quick):
     pv = {'big_get': PV['big'], 'image_get': PV['img'], 'scalar_get': PV['ao'], 'put_cb': PV['ao'],
           'monitor': PV['mon'], 'monitor_image': PV['mimg'], 'connect': PV['conn_prefix']}[workload]
     repeats, window = cfg['repeats'], cfg.get('window', 1.0)
-    timeout = 90 if quick else 150
+    timeout = 60 if quick else 90
 
     def one(reps):
         if contender == 'raw':
@@ -508,6 +508,11 @@ def main():
         'ratio_definition': 'ratio = contender median / reference median for both times and rates; '
                             'times: lower is better, rates: higher is better',
     }
+    try:
+        meta['git_commit'] = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=HERE, capture_output=True,
+                                            text=True).stdout.strip()
+    except OSError:
+        pass
     try:
         import epicscorelibs.version
         meta['epicscorelibs'] = getattr(epicscorelibs.version, 'version', None)
