@@ -472,6 +472,36 @@ def replace_printf_handler(callback: Optional[Callable[[str], Any]] = None) -> E
 # Read, write, subscribe
 
 
+def _prepare_read(chid, chtype, count, zero_ok: bool, out=None):
+    """Checks shared by ``get`` and ``sg_get``: ``(status, channel, type, count)``.
+
+    ``count``: None, negative or above the native count -> native; 0 stays 0
+    only when ``zero_ok`` (a get with callback: the server's current length).
+    """
+    ch = _channel(chid)
+    if count is not None:
+        _common.index_count(count)
+    if chtype is not None:
+        _common.request_type(chtype)
+    if ch is None:
+        return ECA.BADCHID, None, 0, 0
+    native = int(lib.ca_element_count(ch._ptr))
+    if out is not None:
+        t, n = _out_request(out, chtype, count, native)
+    else:
+        t, status = _request(ch, chtype)
+        if t is None:
+            return status, None, 0, 0
+        n = native if count is None else _common.index_count(count)
+        if n > native or n < 0 or (n == 0 and not zero_ok):
+            n = native
+        if t == _common.DBR_CLASS_NAME:
+            n = 1           # the record type is one string, whatever the channel's count
+    if lib.ca_state(ch._ptr) != _CS_CONN:
+        return ECA.DISCONN, None, 0, 0
+    return ECA.NORMAL, ch, t, n
+
+
 def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
         callback: Optional[Callable] = None, use_numpy: bool = False,
         out: Optional[np.ndarray] = None) -> Tuple[ECA, Optional[DBRValue]]:
@@ -482,32 +512,12 @@ def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
     callback runs once with the get dict. ``out``: a writable C-contiguous
     numpy array that libca fills directly (synchronous gets only).
     """
-    ch = _channel(chid)
     callback = _callable_or_none(callback)
-    if count is not None:
-        _common.index_count(count)
-    if chtype is not None:
-        _common.request_type(chtype)
     if out is not None and callback is not None:
         raise ValueError("out= is for synchronous gets (no callback)")
+    status, ch, t, n = _prepare_read(chid, chtype, count, callback is not None, out)
     if ch is None:
-        return ECA.BADCHID, None
-    native = int(lib.ca_element_count(ch._ptr))
-    if out is not None:
-        t, n = _out_request(out, chtype, count, native)
-        if lib.ca_state(ch._ptr) != _CS_CONN:
-            return ECA.DISCONN, None
-    else:
-        t, status = _request(ch, chtype)
-        if t is None:
-            return to_eca(status), None
-        if lib.ca_state(ch._ptr) != _CS_CONN:
-            return ECA.DISCONN, None
-        n = native if count is None else _common.index_count(count)
-        if n > native or n < 0 or (n == 0 and callback is None):
-            n = native
-        if t == _common.DBR_CLASS_NAME:
-            n = 1           # the record type is one string, whatever the channel's count
+        return to_eca(status), None
     if callback is not None:
         token = new_token((ch, callback, bool(use_numpy)))
         ch.pending.add(token)
@@ -529,8 +539,24 @@ def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
     return ECA.NORMAL, value
 
 
-def _put_args(ch: chid, t: int, value, count):
-    """``(status, (type, count, cdata))`` for a put of ``value`` as type ``t``."""
+def _prepare_put(chid, value, chtype, count) -> Tuple[int, Optional[tuple]]:
+    """Checks and conversion shared by ``put`` and ``sg_put``.
+
+    Returns ``(status, (type, count, cdata))``; the tuple is None unless the
+    status is NORMAL. Unconvertible values raise (ca-api.md 2.10).
+    """
+    ch = _channel(chid)
+    if count is not None:
+        _common.index_count(count)
+    if chtype is not None:
+        _common.request_type(chtype)
+    if ch is None:
+        return ECA.BADCHID, None
+    t, status = _request(ch, chtype)
+    if t is None:
+        return status, None
+    if lib.ca_state(ch._ptr) != _CS_CONN:
+        return ECA.DISCONN, None
     if t not in _common.PUT_TYPES:
         return ECA.BADTYPE, None
     native = int(lib.ca_element_count(ch._ptr))
@@ -545,22 +571,11 @@ def put(chid: chid, value: Any, chtype: Optional[int] = None, count: Optional[in
 
     With ``callback`` it runs once the server completed the put.
     """
-    ch = _channel(chid)
     callback = _callable_or_none(callback)
-    if count is not None:
-        _common.index_count(count)
-    if chtype is not None:
-        _common.request_type(chtype)
-    if ch is None:
-        return ECA.BADCHID
-    t, status = _request(ch, chtype)
-    if t is None:
-        return to_eca(status)
-    if lib.ca_state(ch._ptr) != _CS_CONN:
-        return ECA.DISCONN
-    status, args = _put_args(ch, t, value, count)
+    status, args = _prepare_put(chid, value, chtype, count)
     if args is None:
         return to_eca(status)
+    ch = chid
     t, n, data = args
     if callback is None:
         return to_eca(lib.ca_array_put(t, n, ch._ptr, data))
@@ -748,22 +763,9 @@ def sg_get(gid: int, chid: chid, chtype: Optional[int] = None, count: Optional[i
            use_numpy: bool = False) -> Tuple[ECA, Optional[DBRValue]]:
     """Queue a read in group ``gid``; the value is valid after ``sg_block``."""
     g = _gid(gid)
-    ch = _channel(chid)
-    if count is not None:
-        _common.index_count(count)
-    if chtype is not None:
-        _common.request_type(chtype)
+    status, ch, t, n = _prepare_read(chid, chtype, count, False)
     if ch is None:
-        return ECA.BADCHID, None
-    t, status = _request(ch, chtype)
-    if t is None:
         return to_eca(status), None
-    if lib.ca_state(ch._ptr) != _CS_CONN:
-        return ECA.DISCONN, None
-    native = int(lib.ca_element_count(ch._ptr))
-    n = native if count is None else _common.index_count(count)
-    if n <= 0 or n > native or t == _common.DBR_CLASS_NAME:
-        n = 1 if t == _common.DBR_CLASS_NAME else native
     ptr, value = _read_buffer(t, n, bool(use_numpy))
     status = lib.ca_sg_array_get(g, t, n, ch._ptr, ptr)
     if status != ECA.NORMAL:
@@ -776,21 +778,11 @@ def sg_put(gid: int, chid: chid, value: Any, chtype: Optional[int] = None,
            count: Optional[int] = None) -> ECA:
     """Queue a write in group ``gid`` (conversion as ``put``)."""
     g = _gid(gid)
-    ch = _channel(chid)
-    if count is not None:
-        _common.index_count(count)
-    if ch is None:
-        return ECA.BADCHID
-    t, status = _request(ch, chtype)
-    if t is None:
-        return to_eca(status)
-    if lib.ca_state(ch._ptr) != _CS_CONN:
-        return ECA.DISCONN
-    status, args = _put_args(ch, t, value, count)
+    status, args = _prepare_put(chid, value, chtype, count)
     if args is None:
         return to_eca(status)
     t, n, data = args
-    return to_eca(lib.ca_sg_array_put(g, t, n, ch._ptr, data))
+    return to_eca(lib.ca_sg_array_put(g, t, n, chid._ptr, data))
 
 
 def sg_block(gid: int, timeout: float) -> ECA:
