@@ -81,9 +81,9 @@ def settings(quick):
             'monitor_image': dict(repeats=3, window=0.3),
         }
     return {
-        'big_get': dict(repeats=7), 'image_get': dict(repeats=7),
+        'big_get': dict(repeats=10), 'image_get': dict(repeats=15),
         'scalar_get': dict(repeats=5, window=0.5), 'put_cb': dict(repeats=5, window=0.5),
-        'connect': dict(repeats=3), 'monitor': dict(repeats=5, window=0.6),
+        'connect': dict(repeats=5), 'monitor': dict(repeats=5, window=0.6),
         'monitor_image': dict(repeats=5, window=0.6),
     }
 
