@@ -114,6 +114,18 @@ class optional_build_ext(_build_ext):
             "*** to make this an error.\n\n" % (exc,))
 
 
+def _configured(make):
+    """The Extension from ``make()``, or None (with the same warning as a failed
+    compile) when even configuring it fails: epicscorelibs.config probes the C
+    toolchain on import, so on a machine without a compiler this is where
+    the failure shows up."""
+    try:
+        return make()
+    except Exception as exc:  # noqa: BLE001
+        optional_build_ext._failed(None, exc)
+        return None
+
+
 ext_modules = []
 install_requires = ["numpy", "cffi>=1.15"]
 if os.environ.get("EPICS_BASE") and os.environ.get("EPICS_HOST_ARCH"):
@@ -124,8 +136,9 @@ else:
     import epicscorelibs.version
     install_requires.append(epicscorelibs.version.abi_requires())
     if not _flag("CACHANNEL_NO_EXTENSION"):
-        ext_modules.append(_epicscorelibs_extension())
+        ext_modules.append(_configured(_epicscorelibs_extension))
 
+ext_modules = [e for e in ext_modules if e is not None]
 cmdclass = {"build_ext": optional_build_ext}
 
 setup(
