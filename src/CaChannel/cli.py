@@ -724,8 +724,11 @@ def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> in
             return switched
     if args.command in ("get", "put", "monitor", "info") and args.timeout <= 0:
         parser.error("-w must be > 0")
-    # a terminal's SIGTERM ends like Ctrl-C: the finally blocks clean up
+    # Ctrl-C and SIGTERM end the command through KeyboardInterrupt, so the
+    # finally blocks clean up (also when started with SIGINT ignored, as for
+    # background jobs of a non-interactive shell)
     if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return int(args.func(args))

@@ -1,6 +1,7 @@
 """python -m CaChannel demo: runs on both backends, exits 0, leaves no process behind."""
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -55,4 +56,27 @@ def test_demo_runs_and_cleans_up(backend):
     assert "Virtual circuit disconnect" not in proc.stderr
     assert elapsed < 60
     for pid in (int(head.group(1)), int(head.group(3))):
+        assert not _alive(pid), "process %d left behind" % pid
+
+
+def test_demo_ctrl_c_stops_everything():
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
+    proc = subprocess.Popen([sys.executable, "-m", "CaChannel", "demo", "--seconds", "60"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        head = proc.stdout.readline()
+        m = re.search(r"soft IOC pid (\d+) .* CA repeater pid (\d+)", head)
+        assert m, head
+        for line in proc.stdout:               # wait until the tour is under way
+            if line.startswith("== cainfo =="):
+                break
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 130, err
+    assert "demo IOC and CA repeater stopped" in out
+    for pid in (int(m.group(1)), int(m.group(2))):
         assert not _alive(pid), "process %d left behind" % pid
