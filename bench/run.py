@@ -404,12 +404,31 @@ def report(results, targets, contenders, workloads):
     return '\n'.join(lines)
 
 
+def serve(rawca, client_env):
+    print('# bench IOC running; in another shell:')
+    for k in sorted(client_env):
+        if k.startswith('EPICS_CA'):
+            print('export %s=%s' % (k, client_env[k]))
+    print('# rawca binary (deleted on exit): %s' % rawca)
+    print("# e.g. python bench/contenders.py cext connect '{\"prefix\": \"bench:c:\", \"n\": 5000}'")
+    print('# Ctrl-C stops the IOC')
+    sys.stdout.flush()
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
 # ------------------------------------------------------------------------------------------------
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='short smoke run (fewer repeats, short windows)')
     ap.add_argument('--json', default=os.path.join(HERE, 'results', 'latest.json'),
                     help='where to write the JSON results (default bench/results/latest.json)')
+    ap.add_argument('--serve', action='store_true',
+                    help='only start the bench IOC, print the client environment and wait (Ctrl-C '
+                         'stops it); for profiling contenders by hand')
     ap.add_argument('--contenders', default=','.join(c for c, _ in CONTENDERS),
                     help='comma list of: ' + ','.join(c for c, _ in CONTENDERS))
     ap.add_argument('--workloads', default=','.join(k for k, _, _ in WORKLOADS),
@@ -425,6 +444,13 @@ def main():
             ap.error('unknown workload %r' % wl)
     cfg = settings(opts.quick)
     t_start = time.time()
+    load_start = os.getloadavg()
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt('signal %d' % signum)
+    # SIGTERM (and SIGINT even when inherited as ignored) -> normal cleanup of IOC and repeater
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
     builddir = tempfile.mkdtemp(prefix='cachannel-bench-')
     ioc = repeater = None
@@ -476,6 +502,10 @@ def main():
         if err:
             raise RuntimeError('fill failed: ' + err)
 
+        if opts.serve:
+            serve(rawca, client_env)
+            return
+
         for key, label, kind in WORKLOADS:
             if key not in workloads:
                 continue
@@ -491,20 +521,29 @@ def main():
             ioc.stop()
         if repeater and repeater.poll() is None:
             os.kill(repeater.pid, signal.SIGTERM)
-            repeater.wait()
+            try:
+                repeater.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(repeater.pid, signal.SIGKILL)
+                repeater.wait()
         shutil.rmtree(builddir, ignore_errors=True)
 
     targets = evaluate_targets(results)
     text = report(results, targets, contenders, workloads)
     print(text)
     elapsed = time.time() - t_start
-    print('\ntotal wall time %.0f s%s' % (elapsed, ' (--quick)' if opts.quick else ''))
+    load_end = os.getloadavg()
+    print('\ntotal wall time %.0f s%s; load average (1 min) %.1f at start, %.1f at end, %d CPUs'
+          % (elapsed, ' (--quick)' if opts.quick else '', load_start[0], load_end[0], os.cpu_count()))
+    if max(load_start[0], load_end[0]) > 1.5:
+        print('WARNING: other load on this host - compare min..max spreads before trusting small differences')
 
     meta = {
         'date': datetime.datetime.now().isoformat(timespec='seconds'),
         'quick': opts.quick, 'settings': cfg, 'host': platform.node(),
         'platform': platform.platform(), 'python': sys.version.split()[0],
         'cpus': os.cpu_count(), 'wall_time_s': elapsed,
+        'loadavg_start': load_start, 'loadavg_end': load_end,
         'ratio_definition': 'ratio = contender median / reference median for both times and rates; '
                             'times: lower is better, rates: higher is better',
     }
