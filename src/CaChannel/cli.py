@@ -516,11 +516,11 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             if status != ca.ECA_NORMAL:
                 _err("Invalid channel name '%s': %s" % (name, ca.message(status)))
         ca.flush_io()
-        deadline = time.monotonic() + args.timeout
-        for i, name in enumerate(args.pvs):
-            if chids[i] is not None and not connected[i].wait(max(0.0, deadline - time.monotonic())):
-                emit("%s *** Not connected (PV not found)" % _label(name))
-        try:
+        try:  # Ctrl-C at any point ends the monitor normally
+            deadline = time.monotonic() + args.timeout
+            for i, name in enumerate(args.pvs):
+                if chids[i] is not None and not connected[i].wait(max(0.0, deadline - time.monotonic())):
+                    emit("%s *** Not connected (PV not found)" % _label(name))
             if args.duration is None:
                 threading.Event().wait()  # until Ctrl-C / SIGTERM
             else:

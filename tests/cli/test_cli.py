@@ -17,6 +17,15 @@ STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}"
 MISSING = "cli:does:not:exist"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def restore_scalars(softioc):
+    """Leave the scalars this module writes at their database values."""
+    yield
+    if softioc is not None:
+        for name, value in (("catest", "1"), ("cabo", "0"), ("ca:scalar:MBBO", "1")):
+            softioc.shell("dbpf %s %s" % (name, value))
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     return request.param
