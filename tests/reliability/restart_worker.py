@@ -24,8 +24,46 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def main(cycles: int, nchan: int) -> dict:
-    from CaChannel.testing import IOC
+def start_repeater(port: int):
+    """Our own caRepeater on a private port (stopped by PID at the end)."""
+    import shutil
+    import socket
+    import subprocess
+    exe = shutil.which("caRepeater")
+    if exe is None:
+        raise SystemExit("caRepeater script not on PATH")
+    env = dict(os.environ, EPICS_CA_REPEATER_PORT=str(port))
+    proc = subprocess.Popen([exe], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return proc  # bound by the repeater
+        finally:
+            s.close()
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("caRepeater did not bind port %d" % port)
+        time.sleep(0.05)
+
+
+def main(cycles: int, nchan: int, repeater: str = "private") -> dict:
+    from CaChannel.testing import IOC, free_port
+    ioc_env = {}
+    rep = None
+    if repeater in ("private", "none"):
+        # a repeater port of our own: beacons of the restarted IOC reach this
+        # client through our repeater only ("none": no repeater at all)
+        rport = free_port()
+        ioc_env["EPICS_CA_REPEATER_PORT"] = str(rport)
+        os.environ["EPICS_CA_REPEATER_PORT"] = str(rport)
+        if repeater == "private":
+            rep = start_repeater(rport)
+        else:
+            os.environ["PATH"] = ""  # libca cannot spawn one either
     db = tempfile.NamedTemporaryFile("w", suffix=".db", delete=False)
     for i in range(nchan):
         db.write('record(ao, "rs:%d") { field(VAL, "%d") field(PINI, "YES") }\n' % (i, i))
@@ -34,7 +72,7 @@ def main(cycles: int, nchan: int) -> dict:
     db.write('record(seq, "rs:slow") { field(DLY0, "30") field(DOL0, "1") '
              'field(LNK0, "rs:sink PP") }\nrecord(ao, "rs:sink") {}\n')
     db.close()
-    ioc = IOC([db.name], ready_pv="rs:0")
+    ioc = IOC([db.name], ready_pv="rs:0", env=ioc_env)
     ioc.start()
     os.environ.update(ioc.client_env())
     from CaChannel import ca
@@ -121,10 +159,13 @@ def main(cycles: int, nchan: int) -> dict:
     ca.flush_io()
     ioc.stop()
     os.unlink(db.name)
+    if rep is not None:
+        rep.kill()
+        rep.wait(10)
     return figures
 
 
 if __name__ == "__main__":
-    result = main(int(sys.argv[1]), int(sys.argv[2]))
+    result = main(int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:4])
     print("RESULT " + json.dumps(result), flush=True)
     os._exit(0)
