@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """CaChannel benchmark: CaChannel (C and cffi backends) against raw libca, pyepics and caproto.
 
-    python bench/run.py [--quick] [--json out.json] [--contenders raw,cext,...] [--workloads a,b,...]
+    python bench/run.py [--quick] [--json out.json] [--contenders raw,cext,...] [--workloads big_get,...] [--serve]
 
 Starts ONE soft IOC (epicscorelibs) on loopback with free ports, compiles bench/rawca.c,
 then runs every workload for every contender, each in its own subprocess, and prints a
