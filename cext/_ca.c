@@ -2362,6 +2362,18 @@ static PyObject *
 ca_shutdown_py(PyObject *m, PyObject *noargs)
 {
     atomic_store(&shutting_down, 1);
+    /* Another libca user (the cffi backend's own atexit hook, say) may
+     * destroy the contexts our channels live in; objects finalized after
+     * this point (a __del__ calling clear_channel) must then see dead
+     * handles instead of freed chids. libca reclaims the channels at exit. */
+    for (ChannelObject *c = live_channels; c; ) {
+        ChannelObject *next = c->next;
+        c->valid = 0;
+        Py_ssize_t n = c->evids ? PyList_GET_SIZE(c->evids) : 0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            ((EvidObject *)PyList_GET_ITEM(c->evids, i))->valid = 0;
+        c = next;
+    }
     Py_BEGIN_ALLOW_THREADS
     for (int i = 0; i < 5000 && atomic_load(&cb_inflight) > 0; i++) {
         struct timespec ts = {0, 1000000};
