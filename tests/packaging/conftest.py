@@ -13,6 +13,7 @@ pip reuses its cache, so after the first run the registry is hardly touched.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import glob
 import os
 import shutil
@@ -35,10 +36,7 @@ def fresh_venv(tmp_path_factory):
     return make
 
 
-@pytest.fixture(scope="session")
-def dists(tmp_path_factory):
-    """One ``python -m build`` of a copy of the tree: sdist, and wheel built from it."""
-    work = tmp_path_factory.mktemp("dists")
+def _build_dists(work: Path):
     src = copy_source_tree(work / "src")
     out = work / "out"
     run([sys.executable, "-m", "build", "--outdir", out, src], timeout=900)
@@ -51,6 +49,31 @@ def dists(tmp_path_factory):
                                  wheel=Path(wheels[0]), sdist_top=top)
 
 
+def _make_builder(path: Path):
+    venv = Venv(path)
+    reqs = pyproject()["build-system"]["requires"]
+    venv.pip("install", "-q", *reqs, "cffi>=1.15", timeout=900)
+    return venv
+
+
+@pytest.fixture(scope="session")
+def _prefetch(tmp_path_factory):
+    """Start the two slow, independent preparations side by side (mostly I/O)."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    futures = {
+        "dists": pool.submit(_build_dists, tmp_path_factory.mktemp("dists")),
+        "builder": pool.submit(_make_builder, tmp_path_factory.mktemp("venv-builder") / "venv"),
+    }
+    yield futures
+    pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def dists(_prefetch):
+    """One ``python -m build`` of a copy of the tree: sdist, and wheel built from it."""
+    return _prefetch["dists"].result()
+
+
 @pytest.fixture(scope="session")
 def unpacked_sdist(dists, tmp_path_factory):
     """The sdist, extracted (its top directory)."""
@@ -61,13 +84,32 @@ def unpacked_sdist(dists, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def builder(fresh_venv):
+def builder(_prefetch):
     """A fresh venv holding pyproject's build requirements (+ cffi, for running)."""
-    venv = fresh_venv("builder")
-    reqs = pyproject()["build-system"]["requires"]
-    venv.pip("install", "-q", *reqs, "cffi>=1.15", timeout=900)
-    return venv
+    return _prefetch["builder"].result()
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "rpm: builds an RPM with rpmbuild (skipped without it)")
+
+
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run once per CI run: skip in the ``CACHANNEL_BACKEND=caffi`` pass.
+
+    Every test here builds its own environments and picks the backend itself
+    (the variable is removed from what the builds and installs see), so a
+    second pass would repeat minutes of identical work.
+    ``CACHANNEL_PACKAGING_TESTS=1`` runs them anyway.
+    """
+    if os.environ.get("CACHANNEL_BACKEND", "").strip().lower() != "caffi":
+        return
+    if os.environ.get("CACHANNEL_PACKAGING_TESTS", "") == "1":
+        return
+    skip = pytest.mark.skip(reason="packaging tests are backend independent and already ran "
+                                   "in the default pass (CACHANNEL_PACKAGING_TESTS=1 forces them)")
+    for item in items:
+        if _HERE in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(skip)

@@ -37,6 +37,7 @@ def clean_env(**extra):
     env.pop("VIRTUAL_ENV", None)
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PIP_NO_COMPILE"] = "1"  # no .pyc for numpy & co in every venv: seconds each
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
