@@ -293,11 +293,12 @@ _exception_tokens: Dict[int, int] = {}
 
 def create_context(preemptive_callback: bool = True) -> ECA:
     """Create a CA context for the calling thread (preemptive by default)."""
+    existed = lib.ca_current_context() != _NULL
     status = lib.ca_context_create(1 if preemptive_callback else 0)
-    if status == ECA.NORMAL:
+    if status == ECA.NORMAL and not existed and preemptive_callback:
+        # only a context made here is ours to destroy at exit
         ctx = current_context()
-        if ctx is not None and preemptive_callback:
-            _our_contexts.setdefault(ctx.address, ctx)
+        _our_contexts[ctx.address] = ctx
     return to_eca(status)
 
 
