@@ -16,8 +16,6 @@ from __future__ import annotations
 import concurrent.futures
 import glob
 import os
-import shutil
-import subprocess
 import sys
 import tarfile
 import types
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from pkgtools import REPO, Venv, copy_source_tree, pyproject, run  # noqa: F401
+from pkgtools import Venv, copy_source_tree, epics_base_tree, pyproject, run
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +85,16 @@ def unpacked_sdist(dists, tmp_path_factory):
 def builder(_prefetch):
     """A fresh venv holding pyproject's build requirements (+ cffi, for running)."""
     return _prefetch["builder"].result()
+
+
+@pytest.fixture(scope="session")
+def site_base(builder, tmp_path_factory):
+    """An installed-EPICS-base-shaped tree (see pkgtools.epics_base_tree)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the site-base tree is assembled for Linux/gcc")
+    ecl = run([builder.python, "-c", "import epicscorelibs, os;"
+               "print(os.path.dirname(epicscorelibs.__file__))"]).stdout.strip()
+    return epics_base_tree(tmp_path_factory.mktemp("site") / "epics-base", Path(ecl))
 
 
 def pytest_configure(config):

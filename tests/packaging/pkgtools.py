@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import glob
+import fnmatch
 import os
+import re
 import shutil
 import subprocess
 import sys
-import tarfile
-import types
 from pathlib import Path
 
 import pytest
@@ -98,3 +97,31 @@ class Venv:
         env["VIRTUAL_ENV"] = str(self.path)
         env["PATH"] = str(self.bin) + os.pathsep + env.get("PATH", "")
         return env
+
+
+# -- a site EPICS base ---------------------------------------------------------
+ARCH = "linux-x86_64"
+OS_HEADERS = ("osd*.h", "osiFileName.h", "osiUnistd.h", "epicsAtomicOSD.h", "epicsMath.h")
+COMPILER_HEADERS = ("compilerSpecific.h", "epicsAtomicCD.h")
+
+
+def epics_base_tree(root: Path, ecl_root: Path) -> Path:
+    """An installed-EPICS-base-shaped tree built from the epicscorelibs package at ecl_root."""
+    libdir = root / "lib" / ARCH
+    libdir.mkdir(parents=True)
+    for name in ("ca", "Com"):
+        # the file named by the soname (lib<name>.so.X.Y...), plus the link-time symlink
+        (real,) = [p for p in (ecl_root / "lib").glob("lib%s.so.*" % name)
+                   if re.fullmatch(r"lib%s\.so(\.\d+)+" % name, p.name)]
+        shutil.copy2(real, libdir / real.name)
+        os.symlink(real.name, libdir / ("lib%s.so" % name))
+    inc = root / "include"
+    shutil.copytree(ecl_root / "include", inc)
+    for sub, patterns in ((inc / "os" / "Linux", OS_HEADERS),
+                          (inc / "compiler" / "gcc", COMPILER_HEADERS)):
+        sub.mkdir(parents=True)
+        for header in os.listdir(inc):
+            if any(fnmatch.fnmatch(header, p) for p in patterns):
+                shutil.move(str(inc / header), str(sub / header))
+        assert os.listdir(sub), sub
+    return root

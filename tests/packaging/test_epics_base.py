@@ -6,25 +6,19 @@ The site base is a tree with the layout of an installed EPICS base
 the OS- and compiler-specific headers live only in their subdirectories, so
 the build fails unless setup.py searches them like EPICS' own build does.
 """
-import fnmatch
 import os
-import re
 import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from pkgtools import run
+from pkgtools import ARCH, run
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="the site-base tree is assembled for Linux/gcc")
 
-ARCH = "linux-x86_64"
-OS_HEADERS = ("osd*.h", "osiFileName.h", "osiUnistd.h", "epicsAtomicOSD.h", "epicsMath.h")
-COMPILER_HEADERS = ("compilerSpecific.h", "epicsAtomicCD.h")
 
 GET_CODE = r"""
 import os, warnings
@@ -40,35 +34,6 @@ assert ca.pend_io(5) == ca.ECA_NORMAL
 libca = sorted({l.split()[-1] for l in open("/proc/self/maps") if "/libca.so" in l})
 print(os.path.realpath(ca.__file__)); print(libca); print(float(value.get()))
 """
-
-
-def epics_base_tree(root: Path, ecl_root: Path) -> Path:
-    """An installed-EPICS-base-shaped tree built from the epicscorelibs package at ecl_root."""
-    libdir = root / "lib" / ARCH
-    libdir.mkdir(parents=True)
-    for name in ("ca", "Com"):
-        # the file named by the soname (lib<name>.so.X.Y...), plus the link-time symlink
-        (real,) = [p for p in (ecl_root / "lib").glob("lib%s.so.*" % name)
-                   if re.fullmatch(r"lib%s\.so(\.\d+)+" % name, p.name)]
-        shutil.copy2(real, libdir / real.name)
-        os.symlink(real.name, libdir / ("lib%s.so" % name))
-    inc = root / "include"
-    shutil.copytree(ecl_root / "include", inc)
-    for sub, patterns in ((inc / "os" / "Linux", OS_HEADERS),
-                          (inc / "compiler" / "gcc", COMPILER_HEADERS)):
-        sub.mkdir(parents=True)
-        for header in os.listdir(inc):
-            if any(fnmatch.fnmatch(header, p) for p in patterns):
-                shutil.move(str(inc / header), str(sub / header))
-        assert os.listdir(sub), sub
-    return root
-
-
-@pytest.fixture(scope="module")
-def site_base(builder, tmp_path_factory):
-    ecl = run([builder.python, "-c", "import epicscorelibs, os;"
-               "print(os.path.dirname(epicscorelibs.__file__))"]).stdout.strip()
-    return epics_base_tree(tmp_path_factory.mktemp("site") / "epics-base", Path(ecl))
 
 
 def test_extension_against_site_epics_base(dists, builder, site_base, tmp_path, softioc):

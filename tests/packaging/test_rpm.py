@@ -15,7 +15,7 @@ import pytest
 
 import CaChannel
 
-from pkgtools import REPO, run
+from pkgtools import ARCH, REPO, run
 
 pytestmark = [
     pytest.mark.rpm,
@@ -52,10 +52,8 @@ def test_spec_version_is_the_package_version():
     assert spec_macro("sdist_name") == "cachannel"  # PEP 625 sdist name and top directory
 
 
-@pytest.fixture(scope="module")
-def rpms(dists, builder, tmp_path_factory):
-    top = tmp_path_factory.mktemp("rpmbuild")
-    proc = run(["rpmbuild", "-ta", "--nodeps", dists.sdist,
+def build_rpm(top, dists, builder, *options):
+    proc = run(["rpmbuild", "-ta", "--nodeps", *options, dists.sdist,
                 "--define", "_topdir %s" % top,
                 "--define", "__python3 %s" % builder.python,
                 "--define", "_build_id_links none"],
@@ -64,6 +62,30 @@ def rpms(dists, builder, tmp_path_factory):
     main = [p for p in found if p.name.startswith("python3-CaChannel-") and "debug" not in p.name]
     assert len(main) == 1, (found, proc.stdout[-3000:])
     return main[0]
+
+
+def unpack(rpm, root):
+    root.mkdir()
+    cpio = subprocess.Popen(["cpio", "-idm", "--quiet"], stdin=subprocess.PIPE, cwd=root)
+    subprocess.run(["rpm2cpio", str(rpm)], stdout=cpio.stdin, check=True, timeout=120)
+    cpio.stdin.close()
+    assert cpio.wait(timeout=120) == 0
+    (site,) = root.glob("usr/lib*/python3*/site-packages")
+    return site
+
+
+def run_env(site, **extra):
+    """The running interpreter's env (numpy, cffi, epicscorelibs), the RPM's CaChannel."""
+    env = dict(os.environ, PYTHONPATH=str(site), PYTHONDONTWRITEBYTECODE="1")
+    for key in ("CACHANNEL_BACKEND", "EPICS_BASE", "EPICS_HOST_ARCH"):
+        env.pop(key, None)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+@pytest.fixture(scope="module")
+def rpms(dists, builder, tmp_path_factory):
+    return build_rpm(tmp_path_factory.mktemp("rpmbuild"), dists, builder)
 
 
 def test_rpm_contents(rpms):
@@ -83,20 +105,29 @@ def test_rpm_contents(rpms):
 
 
 def test_rpm_unpacked_imports_and_gets(rpms, tmp_path, softioc):
-    root = tmp_path / "root"
-    root.mkdir()
-    cpio = subprocess.Popen(["cpio", "-idm", "--quiet"], stdin=subprocess.PIPE, cwd=root)
-    subprocess.run(["rpm2cpio", str(rpms)], stdout=cpio.stdin, check=True, timeout=120)
-    cpio.stdin.close()
-    assert cpio.wait(timeout=120) == 0
-    (site,) = root.glob("usr/lib*/python3*/site-packages")
-    assert (root / "usr/bin/caRepeater").exists()
-    # the running interpreter (numpy, cffi, epicscorelibs from this venv), the RPM's CaChannel
-    env = dict(os.environ, PYTHONPATH=str(site), PYTHONDONTWRITEBYTECODE="1")
-    for key in ("CACHANNEL_BACKEND", "EPICS_BASE", "EPICS_HOST_ARCH"):
-        env.pop(key, None)
-    proc = run([sys.executable, "-c", GET_CODE], env=env, timeout=120)
+    site = unpack(rpms, tmp_path / "root")
+    assert (tmp_path / "root/usr/bin/caRepeater").exists()
+    proc = run([sys.executable, "-c", GET_CODE], env=run_env(site), timeout=120)
     where, version, value = proc.stdout.splitlines()
     assert where.startswith(str(Path(site))), where
     assert version == CaChannel.__version__
     float(value)
+
+
+def test_rpm_with_epics_base(dists, builder, site_base, tmp_path, softioc):
+    """``--with epics_base``: the extension links to the system base's libca (rpath)."""
+    rpm = build_rpm(tmp_path / "top", dists, builder, "--with", "epics_base",
+                    "--define", "epics_base_dir %s" % site_base,
+                    "--define", "epics_host_arch %s" % ARCH)
+    reqs = run(["rpm", "-qp", "--requires", rpm]).stdout.split()
+    assert "epics-base" in reqs, reqs
+    site = unpack(rpm, tmp_path / "root")
+    (ext,) = (site / "CaChannel").glob("_ca.*.so")
+    ldd = run(["ldd", ext], env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}).stdout
+    libdir = str(site_base / "lib" / ARCH)
+    assert re.search(r"libca\.so\S* => %s/" % re.escape(libdir), ldd), ldd
+    assert "epicscorelibs" not in ldd, ldd
+    env = run_env(site, EPICS_BASE=site_base, EPICS_HOST_ARCH=ARCH)
+    proc = run([sys.executable, "-c", GET_CODE], env=env, timeout=120)
+    assert proc.stdout.splitlines()[0].startswith(str(site))
+    float(proc.stdout.splitlines()[2])
