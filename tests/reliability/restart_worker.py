@@ -35,7 +35,7 @@ def start_repeater(port: int):
     env = dict(os.environ, EPICS_CA_REPEATER_PORT=str(port))
     proc = subprocess.Popen([exe], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # python start-up on a loaded machine
     while True:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
