@@ -73,6 +73,17 @@ static PyObject *cs_members[5];
 static PyObject *cond_members[22];
 static PyObject *sev_members[4];
 
+/* Dict keys of the callback arguments, made once: Py_BuildValue("{s:O..}")
+ * creates and hashes every key string again per event, which was most of
+ * the cost of delivering a scalar monitor event. */
+enum { K_CHID, K_TYPE, K_COUNT, K_STATUS, K_VALUE, K_SEVERITY, K_STAMP, K_SECONDS,
+       K_NANOSECONDS, K_TIMESTAMP, K_OP, K_READ_ACCESS, K_WRITE_ACCESS, K_N };
+static const char *const key_names[K_N] = {
+    "chid", "type", "count", "status", "value", "severity", "stamp", "seconds",
+    "nanoseconds", "timestamp", "op", "read_access", "write_access",
+};
+static PyObject *keys[K_N];
+
 /* callbacks in flight; the atexit hook waits for them to drain */
 static atomic_int cb_inflight;
 static atomic_int shutting_down;
@@ -129,6 +140,48 @@ static void
 cb_leave(void)
 {
     atomic_fetch_sub(&cb_inflight, 1);
+}
+
+/* libca calls back from its own long-lived threads (one per server
+ * circuit). A bare PyGILState_Ensure/Release pair creates and destroys a
+ * thread state each time, and in 3.11+ that includes mmap/munmap of the
+ * frame data stack: about half the cost of a monitor event. So the first
+ * callback on such a thread keeps its thread state (one extra Ensure that
+ * is never matched) and the thread-exit destructor below deletes it.
+ * Threads that already had a thread state (Python threads running
+ * pend_event, say) are left alone: Python owns and deletes those. */
+#ifndef _WIN32
+#include <pthread.h>
+static pthread_key_t pin_key;
+static int pin_key_ok;
+
+static void
+pin_release(void *p)
+{
+    /* after the atexit hook the interpreter deletes every thread state
+     * itself, and taking the GIL there could hang this thread */
+    if (!cb_enter())
+        return;
+    PyEval_RestoreThread((PyThreadState *)p);
+    PyThreadState_Clear((PyThreadState *)p);
+    PyThreadState_DeleteCurrent();
+    cb_leave();
+}
+#endif
+
+static PyGILState_STATE
+gil_take(void)
+{
+#ifndef _WIN32
+    if (pin_key_ok && !pthread_getspecific(pin_key)
+        && !PyGILState_GetThisThreadState()) {
+        PyGILState_STATE g = PyGILState_Ensure();
+        if (pthread_setspecific(pin_key, PyThreadState_Get()) == 0)
+            PyGILState_Ensure();   /* the pin; its count is never released */
+        return g;
+    }
+#endif
+    return PyGILState_Ensure();
 }
 
 /* Print and swallow the pending exception. PyErr_Print is not used: it
@@ -544,22 +597,40 @@ set_item(PyObject *d, const char *key, PyObject *v)
 
 #define SET(key, expr) do { if (set_item(d, key, (expr)) < 0) goto fail; } while (0)
 
+/* d[keys[k]] = v, consuming v (NULL: the error that made it) */
+static int
+set_key(PyObject *d, int k, PyObject *v)
+{
+    if (!v)
+        return -1;
+    int r = PyDict_SetItem(d, keys[k], v);
+    Py_DECREF(v);
+    return r;
+}
+
 static int
 set_sts(PyObject *d, dbr_short_t status, dbr_short_t severity)
 {
-    if (set_item(d, "status", COND_OBJ(status)) < 0)
+    if (set_key(d, K_STATUS, COND_OBJ(status)) < 0)
         return -1;
-    return set_item(d, "severity", SEV_OBJ(severity));
+    return set_key(d, K_SEVERITY, SEV_OBJ(severity));
 }
 
 static int
 set_stamp(PyObject *d, const epicsTimeStamp *ts)
 {
     long long secs = (long long)ts->secPastEpoch + POSIX_EPOCH_OFFSET;
-    PyObject *stamp = Py_BuildValue("{s:L,s:k,s:d}", "seconds", secs,
-                                    "nanoseconds", (unsigned long)ts->nsec,
-                                    "timestamp", (double)secs + (double)ts->nsec * 1e-9);
-    return set_item(d, "stamp", stamp);
+    PyObject *stamp = PyDict_New();
+    if (!stamp)
+        return -1;
+    if (set_key(stamp, K_SECONDS, PyLong_FromLongLong(secs)) < 0 ||
+        set_key(stamp, K_NANOSECONDS, PyLong_FromUnsignedLong((unsigned long)ts->nsec)) < 0 ||
+        set_key(stamp, K_TIMESTAMP,
+                PyFloat_FromDouble((double)secs + (double)ts->nsec * 1e-9)) < 0) {
+        Py_DECREF(stamp);
+        return -1;
+    }
+    return set_key(d, K_STAMP, stamp);
 }
 
 #define LIMITS6(S, conv) \
@@ -611,12 +682,14 @@ decode_dbr(long t, long count, const void *buf, int use_numpy)
     if (t <= DBR_DOUBLE || (t >= DBR_PUT_ACKT && t != DBR_STSACK_STRING))
         return value;
     PyObject *d = PyDict_New();
-    if (!d || PyDict_SetItemString(d, "value", value) < 0) {
+    if (!d) {
         Py_DECREF(value);
-        Py_XDECREF(d);
         return NULL;
     }
-    Py_DECREF(value);
+    if (set_key(d, K_VALUE, value) < 0) {
+        Py_DECREF(d);
+        return NULL;
+    }
     /* every structured DBR starts with status and severity */
     const struct dbr_sts_string *sts = buf;
     if (set_sts(d, sts->status, sts->severity) < 0)
@@ -908,6 +981,24 @@ request_free(request_ctx *r)
     PyMem_Free(r);
 }
 
+/* {"chid", "type", "count", "status"}: the put callback's argument and the
+ * start of the get/monitor one */
+static PyObject *
+request_dict(ChannelObject *chan, struct event_handler_args *args)
+{
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    if (PyDict_SetItem(d, keys[K_CHID], (PyObject *)chan) < 0 ||
+        set_key(d, K_TYPE, DBR_OBJ(args->type)) < 0 ||
+        set_key(d, K_COUNT, PyLong_FromLong(args->count)) < 0 ||
+        set_key(d, K_STATUS, ECA_OBJ(args->status)) < 0) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
 static PyObject *
 event_dict(ChannelObject *chan, struct event_handler_args *args, int use_numpy)
 {
@@ -920,15 +1011,13 @@ event_dict(ChannelObject *chan, struct event_handler_args *args, int use_numpy)
     } else {
         value = Py_NewRef(Py_None);
     }
-    PyObject *type = DBR_OBJ(args->type);
-    PyObject *status = ECA_OBJ(args->status);
-    PyObject *d = NULL;
-    if (type && status)
-        d = Py_BuildValue("{s:O,s:O,s:l,s:O,s:O}", "chid", (PyObject *)chan, "type", type,
-                          "count", args->count, "status", status, "value", value);
-    Py_XDECREF(type);
-    Py_XDECREF(status);
-    Py_DECREF(value);
+    PyObject *d = request_dict(chan, args);
+    if (!d || set_key(d, K_VALUE, value) < 0) {
+        Py_XDECREF(d);
+        if (!d)
+            Py_DECREF(value);
+        return NULL;
+    }
     return d;
 }
 
@@ -937,7 +1026,7 @@ get_handler(struct event_handler_args args)
 {
     if (!cb_enter())
         return;   /* the request context leaks at exit; nothing may be freed now */
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyGILState_STATE g = gil_take();
     request_ctx *r = args.usr;
     call_user(r->callback, event_dict(r->chan, &args, r->use_numpy));
     request_free(r);
@@ -950,15 +1039,9 @@ put_handler(struct event_handler_args args)
 {
     if (!cb_enter())
         return;
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyGILState_STATE g = gil_take();
     request_ctx *r = args.usr;
-    PyObject *type = DBR_OBJ(args.type), *status = ECA_OBJ(args.status), *d = NULL;
-    if (type && status)
-        d = Py_BuildValue("{s:O,s:O,s:l,s:O}", "chid", (PyObject *)r->chan, "type", type,
-                          "count", args.count, "status", status);
-    Py_XDECREF(type);
-    Py_XDECREF(status);
-    call_user(r->callback, d);
+    call_user(r->callback, request_dict(r->chan, &args));
     request_free(r);
     PyGILState_Release(g);
     cb_leave();
@@ -969,7 +1052,7 @@ event_handler(struct event_handler_args args)
 {
     if (!cb_enter())
         return;
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyGILState_STATE g = gil_take();
     EvidObject *e = args.usr;
     if (e->valid && e->chan->valid && e->callback) {
         /* the callback may clear this subscription: hold it until done */
@@ -988,7 +1071,7 @@ connection_handler(struct connection_handler_args args)
 {
     if (!cb_enter())
         return;
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyGILState_STATE g = gil_take();
     ChannelObject *c = ca_puser(args.chid);
     if (c && c->valid) {
         if (!c->ch)   /* ran inside ca_create_channel, before it returned */
@@ -996,9 +1079,10 @@ connection_handler(struct connection_handler_args args)
         if (c->conn_cb) {
             Py_INCREF(c);
             PyObject *cb = Py_NewRef(c->conn_cb);
-            PyObject *op = OP_OBJ(args.op);
-            PyObject *d = op ? Py_BuildValue("{s:O,s:O}", "chid", (PyObject *)c, "op", op) : NULL;
-            Py_XDECREF(op);
+            PyObject *d = PyDict_New();
+            if (d && (PyDict_SetItem(d, keys[K_CHID], (PyObject *)c) < 0 ||
+                      set_key(d, K_OP, OP_OBJ(args.op)) < 0))
+                Py_CLEAR(d);
             call_user(cb, d);
             Py_DECREF(cb);
             Py_DECREF(c);
@@ -1013,16 +1097,21 @@ access_handler(struct access_rights_handler_args args)
 {
     if (!cb_enter())
         return;
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyGILState_STATE g = gil_take();
     ChannelObject *c = ca_puser(args.chid);
     if (c && c->valid && c->access_cb) {
         if (!c->ch)
             c->ch = args.chid;
         Py_INCREF(c);
         PyObject *cb = Py_NewRef(c->access_cb);
-        call_user(cb, Py_BuildValue("{s:O,s:O,s:O}", "chid", (PyObject *)c,
-                                    "read_access", args.ar.read_access ? Py_True : Py_False,
-                                    "write_access", args.ar.write_access ? Py_True : Py_False));
+        PyObject *d = PyDict_New();
+        if (d && (PyDict_SetItem(d, keys[K_CHID], (PyObject *)c) < 0 ||
+                  PyDict_SetItem(d, keys[K_READ_ACCESS],
+                                 args.ar.read_access ? Py_True : Py_False) < 0 ||
+                  PyDict_SetItem(d, keys[K_WRITE_ACCESS],
+                                 args.ar.write_access ? Py_True : Py_False) < 0))
+            Py_CLEAR(d);
+        call_user(cb, d);
         Py_DECREF(cb);
         Py_DECREF(c);
     }
@@ -1043,7 +1132,7 @@ exception_handler(struct exception_handler_args args)
 {
     if (!cb_enter())
         return;
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyGILState_STATE g = gil_take();
     exc_slot *slot = args.usr;
     if (slot && slot->callback) {
         PyObject *cb = Py_NewRef(slot->callback);
@@ -1091,7 +1180,7 @@ printf_handler(const char *fmt, va_list ap)
     int n = vsnprintf(buf, sizeof(buf), fmt, ap);
     if (!cb_enter())
         return n;
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyGILState_STATE g = gil_take();
     if (printf_callback) {
         PyObject *cb = Py_NewRef(printf_callback);
         call_user(cb, PyUnicode_DecodeUTF8(buf, (Py_ssize_t)strlen(buf), "replace"));
@@ -2473,6 +2562,9 @@ PyMODINIT_FUNC
 PyInit__ca(void)
 {
     import_array();
+#ifndef _WIN32
+    pin_key_ok = pthread_key_create(&pin_key, pin_release) == 0;
+#endif
     if (PyType_Ready(&ChannelType) < 0 || PyType_Ready(&EvidType) < 0 ||
         PyType_Ready(&ContextType) < 0 || PyType_Ready(&DBRValueType) < 0)
         return NULL;
@@ -2483,6 +2575,11 @@ PyInit__ca(void)
     PyObject *all = NULL, *names = NULL;
     if (!m)
         goto fail;
+    for (int k = 0; k < K_N; k++) {
+        keys[k] = PyUnicode_InternFromString(key_names[k]);   /* owned for good */
+        if (!keys[k])
+            goto fail;
+    }
     if (fill_cache(common, "ECA", eca_members, 0, ECA_CACHE - 1) < 0 ||
         fill_cache(common, "DBR", dbr_members, -1, 38) < 0 ||
         fill_cache(common, "DBF", dbf_members, -1, 6) < 0 ||
