@@ -18,6 +18,7 @@ import atheris
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 with atheris.instrument_imports():
     import ca_fuzz  # noqa: E402
+    from CaChannel import _common  # noqa: E402,F401  (decoder under coverage)
 
 TARGET = os.environ.get("CA_FUZZ_TARGET", "decode")
 COUNT = {"n": 0}
