@@ -90,9 +90,9 @@ static atomic_int shutting_down;
 
 static PyObject *printf_callback;    /* protected by the GIL */
 
-/* Exception handler slots: one per context, never freed, so that libca can
- * hold the slot pointer as "usr" while the callable inside is swapped under
- * the GIL. */
+/* Exception handler slots: one per context, so that libca can hold the
+ * slot pointer as "usr" while the callable inside is swapped under the GIL;
+ * freed by destroy_context once libca has forgotten the pointer. */
 typedef struct exc_slot {
     struct ca_client_context *ctx;
     PyObject *callback;
@@ -236,6 +236,7 @@ typedef struct ChannelObject {
     PyObject *evids;     /* list of live EvidObjects (strong refs) */
     PyObject *name;      /* the name as given (str) */
     struct ChannelObject *prev, *next;   /* registry of live channels */
+    struct request_ctx *requests;   /* get/put callbacks not yet run */
 } ChannelObject;
 
 typedef struct {
@@ -458,6 +459,61 @@ check_callback(PyObject *cb)
         return -1;
     }
     return 0;
+}
+
+/* Vectorcall argument binding for the per-request functions (get, put,
+ * create_channel): PyArg_ParseTupleAndKeywords builds a tuple and a dict
+ * and walks a format string, which cost more than the rest of a put.
+ * Slots not given stay as the caller initialised them. Keyword names are
+ * matched by identity first (call sites use interned literals), then by
+ * value; the errors read like CPython's. */
+static int
+bind_args(const char *fname, const char *const *names, int nmax, int nreq,
+          PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **slots)
+{
+    if (nargs > nmax) {
+        PyErr_Format(PyExc_TypeError, "%s() takes at most %d arguments (%zd given)",
+                     fname, nmax, nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        slots[i] = args[i];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, k);
+        int j;
+        for (j = 0; j < nmax; j++) {
+            if (PyUnicode_CompareWithASCIIString(key, names[j]) == 0)
+                break;
+        }
+        if (j == nmax) {
+            PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%S'",
+                         fname, key);
+            return -1;
+        }
+        if (j < nargs) {
+            PyErr_Format(PyExc_TypeError,
+                         "argument for %s() given by name ('%s') and position (%d)",
+                         fname, names[j], j + 1);
+            return -1;
+        }
+        slots[j] = args[nargs + k];
+    }
+    for (int j = 0; j < nreq; j++) {
+        if (!slots[j]) {
+            PyErr_Format(PyExc_TypeError, "%s() missing required argument '%s' (pos %d)",
+                         fname, names[j], j + 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* the 'p' converter: -1 with an exception set */
+static int
+opt_bool(PyObject *obj, int dflt)
+{
+    return obj ? PyObject_IsTrue(obj) : dflt;
 }
 
 static int
@@ -951,10 +1007,14 @@ settle_reads(Py_ssize_t parked_before)
 /* ------------------------------------------------------------------------ */
 /* Callbacks from libca */
 
-typedef struct {
+/* A get/put callback request. Linked into its channel's list (under the
+ * GIL) so that clear_channel/destroy_context can free the ones libca
+ * cancelled without calling back. */
+typedef struct request_ctx {
     PyObject *callback;
     ChannelObject *chan;
     int use_numpy;
+    struct request_ctx *prev, *next;
 } request_ctx;
 
 static request_ctx *
@@ -970,15 +1030,38 @@ request_new(PyObject *cb, ChannelObject *chan, int use_numpy)
     r->callback = cb;
     r->chan = chan;
     r->use_numpy = use_numpy;
+    r->prev = NULL;
+    r->next = chan->requests;
+    if (chan->requests)
+        chan->requests->prev = r;
+    chan->requests = r;
     return r;
 }
 
 static void
 request_free(request_ctx *r)
 {
+    ChannelObject *c = r->chan;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        c->requests = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
     Py_DECREF(r->callback);
-    Py_DECREF(r->chan);
     PyMem_Free(r);
+    Py_DECREF(c);
+}
+
+/* After ca_clear_channel/ca_context_destroy: libca dropped the requests
+ * still outstanding without calling back. */
+static void
+requests_cancelled(ChannelObject *c)
+{
+    Py_INCREF(c);   /* the last request may hold the last reference */
+    while (c->requests)
+        request_free(c->requests);
+    Py_DECREF(c);
 }
 
 /* {"chid", "type", "count", "status"}: the put callback's argument and the
@@ -1250,9 +1333,12 @@ invalidate_context_channels(struct ca_client_context *ctx, PyObject *dead)
     }
 }
 
+static void requests_cancelled(ChannelObject *c);
+
 static void
 forget_channel_refs(ChannelObject *c)
 {
+    requests_cancelled(c);
     Py_CLEAR(c->conn_cb);
     Py_CLEAR(c->access_cb);
     if (c->evids) {
@@ -1282,9 +1368,16 @@ ca_destroy_context_py(PyObject *m, PyObject *noargs)
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(dead); i++)
         forget_channel_refs((ChannelObject *)PyList_GET_ITEM(dead, i));
     Py_DECREF(dead);
-    exc_slot *s = slot_for(ctx, 0);
-    if (s)
-        Py_CLEAR(s->callback);
+    /* the context is gone, and with it libca's pointer to the slot */
+    for (exc_slot **pp = &exc_slots; *pp; pp = &(*pp)->next) {
+        if ((*pp)->ctx == ctx) {
+            exc_slot *s = *pp;
+            *pp = s->next;
+            Py_CLEAR(s->callback);
+            PyMem_RawFree(s);
+            break;
+        }
+    }
     Py_CLEAR(printf_callback);
     Py_RETURN_NONE;
 }
@@ -1356,15 +1449,17 @@ ca_show_context_py(PyObject *m, PyObject *args, PyObject *kw)
 /* ------------------------------------------------------------------------ */
 /* Channels */
 
+static PyObject *status_pair(int s, PyObject *obj);
+
 static PyObject *
-ca_create_channel_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_create_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"name", "callback", "priority", NULL};
-    PyObject *nameobj, *cb = Py_None, *prioobj = NULL;
-    long prio = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OO:create_channel", kwlist,
-                                     &nameobj, &cb, &prioobj))
+    static const char *const names[] = {"name", "callback", "priority"};
+    PyObject *a[3] = {NULL, Py_None, NULL};
+    if (bind_args("create_channel", names, 3, 1, args, nargs, kwnames, a) < 0)
         return NULL;
+    PyObject *nameobj = a[0], *cb = a[1], *prioobj = a[2];
+    long prio = 0;
     PyObject *raw;
     if (PyUnicode_Check(nameobj))
         raw = PyUnicode_AsUTF8String(nameobj);
@@ -1399,6 +1494,7 @@ ca_create_channel_py(PyObject *m, PyObject *args, PyObject *kw)
     c->ctx = NULL;
     c->access_cb = NULL;
     c->prev = c->next = NULL;
+    c->requests = NULL;
     c->conn_cb = cb == Py_None ? NULL : Py_NewRef(cb);
     c->evids = PyList_New(0);
     c->name = PyUnicode_Check(nameobj) ? Py_NewRef(nameobj)
@@ -1417,9 +1513,11 @@ ca_create_channel_py(PyObject *m, PyObject *args, PyObject *kw)
     chid ch = NULL;
     int s;
     caCh *handler = c->conn_cb ? connection_handler : NULL;
+    struct ca_client_context *ctx;
     c->inuse++;
     Py_BEGIN_ALLOW_THREADS
     s = ca_create_channel(PyBytes_AS_STRING(raw), handler, c, (capri)prio, &ch);
+    ctx = ca_current_context();
     Py_END_ALLOW_THREADS
     c->inuse--;
     Py_DECREF(raw);
@@ -1432,10 +1530,8 @@ ca_create_channel_py(PyObject *m, PyObject *args, PyObject *kw)
         return Py_BuildValue("(NO)", ECA_OBJ(s), Py_None);
     }
     c->ch = ch;
-    Py_BEGIN_ALLOW_THREADS
-    c->ctx = ca_current_context();
-    Py_END_ALLOW_THREADS
-    return Py_BuildValue("(NN)", ECA_OBJ(s), (PyObject *)c);
+    c->ctx = ctx;
+    return status_pair(s, (PyObject *)c);
 }
 
 static PyObject *
@@ -1572,11 +1668,9 @@ ca_replace_printf_handler_py(PyObject *m, PyObject *args, PyObject *kw)
 
 /* ECA_NORMAL and *t, or an error status. chtype already checked for type. */
 static int
-resolve_type(ChannelObject *c, PyObject *chtype, long given, long *t)
+resolve_type(short ft, PyObject *chtype, long given, long *t)
 {
     if (chtype == NULL || chtype == Py_None) {
-        short ft;
-        CHAN_CALL(c, ft = ca_field_type(c->ch));
         if (ft < 0 || ft > LAST_TYPE)
             return ECA_BADTYPE;
         *t = ft;
@@ -1588,12 +1682,17 @@ resolve_type(ChannelObject *c, PyObject *chtype, long given, long *t)
     return ECA_NORMAL;
 }
 
+/* one GIL release for all three: each release/reacquire costs as much as
+ * the libca getter itself */
 static void
-channel_info(ChannelObject *c, long *native, int *connected)
+channel_info(ChannelObject *c, short *ft, long *native, int *connected)
 {
     unsigned long n;
     enum channel_state st;
-    CHAN_CALL(c, (n = ca_element_count(c->ch), st = ca_state(c->ch)));
+    short f;
+    CHAN_CALL(c, (f = ca_field_type(c->ch), n = ca_element_count(c->ch),
+                  st = ca_state(c->ch)));
+    *ft = f;
     *native = (long)n;
     *connected = st == cs_conn;
 }
@@ -1664,10 +1763,27 @@ out_request(PyObject *out, PyObject *chtype, long given_t, PyObject *countobj, l
 /* ------------------------------------------------------------------------ */
 /* get */
 
+/* (ECA(s), obj), consuming obj */
+static PyObject *
+status_pair(int s, PyObject *obj)
+{
+    PyObject *t = PyTuple_New(2);
+    PyObject *st = ECA_OBJ(s);
+    if (!t || !st) {
+        Py_XDECREF(t);
+        Py_XDECREF(st);
+        Py_DECREF(obj);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, st);
+    PyTuple_SET_ITEM(t, 1, obj);
+    return t;
+}
+
 static PyObject *
 status_none(int s)
 {
-    return Py_BuildValue("(NO)", ECA_OBJ(s), Py_None);
+    return status_pair(s, Py_NewRef(Py_None));
 }
 
 /* the body shared by get (gid == NULL) and sg_get */
@@ -1692,7 +1808,8 @@ do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, Py
         return status_none(ECA_BADCHID);
     long native, t = 0, n;
     int connected;
-    channel_info(c, &native, &connected);
+    short ft;
+    channel_info(c, &ft, &native, &connected);
     int has_out = out && out != Py_None;
     if (has_out) {
         if (out_request(out, chtype, given_t, countobj, given_n, native, &t, &n) < 0)
@@ -1700,7 +1817,7 @@ do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, Py
         if (!connected)
             return status_none(ECA_DISCONN);
     } else {
-        int s = resolve_type(c, chtype, given_t, &t);
+        int s = resolve_type(ft, chtype, given_t, &t);
         if (s != ECA_NORMAL)
             return status_none(s);
         if (!connected)
@@ -1763,19 +1880,21 @@ do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, Py
         dbrvalue_discard(v);
         return status_none(s);
     }
-    return Py_BuildValue("(NN)", ECA_OBJ(s), (PyObject *)v);
+    return status_pair(s, (PyObject *)v);
 }
 
 static PyObject *
-ca_get_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_get_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"chid", "chtype", "count", "callback", "use_numpy", "out", NULL};
-    PyObject *obj, *chtype = Py_None, *count = Py_None, *cb = Py_None, *out = Py_None;
-    int use_numpy = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOpO:get", kwlist, &obj, &chtype, &count,
-                                     &cb, &use_numpy, &out))
+    static const char *const names[] = {"chid", "chtype", "count", "callback", "use_numpy",
+                                        "out"};
+    PyObject *a[6] = {NULL, Py_None, Py_None, Py_None, NULL, Py_None};
+    if (bind_args("get", names, 6, 1, args, nargs, kwnames, a) < 0)
         return NULL;
-    return do_get(NULL, obj, chtype, count, cb, use_numpy, out);
+    int use_numpy = opt_bool(a[4], 0);
+    if (use_numpy < 0)
+        return NULL;
+    return do_get(NULL, a[0], a[1], a[2], a[3], use_numpy, a[5]);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1870,20 +1989,123 @@ put_number(PyObject *value, long t, put_req *p)
     return 1;
 }
 
-/* 1-D numpy arrays already in the element type go to libca as they are */
+/* Element i of a 1-D array of a plain numeric dtype, as a double or an
+ * integer (*isint says which). 0 for dtypes this file does not convert. */
+static int
+read_elem(int tn, const char *ptr, double *d, long long *ll, int *isint)
+{
+    *isint = 1;
+    switch (tn) {
+    case NPY_BOOL: *ll = *(const npy_bool *)ptr != 0; return 1;
+    case NPY_BYTE: *ll = *(const npy_byte *)ptr; return 1;
+    case NPY_UBYTE: *ll = *(const npy_ubyte *)ptr; return 1;
+    case NPY_SHORT: *ll = *(const npy_short *)ptr; return 1;
+    case NPY_USHORT: *ll = *(const npy_ushort *)ptr; return 1;
+    case NPY_INT: *ll = *(const npy_int *)ptr; return 1;
+    case NPY_UINT: *ll = *(const npy_uint *)ptr; return 1;
+    case NPY_LONG: *ll = *(const npy_long *)ptr; return 1;
+    case NPY_LONGLONG: *ll = *(const npy_longlong *)ptr; return 1;
+    case NPY_ULONG:
+    case NPY_ULONGLONG: {
+        npy_ulonglong u = tn == NPY_ULONG ? *(const npy_ulong *)ptr
+                                          : *(const npy_ulonglong *)ptr;
+        if (u > (npy_ulonglong)LLONG_MAX) {
+            *isint = 0;   /* beyond every integer DBR type; exact enough as double */
+            *d = (double)u;
+        } else {
+            *ll = (long long)u;
+        }
+        return 1;
+    }
+    case NPY_FLOAT: *isint = 0; *d = *(const npy_float *)ptr; return 1;
+    case NPY_DOUBLE: *isint = 0; *d = *(const npy_double *)ptr; return 1;
+    default: return 0;
+    }
+}
+
+/* A 1-D numeric array of another dtype converted element by element into
+ * a new array of the put type, with encode's checks. 1 done, 0 not
+ * handled here: other dtypes, and values encode rejects (NaN or infinity
+ * to an integer type, out of range), so that the exception and its text
+ * stay exactly encode's. -1 error. */
+static int
+put_converted(PyArrayObject *a, long t, long cnt, put_req *p)
+{
+    int tn = PyArray_TYPE(a);
+    double d = 0;
+    long long ll = 0;
+    int isint;
+    if (!PyArray_ISNBO(PyArray_DESCR(a)->byteorder)
+        || !read_elem(tn, PyArray_BYTES(a), &d, &ll, &isint))
+        return 0;
+    npy_intp dims = cnt;
+    PyObject *out = PyArray_SimpleNew(1, &dims, npy_of_kind[t]);
+    if (!out)
+        return -1;
+    char *dst = PyArray_BYTES((PyArrayObject *)out);
+    const char *src = PyArray_BYTES(a);
+    npy_intp stride = PyArray_STRIDE(a, 0);
+    long long lo = 0, hi = 0;
+    switch (t) {
+    case DBR_SHORT: lo = -32768; hi = 32767; break;
+    case DBR_ENUM: lo = 0; hi = 65535; break;
+    case DBR_CHAR: lo = 0; hi = 255; break;
+    case DBR_LONG: lo = -2147483648LL; hi = 2147483647LL; break;
+    }
+    for (long i = 0; i < cnt; i++, src += stride) {
+        read_elem(tn, src, &d, &ll, &isint);
+        if (t == DBR_DOUBLE) {
+            ((epicsFloat64 *)dst)[i] = isint ? (double)ll : d;
+            continue;
+        }
+        if (t == DBR_FLOAT) {
+            double v = isint ? (double)ll : d;
+            if (!isint && isfinite(v) && fabs(v) > FLT_MAX
+                && !isfinite((double)(epicsFloat32)v))
+                goto reject;
+            ((epicsFloat32 *)dst)[i] = (epicsFloat32)v;
+            continue;
+        }
+        if (!isint) {
+            if (!isfinite(d) || d < (double)lo || d > (double)hi)
+                goto reject;
+            ll = (long long)d;   /* toward zero, like astype */
+        } else if (ll < lo || ll > hi) {
+            goto reject;
+        }
+        switch (t) {
+        case DBR_SHORT: ((epicsInt16 *)dst)[i] = (epicsInt16)ll; break;
+        case DBR_ENUM: ((epicsUInt16 *)dst)[i] = (epicsUInt16)ll; break;
+        case DBR_CHAR: ((epicsUInt8 *)dst)[i] = (epicsUInt8)ll; break;
+        default: ((epicsInt32 *)dst)[i] = (epicsInt32)ll; break;
+        }
+    }
+    p->hold = out;
+    p->type = t;
+    p->count = cnt;
+    p->data = dst;
+    return 1;
+reject:
+    Py_DECREF(out);
+    return 0;
+}
+
+/* 1-D numeric numpy arrays: in the element type they go to libca as they
+ * are, other numeric dtypes are converted here */
 static int
 put_array(PyObject *value, long t, long n, put_req *p)
 {
     if (!PyArray_Check(value) || t < DBR_SHORT || t > DBR_DOUBLE)
         return 0;
     PyArrayObject *a = (PyArrayObject *)value;
-    if (PyArray_NDIM(a) != 1 || PyArray_TYPE(a) != npy_of_kind[t]
-        || !PyArray_ISNBO(PyArray_DESCR(a)->byteorder))
+    if (PyArray_NDIM(a) != 1)
         return 0;
     long len = (long)PyArray_DIM(a, 0);
     long cnt = len < n ? len : n;
     if (cnt < 2)
         return 0;   /* encode's scalar rules apply */
+    if (PyArray_TYPE(a) != npy_of_kind[t] || !PyArray_ISNBO(PyArray_DESCR(a)->byteorder))
+        return put_converted(a, t, cnt, p);
     PyArrayObject *c = (PyArrayObject *)PyArray_GETCONTIGUOUS(a);
     if (!c)
         return -1;
@@ -1932,12 +2154,13 @@ prepare_put(ChannelObject *c, PyObject *value, PyObject *chtype, long given_t,
     memset(p, 0, sizeof(*p));
     long t, native;
     int connected;
-    int s = resolve_type(c, chtype, given_t, &t);
+    short ft;
+    channel_info(c, &ft, &native, &connected);
+    int s = resolve_type(ft, chtype, given_t, &t);
     if (s != ECA_NORMAL)
         return s;
     if (!(t <= DBR_DOUBLE || t == DBR_PUT_ACKT || t == DBR_PUT_ACKS))
         return ECA_BADTYPE;
-    channel_info(c, &native, &connected);
     if (!connected)
         return ECA_DISCONN;
     long n = (countobj == NULL || countobj == Py_None || given_n <= 0 || given_n > native)
@@ -1957,13 +2180,13 @@ prepare_put(ChannelObject *c, PyObject *value, PyObject *chtype, long given_t,
 }
 
 static PyObject *
-ca_put_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"chid", "value", "chtype", "count", "callback", NULL};
-    PyObject *obj, *value, *chtype = Py_None, *count = Py_None, *cb = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOO:put", kwlist, &obj, &value, &chtype,
-                                     &count, &cb))
+    static const char *const names[] = {"chid", "value", "chtype", "count", "callback"};
+    PyObject *a[5] = {NULL, NULL, Py_None, Py_None, Py_None};
+    if (bind_args("put", names, 5, 2, args, nargs, kwnames, a) < 0)
         return NULL;
+    PyObject *obj = a[0], *value = a[1], *chtype = a[2], *count = a[3], *cb = a[4];
     long given_t = 0, given_n = 0;
     ChannelObject *c;
     int r = get_channel(obj, &c);
@@ -2024,10 +2247,11 @@ ca_create_subscription_py(PyObject *m, PyObject *args, PyObject *kw)
         return status_none(ECA_BADCHID);
     long t, native;
     int connected;
-    int s = resolve_type(c, chtype, given_t, &t);
+    short ft;
+    channel_info(c, &ft, &native, &connected);
+    int s = resolve_type(ft, chtype, given_t, &t);
     if (s != ECA_NORMAL)
         return status_none(s);
-    channel_info(c, &native, &connected);
     long n = (count == Py_None || given_n < 0 || (native > 0 && given_n > native))
              ? native : given_n;
     EvidObject *e = PyObject_New(EvidObject, &EvidType);
@@ -2484,7 +2708,7 @@ static PyMethodDef ca_methods[] = {
     {"current_context", ca_current_context_py, METH_NOARGS, "current_context() -> context|None"},
     {"show_context", KW ca_show_context_py, METH_VARARGS | METH_KEYWORDS,
      "show_context(context=None, level=0) -> None"},
-    {"create_channel", KW ca_create_channel_py, METH_VARARGS | METH_KEYWORDS,
+    {"create_channel", (PyCFunction)(void (*)(void))ca_create_channel_py, METH_FASTCALL | METH_KEYWORDS,
      "create_channel(name, callback=None, priority=0) -> (ECA, chid|None)"},
     {"clear_channel", ca_clear_channel_py, METH_O, "clear_channel(chid) -> ECA"},
     {"change_connection_event", KW ca_change_connection_event_py, METH_VARARGS | METH_KEYWORDS,
@@ -2495,10 +2719,10 @@ static PyMethodDef ca_methods[] = {
      "add_exception_event(callback=None) -> ECA"},
     {"replace_printf_handler", KW ca_replace_printf_handler_py, METH_VARARGS | METH_KEYWORDS,
      "replace_printf_handler(callback=None) -> ECA"},
-    {"get", KW ca_get_py, METH_VARARGS | METH_KEYWORDS,
+    {"get", (PyCFunction)(void (*)(void))ca_get_py, METH_FASTCALL | METH_KEYWORDS,
      "get(chid, chtype=None, count=None, callback=None, use_numpy=False, out=None)"
      " -> (ECA, DBRValue|None)"},
-    {"put", KW ca_put_py, METH_VARARGS | METH_KEYWORDS,
+    {"put", (PyCFunction)(void (*)(void))ca_put_py, METH_FASTCALL | METH_KEYWORDS,
      "put(chid, value, chtype=None, count=None, callback=None) -> ECA"},
     {"create_subscription", KW ca_create_subscription_py, METH_VARARGS | METH_KEYWORDS,
      "create_subscription(chid, callback, chtype=None, count=None, mask=None, use_numpy=False)"
