@@ -55,8 +55,26 @@ def library_paths() -> List[str]:
             raise OSError("EPICS_BASE/EPICS_HOST_ARCH name %s, but %s is missing"
                           % (libdir, ", ".join(missing)))
         return paths
+    return [_wheel_library(n) for n in ("Com", "ca")]
+
+
+def _wheel_library(name: str) -> str:
+    """Path of an epicscorelibs library from its generated dsoinfo module.
+
+    ``epicscorelibs.path.get_lib`` gives the same answer, but importing it
+    pulls in setuptools (~0.4 s on every start of a script or CLI call).
+    """
+    import importlib
+    try:
+        info = importlib.import_module("epicscorelibs.lib.%s_dsoinfo" % name)
+        for attr in ("sofilename", "filename"):
+            path = getattr(info, attr, None)
+            if path and os.path.exists(path):
+                return path
+    except ImportError:
+        pass
     from epicscorelibs import path as ecl_path
-    return [ecl_path.get_lib("Com"), ecl_path.get_lib("ca")]
+    return ecl_path.get_lib(name)
 
 
 _loaded: Optional[str] = None
