@@ -122,6 +122,18 @@ static int mode_get(const char *pv, int repeats, int native)
     }
     for (i = -1; i < repeats; i++) { /* i == -1: warm-up, not recorded */
         double t0 = now();
+        /* a fresh buffer per get, like ca.get() returning a new array each
+         * time: a 32 MB malloc is a fresh mmap whose pages fault in while
+         * libca fills it. Reading into one reused buffer is what the
+         * cext_out contender (get(..., out=array)) measures. */
+        if (i >= 0) {
+            free(buf);
+            buf = malloc(bytes);
+            if (!buf) {
+                fprintf(stderr, "rawca: out of memory\n");
+                return 2;
+            }
+        }
         CHK(ca_array_get(type, count, ch, buf), "array_get");
         CHK(ca_pend_io(60.0), "pend_io");
         if (i >= 0)
