@@ -110,7 +110,9 @@ cached(PyObject **table, long lo, long hi, long v)
     return PyLong_FromLong(v);
 }
 #define ECA_OBJ(s)  cached(eca_members, 0, ECA_CACHE - 1, (long)(s))
-#define DBR_OBJ(t)  cached(dbr_members, -1, 38, (long)(t))
+/* libca reports "no type" as -1 in a long on success but as the 32-bit
+ * pattern 0xFFFFFFFF on some failures: read the low 32 bits as signed */
+#define DBR_OBJ(t)  cached(dbr_members, -1, 38, (long)(int32_t)(t))
 #define DBF_OBJ(t)  cached(dbf_members, -1, 6, (long)(t))
 #define OP_OBJ(o)   cached(op_members, 0, 7, (long)(o))
 #define CS_OBJ(s)   cached(cs_members, 0, 4, (long)(s))

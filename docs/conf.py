@@ -2,10 +2,12 @@
 import os
 import sys
 
-# the source tree, for a build from a checkout that is not pip-installed
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "src")))
-
-import CaChannel  # noqa: E402
+try:
+    import CaChannel  # the installed package: its backends are built/mapped
+except ImportError:
+    # a checkout that is not pip-installed: document the source tree
+    sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "src")))
+    import CaChannel  # noqa: E402
 
 project = "CaChannel"
 author = "CaChannel developers"

@@ -552,8 +552,13 @@ def to_eca(status: int) -> Union[ECA, int]:
 
 
 def to_dbr(t: int) -> Union[DBR, int]:
-    """A ``DBR`` member for a request type code (the int if unknown)."""
-    return _to_dbr(t)
+    """A ``DBR`` member for a request type code (the int if unknown).
+
+    libca reports "no type" as -1 on success but as the 32-bit pattern
+    0xFFFFFFFF on some failures; the low 32 bits are read as signed.
+    """
+    t = int(t) & 0xFFFFFFFF
+    return _to_dbr(t - (1 << 32) if t >= (1 << 31) else t)
 
 
 def to_ca_op(op: int) -> Union[CA_OP, int]:
@@ -975,7 +980,7 @@ def encode_name(name: Union[str, bytes]) -> bytes:
 
 
 #: names every backend re-exports from this module
-__all__ = [n for n in list(globals()) if not n.startswith("_") and n not in (
+__all__ = [n for n in list(globals()) if n.isidentifier() and not n.startswith("_") and n not in (
     "annotations", "enum", "math", "struct", "np", "Number", "Any", "Optional",
     "Sequence", "Tuple", "Union", "decode", "decode_values", "decode_cstring",
     "encode", "put_count", "index_count", "request_type", "encode_name", "to_eca",

