@@ -895,6 +895,8 @@ def encode(value: Any, dbrtype: int, count: int) -> Tuple[int, int, Union[bytes,
     """
     t = int(dbrtype)
     n = max(1, int(count))
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]           # a 0-d array is a (numpy) scalar
     if isinstance(value, (str, bytes)):
         raw = value.encode("utf-8") if isinstance(value, str) else value
         if t in (0, 3):

@@ -190,3 +190,13 @@ def test_callback_must_be_callable(chans):
         ca.get(chans["catest"], callback="no")
     with pytest.raises(TypeError):
         ca.create_channel("catest", callback=3)
+
+
+def test_zero_dimensional_array_is_a_scalar(chans):
+    assert write(chans["catest"], np.array(5.5))["status"] == ca.ECA_NORMAL
+    assert read(chans["catest"]) == 5.5
+    assert write(chans["cawave"], np.array(2, dtype=np.int32))["status"] == ca.ECA_NORMAL
+    assert read(chans["cawave"], count=2) == [2.0, 0.0]
+    assert write(chans["ca:scalar:STRING"], np.array("abc"))["status"] == ca.ECA_NORMAL
+    assert read(chans["ca:scalar:STRING"]) == "abc"
+    write(chans["ca:scalar:STRING"], "hello")
