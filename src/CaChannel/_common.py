@@ -867,7 +867,8 @@ def _numeric_array(value, t: int, n: int) -> np.ndarray:
     if src.dtype == dtype:
         return np.ascontiguousarray(src)
     if kind in (2, 6):
-        out = src.astype(dtype)
+        with np.errstate(over="ignore"):    # overflow is detected and raised below
+            out = src.astype(dtype)
         if kind == 2 and k == "f":
             big = np.isfinite(src) & ~np.isfinite(out)
             if big.any():
