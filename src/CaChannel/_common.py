@@ -872,7 +872,7 @@ def _numeric_array(value, t: int, n: int) -> np.ndarray:
         if kind == 2 and k == "f":
             big = np.isfinite(src) & ~np.isfinite(out)
             if big.any():
-                raise OverflowError("value %r out of range for DBR_FLOAT" % (src[big][0],))
+                raise OverflowError("value %r out of range for DBR_FLOAT" % (src[big][0].item(),))
         return out
     # integer element type
     if k == "f" and not np.isfinite(src).all():
