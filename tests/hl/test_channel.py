@@ -420,6 +420,12 @@ def test_motor_set_position_and_stop(motor):
     assert motor.offset == pytest.approx(100.0)
     motor.move(400)
     motor.wait(start=True)
+    # DMOV drops before the simulator's first position tick: stop only once
+    # the readback has left the start, or there is nothing to stop
+    deadline = time.monotonic() + 5.0
+    while motor.get_position(readback=True) <= 100.0:
+        assert time.monotonic() < deadline, "the motor readback never left 100"
+        time.sleep(0.01)
     motor.stop()
     motor.wait()
     assert 100.0 < motor.get_position(readback=True) < 400.0
