@@ -121,12 +121,16 @@ class _ImageWriter(threading.Thread):
         self.stop_event = threading.Event()
         self.frames = 0
         self.error: Optional[BaseException] = None
+        # set once the first frame is on the IOC (or the writer failed)
+        self.first_frame = threading.Event()
 
     def run(self) -> None:
         try:
             self._run()
         except BaseException as exc:  # reported by the demo
             self.error = exc
+        finally:
+            self.first_frame.set()
 
     def _run(self) -> None:
         import numpy as np
@@ -158,6 +162,7 @@ class _ImageWriter(threading.Thread):
                 raise RuntimeError("image put did not complete within 5 s")
             n += 1
             self.frames = n
+            self.first_frame.set()
             self.stop_event.wait(self.period)  # pacing, not synchronisation
         chan.clear_channel()
 
@@ -223,6 +228,8 @@ def run(seconds: float = 15.0, port: Optional[int] = None, out: Optional[TextIO]
         out.flush()
         writer = _ImageWriter(PREFIX + "det:image")
         writer.start()
+        # the image record holds no frame (UDF/INVALID) until the first put
+        writer.first_frame.wait(10.0)
         _tour(out, seconds, t0, writer)
         if writer.error is not None:
             raise writer.error
