@@ -86,29 +86,30 @@ def _event_dict(ch, args, use_numpy: bool) -> dict:
             "status": status, "value": value}
 
 
-def _on_get(args) -> None:
+def _take_request(args):
+    """``(channel, callback, use_numpy)`` of a get/put callback, run once; None if gone."""
     if _shutting_down:
-        return
+        return None
     token = token_of(args.usr)
     entry = registry.pop(token, None)
-    if entry is None:
-        return
-    ch, callback, use_numpy = entry
-    ch.pending.discard(token)
-    _call_user(callback, _event_dict(ch, args, use_numpy))
+    if entry is not None:
+        entry[0].pending.discard(token)
+    return entry
+
+
+def _on_get(args) -> None:
+    entry = _take_request(args)
+    if entry is not None:
+        ch, callback, use_numpy = entry
+        _call_user(callback, _event_dict(ch, args, use_numpy))
 
 
 def _on_put(args) -> None:
-    if _shutting_down:
-        return
-    token = token_of(args.usr)
-    entry = registry.pop(token, None)
-    if entry is None:
-        return
-    ch, callback, _ = entry
-    ch.pending.discard(token)
-    _call_user(callback, {"chid": ch, "type": to_dbr(args.type), "count": int(args.count),
-                          "status": to_eca(args.status)})
+    entry = _take_request(args)
+    if entry is not None:
+        ch, callback, _ = entry
+        _call_user(callback, {"chid": ch, "type": to_dbr(args.type),
+                              "count": int(args.count), "status": to_eca(args.status)})
 
 
 def _on_event(args) -> None:
