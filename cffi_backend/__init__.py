@@ -12,9 +12,11 @@ to it when the C extension cannot be imported.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import operator
 import sys
 import threading
+import time
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
@@ -201,11 +203,39 @@ def _channel(obj) -> Optional[chid]:
     return obj if obj._ptr is not None else None
 
 
-def _info_channel(obj) -> chid:
+# guards the in-use counts of channels (held only for the count update)
+_use_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _held(obj):
+    """``(channel, chid pointer)`` of a live channel, counted in use meanwhile.
+
+    Yields ``(None, None)`` for None or a cleared channel. While a channel is
+    in use, clear_channel in another thread waits before libca frees it, so
+    the pointer stays valid through the GIL-free libca call.
+    """
     ch = _channel(obj)
-    if ch is None:
-        raise ValueError("the channel %s" % ("is None" if obj is None else "has been cleared"))
-    return ch
+    ptr = None
+    if ch is not None:
+        with _use_lock:
+            ptr = ch._ptr
+            if ptr is not None:
+                ch.inuse += 1
+    try:
+        yield (ch, ptr) if ptr is not None else (None, None)
+    finally:
+        if ptr is not None:
+            with _use_lock:
+                ch.inuse -= 1
+
+
+def _info(obj, func):
+    """``func(chid pointer)`` for an information call; ValueError if None/cleared."""
+    with _held(obj) as (ch, ptr):
+        if ch is None:
+            raise ValueError("the channel %s" % ("is None" if obj is None else "has been cleared"))
+        return func(ptr)
 
 
 def _timeout(timeout) -> float:
@@ -228,10 +258,10 @@ def _uint(value, what: str) -> int:
     return v
 
 
-def _request(ch: chid, chtype) -> Tuple[Optional[int], int]:
+def _request(ptr, chtype) -> Tuple[Optional[int], int]:
     """``(request type or None, status)`` for a get/put/subscription."""
     if chtype is None:
-        ft = lib.ca_field_type(ch._ptr)
+        ft = lib.ca_field_type(ptr)
         if not 0 <= ft <= _common.LAST_TYPE:
             return None, ECA.BADTYPE
         return ft, ECA.NORMAL
@@ -400,7 +430,8 @@ def create_channel(name: Union[str, bytes], callback: Optional[Callable] = None,
 
 def _forget(ch: chid) -> None:
     registry.pop(ch._token, None)
-    live_channels.pop(token_of(ch._ptr), None)
+    if ch._ptr is not None:
+        live_channels.pop(token_of(ch._ptr), None)
     for sub in ch.subscriptions:
         registry.pop(sub._token, None)
         sub._ptr = None
@@ -417,20 +448,26 @@ def clear_channel(chid: chid) -> ECA:
     ch = _channel(chid)
     if ch is None:
         return ECA.BADCHID
-    ptr = ch._ptr
-    # mark it dead first: callbacks racing with the clear see a cleared chid
-    _forget(ch)
+    with _use_lock:
+        ptr = ch._ptr
+        if ptr is None:
+            return ECA.BADCHID
+        # dead from now on: no new call starts on it, callbacks are ignored
+        _forget(ch)
+    while ch.inuse:
+        # another thread is inside a libca call on this chid (GIL released)
+        time.sleep(0.0002)
     return to_eca(lib.ca_clear_channel(ptr))
 
 
 def change_connection_event(chid: chid, callback: Optional[Callable] = None) -> ECA:
     """Replace the connection callback; None or a non-callable removes it."""
-    ch = _channel(chid)
-    if ch is None:
-        return ECA.BADCHID
     cb = callback if callable(callback) else None
-    ch.conn_callback = cb
-    return to_eca(lib.ca_change_connection_event(ch._ptr, _conn_cb if cb else _NULL))
+    with _held(chid) as (ch, ptr):
+        if ch is None:
+            return ECA.BADCHID
+        ch.conn_callback = cb
+        return to_eca(lib.ca_change_connection_event(ptr, _conn_cb if cb else _NULL))
 
 
 def replace_access_rights_event(chid: chid, callback: Optional[Callable] = None) -> ECA:
@@ -438,12 +475,12 @@ def replace_access_rights_event(chid: chid, callback: Optional[Callable] = None)
 
     It runs once inside this call when the channel is connected.
     """
-    ch = _channel(chid)
-    if ch is None:
-        return ECA.BADCHID
     cb = callback if callable(callback) else None
-    ch.access_callback = cb
-    return to_eca(lib.ca_replace_access_rights_event(ch._ptr, _access_cb if cb else _NULL))
+    with _held(chid) as (ch, ptr):
+        if ch is None:
+            return ECA.BADCHID
+        ch.access_callback = cb
+        return to_eca(lib.ca_replace_access_rights_event(ptr, _access_cb if cb else _NULL))
 
 
 def add_exception_event(callback: Optional[Callable] = None) -> ECA:
@@ -474,34 +511,35 @@ def replace_printf_handler(callback: Optional[Callable[[str], Any]] = None) -> E
 # Read, write, subscribe
 
 
-def _prepare_read(chid, chtype, count, zero_ok: bool, out=None):
-    """Checks shared by ``get`` and ``sg_get``: ``(status, channel, type, count)``.
-
-    ``count``: None, negative or above the native count -> native; 0 stays 0
-    only when ``zero_ok`` (a get with callback: the server's current length).
-    """
-    ch = _channel(chid)
+def _check_counts(chtype, count) -> None:
+    """Type errors for ``chtype``/``count`` come before any status."""
     if count is not None:
         _common.index_count(count)
     if chtype is not None:
         _common.request_type(chtype)
-    if ch is None:
-        return ECA.BADCHID, None, 0, 0
-    native = int(lib.ca_element_count(ch._ptr))
+
+
+def _prepare_read(ptr, chtype, count, zero_ok: bool, out=None):
+    """Checks shared by ``get`` and ``sg_get``: ``(status, type, count)``.
+
+    ``count``: None, negative or above the native count -> native; 0 stays 0
+    only when ``zero_ok`` (a get with callback: the server's current length).
+    """
+    native = int(lib.ca_element_count(ptr))
     if out is not None:
         t, n = _out_request(out, chtype, count, native)
     else:
-        t, status = _request(ch, chtype)
+        t, status = _request(ptr, chtype)
         if t is None:
-            return status, None, 0, 0
+            return status, 0, 0
         n = native if count is None else _common.index_count(count)
         if n > native or n < 0 or (n == 0 and not zero_ok):
             n = native
         if t == _common.DBR_CLASS_NAME:
             n = 1           # the record type is one string, whatever the channel's count
-    if lib.ca_state(ch._ptr) != _CS_CONN:
-        return ECA.DISCONN, None, 0, 0
-    return ECA.NORMAL, ch, t, n
+    if lib.ca_state(ptr) != _CS_CONN:
+        return ECA.DISCONN, 0, 0
+    return ECA.NORMAL, t, n
 
 
 def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
@@ -517,51 +555,48 @@ def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
     callback = _callable_or_none(callback)
     if out is not None and callback is not None:
         raise ValueError("out= is for synchronous gets (no callback)")
-    status, ch, t, n = _prepare_read(chid, chtype, count, callback is not None, out)
-    if ch is None:
-        return to_eca(status), None
-    if callback is not None:
-        token = new_token((ch, callback, bool(use_numpy)))
-        ch.pending.add(token)
-        status = lib.ca_array_get_callback(t, n, ch._ptr, _get_cb, as_usr(token))
+    _check_counts(chtype, count)
+    with _held(chid) as (ch, cptr):
+        if ch is None:
+            return ECA.BADCHID, None
+        status, t, n = _prepare_read(cptr, chtype, count, callback is not None, out)
         if status != ECA.NORMAL:
-            registry.pop(token, None)
-            ch.pending.discard(token)
-        return to_eca(status), None
-    if out is not None:
-        view = out if n == out.size else out[:n]
-        ptr = ffi.from_buffer(view, require_writable=True)
-        value = DBRValue(view, t, n, True, view, out=True)
-    else:
-        ptr, value = _read_buffer(t, n, bool(use_numpy))
-    status = lib.ca_array_get(t, n, ch._ptr, ptr)
+            return to_eca(status), None
+        if callback is not None:
+            token = new_token((ch, callback, bool(use_numpy)))
+            ch.pending.add(token)
+            status = lib.ca_array_get_callback(t, n, cptr, _get_cb, as_usr(token))
+            if status != ECA.NORMAL:
+                registry.pop(token, None)
+                ch.pending.discard(token)
+            return to_eca(status), None
+        if out is not None:
+            view = out if n == out.size else out[:n]
+            buf = ffi.from_buffer(view, require_writable=True)
+            value = DBRValue(view, t, n, True, view, out=True)
+        else:
+            buf, value = _read_buffer(t, n, bool(use_numpy))
+        status = lib.ca_array_get(t, n, cptr, buf)
     if status != ECA.NORMAL:
         return to_eca(status), None
     _io_buffers.setdefault(token_of(lib.ca_current_context()), []).append(value)
     return ECA.NORMAL, value
 
 
-def _prepare_put(chid, value, chtype, count) -> Tuple[int, Optional[tuple]]:
+def _prepare_put(ptr, value, chtype, count) -> Tuple[int, Optional[tuple]]:
     """Checks and conversion shared by ``put`` and ``sg_put``.
 
     Returns ``(status, (type, count, cdata))``; the tuple is None unless the
     status is NORMAL. Unconvertible values raise (ca-api.md 2.10).
     """
-    ch = _channel(chid)
-    if count is not None:
-        _common.index_count(count)
-    if chtype is not None:
-        _common.request_type(chtype)
-    if ch is None:
-        return ECA.BADCHID, None
-    t, status = _request(ch, chtype)
+    t, status = _request(ptr, chtype)
     if t is None:
         return status, None
-    if lib.ca_state(ch._ptr) != _CS_CONN:
+    if lib.ca_state(ptr) != _CS_CONN:
         return ECA.DISCONN, None
     if t not in _common.PUT_TYPES:
         return ECA.BADTYPE, None
-    native = int(lib.ca_element_count(ch._ptr))
+    native = int(lib.ca_element_count(ptr))
     n = _common.put_count(count, max(native, 1))
     t2, n2, data = _common.encode(value, t, n)
     return ECA.NORMAL, (t2, n2, ffi.from_buffer(data))
@@ -574,57 +609,59 @@ def put(chid: chid, value: Any, chtype: Optional[int] = None, count: Optional[in
     With ``callback`` it runs once the server completed the put.
     """
     callback = _callable_or_none(callback)
-    status, args = _prepare_put(chid, value, chtype, count)
-    if args is None:
+    _check_counts(chtype, count)
+    with _held(chid) as (ch, cptr):
+        if ch is None:
+            return ECA.BADCHID
+        status, args = _prepare_put(cptr, value, chtype, count)
+        if args is None:
+            return to_eca(status)
+        t, n, data = args
+        if callback is None:
+            return to_eca(lib.ca_array_put(t, n, cptr, data))
+        token = new_token((ch, callback, False))
+        ch.pending.add(token)
+        status = lib.ca_array_put_callback(t, n, cptr, data, _put_cb, as_usr(token))
+        if status != ECA.NORMAL:
+            registry.pop(token, None)
+            ch.pending.discard(token)
         return to_eca(status)
-    ch = chid
-    t, n, data = args
-    if callback is None:
-        return to_eca(lib.ca_array_put(t, n, ch._ptr, data))
-    token = new_token((ch, callback, False))
-    ch.pending.add(token)
-    status = lib.ca_array_put_callback(t, n, ch._ptr, data, _put_cb, as_usr(token))
-    if status != ECA.NORMAL:
-        registry.pop(token, None)
-        ch.pending.discard(token)
-    return to_eca(status)
 
 
 def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = None,
                         count: Optional[int] = None, mask: Optional[int] = None,
                         use_numpy: bool = False) -> Tuple[ECA, Optional[evid]]:
     """Subscribe to changes; ``callback`` gets the event dict on every update."""
-    ch = _channel(chid)
+    _channel(chid)
     if not callable(callback):
         raise TypeError("callback must be callable, not %s" % type(callback).__name__)
-    if count is not None:
-        _common.index_count(count)
-    if chtype is not None:
-        _common.request_type(chtype)
+    _check_counts(chtype, count)
     mask = (_common.DBE_VALUE | _common.DBE_ALARM) if mask is None else _uint(mask, "mask")
-    if ch is None:
-        return ECA.BADCHID, None
-    t, status = _request(ch, chtype)
-    if t is None:
-        return to_eca(status), None
-    native = int(lib.ca_element_count(ch._ptr))
-    n = native if count is None else _common.index_count(count)
-    if n < 0 or n > native:
-        n = native
-    sub = evid(ch, callback, bool(use_numpy))
-    sub._token = new_token(sub)
-    # valid before libca can deliver the first update (it may come at once)
-    pevid = ffi.new("evid *")
-    sub._ptr = pevid
-    ch.subscriptions.add(sub)
-    status = lib.ca_create_subscription(t, n, ch._ptr, mask, _event_cb, as_usr(sub._token), pevid)
-    if status != ECA.NORMAL:
-        ch.subscriptions.discard(sub)
-        registry.pop(sub._token, None)
-        sub._ptr = None
-        return to_eca(status), None
-    sub._ptr = pevid[0]
-    return ECA.NORMAL, sub
+    with _held(chid) as (ch, cptr):
+        if ch is None:
+            return ECA.BADCHID, None
+        t, status = _request(cptr, chtype)
+        if t is None:
+            return to_eca(status), None
+        native = int(lib.ca_element_count(cptr))
+        n = native if count is None else _common.index_count(count)
+        if n < 0 or n > native:
+            n = native
+        sub = evid(ch, callback, bool(use_numpy))
+        sub._token = new_token(sub)
+        # valid before libca can deliver the first update (it may come at once)
+        pevid = ffi.new("evid *")
+        sub._ptr = pevid
+        ch.subscriptions.add(sub)
+        status = lib.ca_create_subscription(t, n, cptr, mask, _event_cb, as_usr(sub._token),
+                                            pevid)
+        if status != ECA.NORMAL:
+            ch.subscriptions.discard(sub)
+            registry.pop(sub._token, None)
+            sub._ptr = None
+            return to_eca(status), None
+        sub._ptr = pevid[0]
+        return ECA.NORMAL, sub
 
 
 def clear_subscription(evid: evid) -> ECA:
@@ -634,12 +671,17 @@ def clear_subscription(evid: evid) -> ECA:
     if not isinstance(evid, _evid_type):
         raise TypeError("expected an evid from create_subscription, not %s"
                         % type(evid).__name__)
-    if not evid.valid:
-        return ECA.BADMONID
-    ptr = evid._ptr
-    evid._ptr = None
-    evid.channel.subscriptions.discard(evid)
-    status = lib.ca_clear_subscription(ptr)
+    # the channel is held: clear_channel (which frees its evids) waits for us
+    with _held(evid.channel) as (ch, _):
+        if ch is None:
+            return ECA.BADMONID
+        with _use_lock:
+            ptr = evid._ptr
+            evid._ptr = None
+        if ptr is None:
+            return ECA.BADMONID
+        ch.subscriptions.discard(evid)
+        status = lib.ca_clear_subscription(ptr)
     registry.pop(evid._token, None)
     return to_eca(status)
 
@@ -688,41 +730,40 @@ def test_io() -> ECA:
 
 def field_type(chid: chid) -> DBF:
     """Native field type; ``DBF.NOTCONN`` (-1) if never connected."""
-    return DBF(lib.ca_field_type(_info_channel(chid)._ptr))
+    return DBF(_info(chid, lib.ca_field_type))
 
 
 def element_count(chid: chid) -> int:
-    return int(lib.ca_element_count(_info_channel(chid)._ptr))
+    return int(_info(chid, lib.ca_element_count))
 
 
 def name(chid: chid) -> str:
-    return _info_channel(chid)._name
+    return _info(chid, lambda ptr: chid._name)
 
 
 def state(chid: Optional[chid]) -> ChannelState:
     """Connection state; ``NEVER_SEARCH`` for None, ``CLOSED`` once cleared."""
     if chid is None:
         return ChannelState.NEVER_SEARCH
-    ch = _channel(chid)
-    if ch is None:
-        return ChannelState.CLOSED
-    return ChannelState(lib.ca_state(ch._ptr))
+    with _held(chid) as (ch, ptr):
+        if ch is None:
+            return ChannelState.CLOSED
+        return ChannelState(lib.ca_state(ptr))
 
 
 def host_name(chid: chid) -> str:
     """``'host:port'`` of the server (libca's placeholder when disconnected)."""
-    ch = _info_channel(chid)
     buf = ffi.new("char[256]")
-    lib.ca_get_host_name(ch._ptr, buf, 256)
+    _info(chid, lambda ptr: lib.ca_get_host_name(ptr, buf, 256))
     return ffi.string(buf).decode("utf-8", "replace")
 
 
 def read_access(chid: chid) -> bool:
-    return bool(lib.ca_read_access(_info_channel(chid)._ptr))
+    return bool(_info(chid, lib.ca_read_access))
 
 
 def write_access(chid: chid) -> bool:
-    return bool(lib.ca_write_access(_info_channel(chid)._ptr))
+    return bool(_info(chid, lib.ca_write_access))
 
 
 def message(status: int) -> str:
@@ -765,11 +806,15 @@ def sg_get(gid: int, chid: chid, chtype: Optional[int] = None, count: Optional[i
            use_numpy: bool = False) -> Tuple[ECA, Optional[DBRValue]]:
     """Queue a read in group ``gid``; the value is valid after ``sg_block``."""
     g = _gid(gid)
-    status, ch, t, n = _prepare_read(chid, chtype, count, False)
-    if ch is None:
-        return to_eca(status), None
-    ptr, value = _read_buffer(t, n, bool(use_numpy))
-    status = lib.ca_sg_array_get(g, t, n, ch._ptr, ptr)
+    _check_counts(chtype, count)
+    with _held(chid) as (ch, cptr):
+        if ch is None:
+            return ECA.BADCHID, None
+        status, t, n = _prepare_read(cptr, chtype, count, False)
+        if status != ECA.NORMAL:
+            return to_eca(status), None
+        buf, value = _read_buffer(t, n, bool(use_numpy))
+        status = lib.ca_sg_array_get(g, t, n, cptr, buf)
     if status != ECA.NORMAL:
         return to_eca(status), None
     _sg_buffers.setdefault(g, []).append(value)
@@ -780,11 +825,15 @@ def sg_put(gid: int, chid: chid, value: Any, chtype: Optional[int] = None,
            count: Optional[int] = None) -> ECA:
     """Queue a write in group ``gid`` (conversion as ``put``)."""
     g = _gid(gid)
-    status, args = _prepare_put(chid, value, chtype, count)
-    if args is None:
-        return to_eca(status)
-    t, n, data = args
-    return to_eca(lib.ca_sg_array_put(g, t, n, chid._ptr, data))
+    _check_counts(chtype, count)
+    with _held(chid) as (ch, cptr):
+        if ch is None:
+            return ECA.BADCHID
+        status, args = _prepare_put(cptr, value, chtype, count)
+        if args is None:
+            return to_eca(status)
+        t, n, data = args
+        return to_eca(lib.ca_sg_array_put(g, t, n, cptr, data))
 
 
 def sg_block(gid: int, timeout: float) -> ECA:

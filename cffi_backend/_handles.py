@@ -51,10 +51,13 @@ class chid:
     """
 
     __slots__ = ("_ptr", "_name", "_token", "conn_callback", "access_callback",
-                 "subscriptions", "pending", "__weakref__")
+                 "subscriptions", "pending", "inuse", "__weakref__")
 
     def __init__(self, name: str):
         self._ptr = None
+        # libca calls on this channel in flight (GIL released): clear_channel
+        # waits for them before libca frees the chid
+        self.inuse = 0
         self._name = name
         self._token = 0
         self.conn_callback = None
