@@ -760,70 +760,35 @@ decode_dbr(long t, long count, const void *buf, int use_numpy)
         return d;
     }
     switch (t) {
-    case DBR_GR_SHORT: {
-        const struct dbr_gr_short *s = buf;
-        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
-        LIMITS6(s, INT_);
-        break;
+    /* GR/CTRL numeric structs differ only in their C type, the limit count
+     * and whether they carry a precision (FLOAT/DOUBLE do) */
+#define META_CASE(TAG, STRUCT, LIMITS, CONV) \
+    case TAG: { \
+        const struct STRUCT *s = buf; \
+        SET("units", meta_text(s->units, MAX_UNITS_SIZE)); \
+        LIMITS(s, CONV); \
+        break; \
     }
-    case DBR_CTRL_SHORT: {
-        const struct dbr_ctrl_short *s = buf;
-        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
-        LIMITS8(s, INT_);
-        break;
+#define META_CASE_PREC(TAG, STRUCT, LIMITS) \
+    case TAG: { \
+        const struct STRUCT *s = buf; \
+        SET("precision", INT_(s->precision)); \
+        SET("units", meta_text(s->units, MAX_UNITS_SIZE)); \
+        LIMITS(s, FLT_); \
+        break; \
     }
-    case DBR_GR_CHAR: {
-        const struct dbr_gr_char *s = buf;
-        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
-        LIMITS6(s, INT_);
-        break;
-    }
-    case DBR_CTRL_CHAR: {
-        const struct dbr_ctrl_char *s = buf;
-        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
-        LIMITS8(s, INT_);
-        break;
-    }
-    case DBR_GR_LONG: {
-        const struct dbr_gr_long *s = buf;
-        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
-        LIMITS6(s, INT_);
-        break;
-    }
-    case DBR_CTRL_LONG: {
-        const struct dbr_ctrl_long *s = buf;
-        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
-        LIMITS8(s, INT_);
-        break;
-    }
-    case DBR_GR_FLOAT: {
-        const struct dbr_gr_float *s = buf;
-        SET("precision", INT_(s->precision));
-        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
-        LIMITS6(s, FLT_);
-        break;
-    }
-    case DBR_CTRL_FLOAT: {
-        const struct dbr_ctrl_float *s = buf;
-        SET("precision", INT_(s->precision));
-        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
-        LIMITS8(s, FLT_);
-        break;
-    }
-    case DBR_GR_DOUBLE: {
-        const struct dbr_gr_double *s = buf;
-        SET("precision", INT_(s->precision));
-        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
-        LIMITS6(s, FLT_);
-        break;
-    }
-    case DBR_CTRL_DOUBLE: {
-        const struct dbr_ctrl_double *s = buf;
-        SET("precision", INT_(s->precision));
-        SET("units", meta_text(s->units, MAX_UNITS_SIZE));
-        LIMITS8(s, FLT_);
-        break;
-    }
+    META_CASE(DBR_GR_SHORT, dbr_gr_short, LIMITS6, INT_)
+    META_CASE(DBR_CTRL_SHORT, dbr_ctrl_short, LIMITS8, INT_)
+    META_CASE(DBR_GR_CHAR, dbr_gr_char, LIMITS6, INT_)
+    META_CASE(DBR_CTRL_CHAR, dbr_ctrl_char, LIMITS8, INT_)
+    META_CASE(DBR_GR_LONG, dbr_gr_long, LIMITS6, INT_)
+    META_CASE(DBR_CTRL_LONG, dbr_ctrl_long, LIMITS8, INT_)
+    META_CASE_PREC(DBR_GR_FLOAT, dbr_gr_float, LIMITS6)
+    META_CASE_PREC(DBR_CTRL_FLOAT, dbr_ctrl_float, LIMITS8)
+    META_CASE_PREC(DBR_GR_DOUBLE, dbr_gr_double, LIMITS6)
+    META_CASE_PREC(DBR_CTRL_DOUBLE, dbr_ctrl_double, LIMITS8)
+#undef META_CASE
+#undef META_CASE_PREC
     case DBR_GR_ENUM: {
         struct dbr_gr_enum *s = (struct dbr_gr_enum *)buf;
         if (set_enum_strs(d, s->no_str, s->strs) < 0)
