@@ -1,0 +1,32 @@
+"""Session-wide fixtures shared by every test package."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def circuit_anchor(softioc):
+    """Hold one channel to the session IOC open in the test thread's context.
+
+    libca shuts a TCP circuit down when its last channel is cleared. A channel
+    whose search reply arrives while that shutdown is still in progress is
+    installed on the dying circuit (``cac::findOrCreateVirtCircuit`` keeps the
+    circuit it found even when it is no longer alive), is disconnected with it
+    ("Virtual circuit disconnect") and then waits for libca's 10 s disconnect
+    governor before it is searched again. Tests that clear all their channels
+    and connect again at once hit that libca race whenever the circuit is
+    slow to close (a busy or loaded IOC); CI saw it as "catest did not connect".
+    With one channel always open the circuit of the test thread never closes.
+    """
+    if softioc is None:
+        yield None
+        return
+    from CaChannel import ca
+    status = ca.create_context(True)
+    assert status == ca.ECA_NORMAL, status
+    status, chid = ca.create_channel("catest")
+    assert status == ca.ECA_NORMAL, status
+    assert ca.pend_io(10.0) == ca.ECA_NORMAL, "session IOC: catest did not connect"
+    yield chid
+    ca.clear_channel(chid)
+    ca.flush_io()
