@@ -130,8 +130,9 @@ def camonitor(name: str, as_string: bool = False, count: Optional[int] = None,
 
     ``callback`` None prints ``name timestamp value`` lines; a non-callable
     (e.g. ``()``) removes the monitor. A new call replaces the previous
-    monitor of that name. With ``as_string`` enum values arrive as state names
-    and char arrays as ``str``.
+    monitor of that name: once ``camonitor`` is called, the previous callback
+    is not called again, even for an update already in flight. With
+    ``as_string`` enum values arrive as state names and char arrays as ``str``.
 
     >>> camonitor('cacalc')
     >>> time.sleep(2) # doctest: +ELLIPSIS
@@ -139,8 +140,11 @@ def camonitor(name: str, as_string: bool = False, count: Optional[int] = None,
     >>> camonitor('cacalc', callback=())
     """
     chan = _channel(name)
+    # Cancel the previous monitor first, before any call that lets another
+    # thread take the GIL: from here on an update that is already on its way
+    # no longer reaches the old callback.
+    chan.clear_event()
     if callback is not None and not callable(callback):
-        chan.clear_event()
         chan.flush_io()
         return
     if callback is None:
