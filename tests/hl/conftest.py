@@ -124,9 +124,25 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session", autouse=True)
 def hl_servers(softioc):
-    """The extra servers by name ('motor', 'caproto', 'pcaspy' when pcaspy is installed)."""
+    """The extra servers by name ('motor', 'caproto', 'pcaspy' when pcaspy is installed).
+
+    One channel to each stays open for the session, so that libca never
+    closes their circuits between tests (see ``circuit_anchor`` in
+    tests/conftest.py for the libca race this avoids).
+    """
     _start_servers()
+    from CaChannel import ca
+    assert ca.create_context(True) == ca.ECA_NORMAL
+    anchors = []
+    for server in _SERVERS.values():
+        status, chid = ca.create_channel(server.probe)
+        assert status == ca.ECA_NORMAL, status
+        anchors.append(chid)
+    assert ca.pend_io(10.0) == ca.ECA_NORMAL, "a test server did not connect: %s" % list(_SERVERS)
     yield dict(_SERVERS)
+    for chid in anchors:
+        ca.clear_channel(chid)
+    ca.flush_io()
 
 
 @pytest.fixture(scope="session")
