@@ -391,8 +391,8 @@ def _shutdown() -> None:
     _our_contexts.clear()
     # libca freed the channels of those contexts: a __del__ that clears one
     # later during shutdown must get BADCHID, not touch freed memory
-    for ch in list(live_channels.values()):
-        _forget(ch)
+    dropped = [_forget(ch) for ch in list(live_channels.values())]
+    del dropped  # every handle is dead before any finalizer can run
 
 
 # ---------------------------------------------------------------------------
@@ -428,19 +428,29 @@ def create_channel(name: Union[str, bytes], callback: Optional[Callable] = None,
     return ECA.NORMAL, ch
 
 
-def _forget(ch: chid) -> None:
-    registry.pop(ch._token, None)
-    if ch._ptr is not None:
-        live_channels.pop(token_of(ch._ptr), None)
-    for sub in ch.subscriptions:
-        registry.pop(sub._token, None)
-        sub._ptr = None
-    ch.subscriptions.clear()
-    for token in ch.pending:
-        registry.pop(token, None)
-    ch.pending.clear()
-    ch.conn_callback = ch.access_callback = None
+def _forget(ch: chid) -> list:
+    """Mark ``ch`` and its subscriptions dead and unregister their callbacks.
+
+    Returns the Python objects they held. The caller drops them only after it
+    released ``_use_lock`` (and, in clear_channel, after libca let go of the
+    channel): dropping the last reference to a callback runs finalizers, such
+    as a ``CaChannel.__del__`` that clears another channel, and those must
+    find every handle touched here already dead.
+    """
+    ptr = ch._ptr
     ch._ptr = None
+    dropped = [registry.pop(ch._token, None), ch.conn_callback, ch.access_callback]
+    ch.conn_callback = ch.access_callback = None
+    if ptr is not None:
+        live_channels.pop(token_of(ptr), None)
+    for sub in ch.subscriptions:
+        sub._ptr = None
+        dropped.append(registry.pop(sub._token, None))
+    dropped.extend(ch.subscriptions)
+    ch.subscriptions.clear()
+    dropped.extend(registry.pop(token, None) for token in ch.pending)
+    ch.pending.clear()
+    return dropped
 
 
 def clear_channel(chid: chid) -> ECA:
@@ -453,11 +463,13 @@ def clear_channel(chid: chid) -> ECA:
         if ptr is None:
             return ECA.BADCHID
         # dead from now on: no new call starts on it, callbacks are ignored
-        _forget(ch)
+        dropped = _forget(ch)
     while ch.inuse:
         # another thread is inside a libca call on this chid (GIL released)
         time.sleep(0.0002)
-    return to_eca(lib.ca_clear_channel(ptr))
+    status = lib.ca_clear_channel(ptr)
+    del dropped  # only now: finalizers it runs may call back into this module
+    return to_eca(status)
 
 
 def change_connection_event(chid: chid, callback: Optional[Callable] = None) -> ECA:
