@@ -1543,10 +1543,11 @@ ca_change_connection_event_py(PyObject *m, PyObject *args, PyObject *kw)
         return ECA_OBJ(ECA_BADCHID);
     PyObject *old = c->conn_cb;
     c->conn_cb = PyCallable_Check(cb) ? Py_NewRef(cb) : NULL;
-    Py_XDECREF(old);
     caCh *handler = c->conn_cb ? connection_handler : NULL;
     int s;
     CHAN_CALL(c, s = ca_change_connection_event(c->ch, handler));
+    /* released only now: its finalizer may clear this very channel */
+    Py_XDECREF(old);
     return ECA_OBJ(s);
 }
 
@@ -1567,10 +1568,11 @@ ca_replace_access_rights_event_py(PyObject *m, PyObject *args, PyObject *kw)
     /* set before the call: libca runs the handler inside it when connected */
     PyObject *old = c->access_cb;
     c->access_cb = PyCallable_Check(cb) ? Py_NewRef(cb) : NULL;
-    Py_XDECREF(old);
     caArh *handler = c->access_cb ? access_handler : NULL;
     int s;
     CHAN_CALL(c, s = ca_replace_access_rights_event(c->ch, handler));
+    /* released only now: its finalizer may clear this very channel */
+    Py_XDECREF(old);
     return ECA_OBJ(s);
 }
 

@@ -478,7 +478,9 @@ def change_connection_event(chid: chid, callback: Optional[Callable] = None) -> 
     with _held(chid) as (ch, ptr):
         if ch is None:
             return ECA.BADCHID
-        ch.conn_callback = cb
+        # the old callback stays referenced until this frame ends, after the
+        # channel is released: its finalizer may clear the channel
+        old, ch.conn_callback = ch.conn_callback, cb  # noqa: F841
         return to_eca(lib.ca_change_connection_event(ptr, _conn_cb if cb else _NULL))
 
 
@@ -491,7 +493,9 @@ def replace_access_rights_event(chid: chid, callback: Optional[Callable] = None)
     with _held(chid) as (ch, ptr):
         if ch is None:
             return ECA.BADCHID
-        ch.access_callback = cb
+        # the old callback stays referenced until this frame ends, after the
+        # channel is released: its finalizer may clear the channel
+        old, ch.access_callback = ch.access_callback, cb  # noqa: F841
         return to_eca(lib.ca_replace_access_rights_event(ptr, _access_cb if cb else _NULL))
 
 

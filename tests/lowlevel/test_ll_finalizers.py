@@ -74,3 +74,39 @@ def test_finalizer_of_a_dropped_monitor_callback_may_clear_channels():
 
     assert _in_thread(lambda: ca.clear_channel(owner)) == ca.ECA_NORMAL
     assert results == [ca.ECA_NORMAL, ca.ECA_BADCHID], results
+
+
+class ClearsOwnerOnRelease:
+    """A callback that clears the channel it was installed on when finalized."""
+
+    def __init__(self, results):
+        self.results = results
+        self.owner = None
+
+    def __call__(self, args):
+        pass
+
+    def __del__(self):
+        self.results.append(ca.clear_channel(self.owner))
+
+
+def _replaced_callback_clears_its_channel(install):
+    owner = connect("catest")
+    results = []
+    callback = ClearsOwnerOnRelease(results)
+    callback.owner = owner
+    assert install(owner, callback) == ca.ECA_NORMAL
+    del callback
+    # replacing drops the old callback; its finalizer clears the channel the
+    # replacing call is working on
+    assert _in_thread(lambda: install(owner, None)) in (ca.ECA_NORMAL, ca.ECA_BADCHID)
+    assert results == [ca.ECA_NORMAL], results
+    assert ca.clear_channel(owner) == ca.ECA_BADCHID
+
+
+def test_replaced_connection_callback_may_clear_its_channel():
+    _replaced_callback_clears_its_channel(ca.change_connection_event)
+
+
+def test_replaced_access_rights_callback_may_clear_its_channel():
+    _replaced_callback_clears_its_channel(ca.replace_access_rights_event)
