@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from anchors import channels_held_open
+
 
 @pytest.fixture(scope="session", autouse=True)
 def circuit_anchor(softioc):
@@ -21,12 +23,5 @@ def circuit_anchor(softioc):
     if softioc is None:
         yield None
         return
-    from CaChannel import ca
-    status = ca.create_context(True)
-    assert status == ca.ECA_NORMAL, status
-    status, chid = ca.create_channel("catest")
-    assert status == ca.ECA_NORMAL, status
-    assert ca.pend_io(10.0) == ca.ECA_NORMAL, "session IOC: catest did not connect"
-    yield chid
-    ca.clear_channel(chid)
-    ca.flush_io()
+    with channels_held_open(["catest"]) as chids:
+        yield chids[0]

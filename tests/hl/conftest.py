@@ -21,6 +21,7 @@ from typing import Dict
 
 import pytest
 
+from anchors import channels_held_open
 from CaChannel.testing import ca_search, free_port
 
 SERVERS_DIR = Path(__file__).resolve().parent.parent / "servers"
@@ -131,18 +132,8 @@ def hl_servers(softioc):
     tests/conftest.py for the libca race this avoids).
     """
     _start_servers()
-    from CaChannel import ca
-    assert ca.create_context(True) == ca.ECA_NORMAL
-    anchors = []
-    for server in _SERVERS.values():
-        status, chid = ca.create_channel(server.probe)
-        assert status == ca.ECA_NORMAL, status
-        anchors.append(chid)
-    assert ca.pend_io(10.0) == ca.ECA_NORMAL, "a test server did not connect: %s" % list(_SERVERS)
-    yield dict(_SERVERS)
-    for chid in anchors:
-        ca.clear_channel(chid)
-    ca.flush_io()
+    with channels_held_open(server.probe for server in _SERVERS.values()):
+        yield dict(_SERVERS)
 
 
 @pytest.fixture(scope="session")

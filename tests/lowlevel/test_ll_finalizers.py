@@ -11,19 +11,18 @@ from lltools import TIMEOUT, connect
 
 
 class ClearsOnRelease:
-    """A connection callback that clears ``victim`` when it is finalized."""
+    """A callback that, when finalized, clears each of ``targets`` (filled in
+    once the channels exist) and records the statuses in ``results``."""
 
-    def __init__(self, victim, results):
-        self.victim = victim
+    def __init__(self, results):
         self.results = results
+        self.targets = []
 
     def __call__(self, args):
         pass
 
     def __del__(self):
-        self.results.append(ca.clear_channel(self.victim))
-        # and the channel being cleared is dead already
-        self.results.append(ca.clear_channel(self.owner))
+        self.results.extend(ca.clear_channel(target) for target in self.targets)
 
 
 def _in_thread(func):
@@ -49,10 +48,10 @@ def _in_thread(func):
 def test_finalizer_of_a_dropped_callback_may_clear_channels():
     victim = connect("ca:scalar:DOUBLE")
     results = []
-    callback = ClearsOnRelease(victim, results)
+    callback = ClearsOnRelease(results)
     status, owner = ca.create_channel("catest", callback)
     assert status == ca.ECA_NORMAL
-    callback.owner = owner
+    callback.targets = [victim, owner]   # the channel being cleared is dead already
     del callback                      # the channel holds the only reference now
     assert ca.pend_event(0.5) in (ca.ECA_TIMEOUT, ca.ECA_NORMAL)
 
@@ -65,8 +64,8 @@ def test_finalizer_of_a_dropped_monitor_callback_may_clear_channels():
     victim = connect("ca:scalar:LONG")
     owner = connect("catest")
     results = []
-    callback = ClearsOnRelease(victim, results)
-    callback.owner = owner
+    callback = ClearsOnRelease(results)
+    callback.targets = [victim, owner]
     status, _evid = ca.create_subscription(owner, callback)
     assert status == ca.ECA_NORMAL
     del callback, _evid
@@ -76,25 +75,11 @@ def test_finalizer_of_a_dropped_monitor_callback_may_clear_channels():
     assert results == [ca.ECA_NORMAL, ca.ECA_BADCHID], results
 
 
-class ClearsOwnerOnRelease:
-    """A callback that clears the channel it was installed on when finalized."""
-
-    def __init__(self, results):
-        self.results = results
-        self.owner = None
-
-    def __call__(self, args):
-        pass
-
-    def __del__(self):
-        self.results.append(ca.clear_channel(self.owner))
-
-
 def _replaced_callback_clears_its_channel(install):
     owner = connect("catest")
     results = []
-    callback = ClearsOwnerOnRelease(results)
-    callback.owner = owner
+    callback = ClearsOnRelease(results)
+    callback.targets = [owner]
     assert install(owner, callback) == ca.ECA_NORMAL
     del callback
     # replacing drops the old callback; its finalizer clears the channel the
