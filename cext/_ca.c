@@ -32,6 +32,7 @@
 
 #include <cadef.h>
 #include <db_access.h>
+#include <epicsThread.h>
 
 #if PY_VERSION_HEX >= 0x030D0000
 #define PY_FINALIZING() Py_IsFinalizing()
@@ -61,8 +62,27 @@ PyModule_AddObjectRef(PyObject *m, const char *name, PyObject *v)
 
 static PyObject *m_module;
 static PyObject *py_encode;          /* CaChannel._common.encode */
-static PyObject *graveyard;          /* list: read buffers libca may still fill */
-static unsigned long io_generation;  /* bumped whenever pend_io/sg_* settle reads */
+
+/* Buffers of callback-less reads (get/sg_get) that libca may still fill,
+ * held until the settle point of their own request set: pend_io of the
+ * channel's context, or sg_block/sg_reset/sg_delete of the group (a group
+ * belongs to one context). One set per (context, group); gid -1 is the
+ * context's pend_io set. A settle point in one context or group never
+ * releases another's buffers. */
+typedef struct read_set {
+    struct ca_client_context *ctx;
+    long long gid;
+    PyObject *held;      /* list of buffers */
+    struct read_set *next;
+} read_set;
+static read_set *read_sets;
+
+/* Liveness of context handles: a Context object is alive while its
+ * (address, generation) is the one recorded here; destroy_context forgets
+ * the address, fork() forgets them all (and bumps fork_epoch). */
+static PyObject *ctx_gens;           /* dict: address (int) -> generation (int) */
+static unsigned long long next_ctx_gen = 1;
+static unsigned long fork_epoch;
 
 #define ECA_CACHE 512
 static PyObject *eca_members[ECA_CACHE];
@@ -232,6 +252,8 @@ typedef struct ChannelObject {
     chid ch;
     int valid;
     int inuse;           /* calls in progress with the GIL released */
+    int clear_pending;   /* clear_channel came while inuse: the last call clears */
+    int dead_reason;     /* why invalid: DEAD_CLEARED, DEAD_CONTEXT, DEAD_FORK */
     struct ca_client_context *ctx;
     PyObject *conn_cb;
     PyObject *access_cb;
@@ -253,7 +275,11 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     struct ca_client_context *ctx;
+    unsigned long long gen;   /* see ctx_gens */
+    unsigned long epoch;      /* fork_epoch when it was made */
 } ContextObject;
+
+enum { DEAD_CLEARED = 0, DEAD_CONTEXT = 1, DEAD_FORK = 2 };
 
 enum { BUF_RAW = 0, BUF_ARRAY = 1, BUF_OUT = 2 };
 
@@ -263,7 +289,6 @@ typedef struct {
     long count;
     int use_numpy;
     int mode;
-    unsigned long generation;
     PyObject *buf;       /* bytes (raw DBR struct) or ndarray (plain values) */
     PyObject *result;    /* BUF_OUT: out or out[:count] */
 } DBRValueObject;
@@ -345,13 +370,82 @@ static PyTypeObject EvidType = {
     .tp_doc = "Subscription handle from create_subscription (opaque).",
 };
 
+/* The generation of the live context at ctx (a new one if not known yet);
+ * 0 with an exception set on failure. */
+static unsigned long long
+context_gen(struct ca_client_context *ctx)
+{
+    PyObject *key = PyLong_FromVoidPtr(ctx);
+    if (!key)
+        return 0;
+    PyObject *g = PyDict_GetItemWithError(ctx_gens, key);
+    unsigned long long gen;
+    if (g) {
+        gen = PyLong_AsUnsignedLongLong(g);
+    } else if (PyErr_Occurred()) {
+        gen = 0;
+    } else {
+        gen = next_ctx_gen++;
+        g = PyLong_FromUnsignedLongLong(gen);
+        if (!g || PyDict_SetItem(ctx_gens, key, g) < 0)
+            gen = 0;
+        Py_XDECREF(g);
+    }
+    Py_DECREF(key);
+    return gen;
+}
+
+static void
+context_forget(struct ca_client_context *ctx)
+{
+    PyObject *key = PyLong_FromVoidPtr(ctx);
+    if (!key || PyDict_DelItem(ctx_gens, key) < 0)
+        PyErr_Clear();
+    Py_XDECREF(key);
+}
+
 static PyObject *
 context_new(struct ca_client_context *ctx)
 {
+    unsigned long long gen = context_gen(ctx);
+    if (!gen)
+        return NULL;
     ContextObject *o = PyObject_New(ContextObject, &ContextType);
-    if (o)
+    if (o) {
         o->ctx = ctx;
+        o->gen = gen;
+        o->epoch = fork_epoch;
+    }
     return (PyObject *)o;
+}
+
+/* The libca context behind a Context object, or NULL with ValueError set
+ * when it was destroyed (or inherited across fork): libca would use freed
+ * memory (SIGABRT on its mutex) if handed such a pointer. */
+static struct ca_client_context *
+context_live(ContextObject *o)
+{
+    if (o->epoch != fork_epoch) {
+        PyErr_SetString(PyExc_ValueError,
+                        "this CA context was inherited from the parent process across "
+                        "fork(); it cannot be used in the child (the first CA call in the "
+                        "child creates a new context)");
+        return NULL;
+    }
+    PyObject *key = PyLong_FromVoidPtr(o->ctx);
+    if (!key)
+        return NULL;
+    PyObject *g = PyDict_GetItemWithError(ctx_gens, key);
+    Py_DECREF(key);
+    if (!g && PyErr_Occurred())
+        return NULL;
+    if (!g || PyLong_AsUnsignedLongLong(g) != o->gen) {
+        PyErr_SetString(PyExc_ValueError,
+                        "this CA context has been destroyed (destroy_context); "
+                        "a new one is made by create_context or on demand by the next CA call");
+        return NULL;
+    }
+    return o->ctx;
 }
 
 static Py_hash_t
@@ -365,7 +459,8 @@ context_richcompare(PyObject *a, PyObject *b, int op)
 {
     if (!PyObject_TypeCheck(b, &ContextType) || (op != Py_EQ && op != Py_NE))
         Py_RETURN_NOTIMPLEMENTED;
-    int eq = ((ContextObject *)a)->ctx == ((ContextObject *)b)->ctx;
+    ContextObject *x = (ContextObject *)a, *y = (ContextObject *)b;
+    int eq = x->ctx == y->ctx && x->gen == y->gen && x->epoch == y->epoch;
     if (op == Py_NE)
         eq = !eq;
     return PyBool_FromLong(eq);
@@ -411,6 +506,20 @@ get_channel(PyObject *obj, ChannelObject **out)
     return 1;
 }
 
+static const char *
+dead_text(int reason)
+{
+    switch (reason) {
+    case DEAD_CONTEXT:
+        return "the channel's context has been destroyed (destroy_context)";
+    case DEAD_FORK:
+        return "the channel was created in the parent process before fork(); "
+               "create a new channel in this process";
+    default:
+        return "the channel has been cleared";
+    }
+}
+
 static ChannelObject *
 info_channel(PyObject *obj)
 {
@@ -419,8 +528,10 @@ info_channel(PyObject *obj)
     if (r < 0)
         return NULL;
     if (r == 0) {
-        PyErr_SetString(PyExc_ValueError, obj == Py_None ? "the channel is None"
-                                                         : "the channel has been cleared");
+        if (obj == Py_None)
+            PyErr_SetString(PyExc_ValueError, "the channel is None");
+        else
+            PyErr_SetString(PyExc_ValueError, dead_text(((ChannelObject *)obj)->dead_reason));
         return NULL;
     }
     return c;
@@ -535,14 +646,19 @@ parse_timeout(PyObject *obj, double *t)
     return 0;
 }
 
-/* Release the GIL around a libca call on a channel. inuse keeps
- * clear_channel (and destroy_context) from freeing the chid under us. */
+static void chan_leave(ChannelObject *c);
+
+/* Release the GIL around a libca call on a channel. The caller checked
+ * c->valid with no Python code run since (any Python code, a conversion
+ * or a finalizer run by an allocation, may clear the channel or destroy its
+ * context). inuse keeps the chid alive meanwhile: clear_channel defers to
+ * the last call (chan_leave), destroy_context waits for it. */
 #define CHAN_CALL(c, stmt) do { \
         (c)->inuse++; \
         Py_BEGIN_ALLOW_THREADS \
         stmt; \
         Py_END_ALLOW_THREADS \
-        (c)->inuse--; \
+        chan_leave(c); \
     } while (0)
 
 /* Wait with the GIL released until no other thread is inside a libca call
@@ -822,12 +938,7 @@ fail:
 static void
 dbrvalue_dealloc(DBRValueObject *self)
 {
-    /* A callback-less read not yet settled by pend_io/sg_block may still be
-     * written by libca: park the buffer until the next settle point. */
-    if (self->buf && self->generation == io_generation && graveyard) {
-        if (PyList_Append(graveyard, self->buf) < 0)
-            PyErr_Clear();
-    }
+    /* a read libca may still fill holds its buffer in a read_set */
     Py_XDECREF(self->buf);
     Py_XDECREF(self->result);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -929,7 +1040,6 @@ dbrvalue_new(long t, long count, int use_numpy, void **data)
     v->count = count;
     v->use_numpy = use_numpy;
     v->result = NULL;
-    v->generation = io_generation;
     if (use_numpy && t >= DBR_SHORT && t <= DBR_DOUBLE && count > 1) {
         npy_intp n = count;
         v->mode = BUF_ARRAY;
@@ -956,19 +1066,89 @@ fail:
 static void
 dbrvalue_discard(DBRValueObject *v)
 {
-    v->generation = io_generation - 1;
     Py_DECREF(v);
 }
 
-/* The settle points: reads issued before them are done or cancelled. */
-static void
-settle_reads(Py_ssize_t parked_before)
+static read_set *
+read_set_find(struct ca_client_context *ctx, long long gid, int create)
 {
-    io_generation++;
-    if (graveyard && parked_before > 0) {
-        if (PyList_SetSlice(graveyard, 0, parked_before, NULL) < 0)
-            PyErr_Clear();
+    for (read_set *r = read_sets; r; r = r->next)
+        if (r->ctx == ctx && r->gid == gid)
+            return r;
+    if (!create)
+        return NULL;
+    read_set *r = PyMem_Malloc(sizeof(*r));
+    if (!r) {
+        PyErr_NoMemory();
+        return NULL;
     }
+    r->held = PyList_New(0);
+    if (!r->held) {
+        PyMem_Free(r);
+        return NULL;
+    }
+    r->ctx = ctx;
+    r->gid = gid;
+    r->next = read_sets;
+    read_sets = r;
+    return r;
+}
+
+/* Hold buf until the settle point of (ctx, gid): libca writes into it when
+ * the reply comes. -1 with an exception set. */
+static int
+read_hold(struct ca_client_context *ctx, long long gid, PyObject *buf)
+{
+    read_set *r = read_set_find(ctx, gid, 1);
+    return r ? PyList_Append(r->held, buf) : -1;
+}
+
+/* How many buffers (ctx, gid) holds: taken before a settle point, as reads
+ * issued by other threads while it runs are not settled by it. */
+static Py_ssize_t
+read_mark(struct ca_client_context *ctx, long long gid)
+{
+    read_set *r = read_set_find(ctx, gid, 0);
+    return r ? PyList_GET_SIZE(r->held) : 0;
+}
+
+/* The settle point of (ctx, gid) returned: the reads held before it (mark)
+ * are done or cancelled by libca. */
+static void
+read_settle(struct ca_client_context *ctx, long long gid, Py_ssize_t mark)
+{
+    read_set *r = read_set_find(ctx, gid, 0);
+    if (r && mark > 0 && PyList_SetSlice(r->held, 0, mark, NULL) < 0)
+        PyErr_Clear();
+}
+
+/* Forget the sets of ctx (every gid, or only gid when all is 0): the
+ * context was destroyed or the group deleted. ctx NULL and all: every set
+ * (in a child after fork, where no libca thread of the parent runs). */
+static void
+read_drop(struct ca_client_context *ctx, long long gid, int all)
+{
+    read_set **pp = &read_sets;
+    while (*pp) {
+        read_set *r = *pp;
+        if ((ctx == NULL && all) || (r->ctx == ctx && (all || r->gid == gid))) {
+            *pp = r->next;
+            Py_DECREF(r->held);
+            PyMem_Free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+}
+
+static struct ca_client_context *
+current_ctx(void)
+{
+    struct ca_client_context *ctx;
+    Py_BEGIN_ALLOW_THREADS
+    ctx = ca_current_context();
+    Py_END_ALLOW_THREADS
+    return ctx;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1078,7 +1258,8 @@ get_handler(struct event_handler_args args)
         return;   /* the request context leaks at exit; nothing may be freed now */
     PyGILState_STATE g = gil_take();
     request_ctx *r = args.usr;
-    call_user(r->callback, event_dict(r->chan, &args, r->use_numpy));
+    if (r->chan->valid)   /* else cleared, its libca clear deferred (chan_leave) */
+        call_user(r->callback, event_dict(r->chan, &args, r->use_numpy));
     request_free(r);
     PyGILState_Release(g);
     cb_leave();
@@ -1091,7 +1272,8 @@ put_handler(struct event_handler_args args)
         return;
     PyGILState_STATE g = gil_take();
     request_ctx *r = args.usr;
-    call_user(r->callback, request_dict(r->chan, &args));
+    if (r->chan->valid)
+        call_user(r->callback, request_dict(r->chan, &args));
     request_free(r);
     PyGILState_Release(g);
     cb_leave();
@@ -1282,22 +1464,30 @@ ca_create_context_py(PyObject *m, PyObject *args, PyObject *kw)
     return ECA_OBJ(s);
 }
 
-/* Mark every channel of ctx dead before libca frees them. */
-static void
-invalidate_context_channels(struct ca_client_context *ctx, PyObject *dead)
+static void mark_evids_dead(ChannelObject *c);
+
+/* Mark every channel of ctx dead before libca frees them. The registry is
+ * walked and unlinked without releasing the GIL (another thread may clear
+ * and free any channel once it runs); only then are the calls still inside
+ * libca on those channels awaited (GIL released). */
+static int
+invalidate_context_channels(struct ca_client_context *ctx, PyObject *dead, int reason)
 {
     for (ChannelObject *c = live_channels; c; ) {
         ChannelObject *next = c->next;
-        if (c->ctx == ctx) {
-            c->valid = 0;
-            channel_quiesce(c);
-            registry_remove(c);
+        if (c->ctx == ctx || ctx == NULL) {
             if (PyList_Append(dead, (PyObject *)c) < 0)
-                PyErr_Clear();
+                return -1;
+            c->valid = 0;
+            c->dead_reason = reason;
+            c->clear_pending = 0;   /* libca frees it with the context */
+            mark_evids_dead(c);
+            registry_remove(c);
             Py_DECREF(c);   /* the keep-alive reference; dead holds one */
         }
         c = next;
     }
+    return 0;
 }
 
 static void requests_cancelled(ChannelObject *c);
@@ -1317,21 +1507,70 @@ forget_channel_refs(ChannelObject *c)
     }
 }
 
+static void
+mark_evids_dead(ChannelObject *c)
+{
+    Py_ssize_t n = c->evids ? PyList_GET_SIZE(c->evids) : 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        ((EvidObject *)PyList_GET_ITEM(c->evids, i))->valid = 0;
+}
+
+/* ca_clear_channel for a channel already marked dead (GIL held). inuse
+ * stays raised over the libca call so that destroy_context waits for it. */
+static int
+finish_clear(ChannelObject *c)
+{
+    int s;
+    chid ch = c->ch;
+    c->clear_pending = 0;
+    registry_remove(c);
+    c->inuse++;
+    Py_BEGIN_ALLOW_THREADS
+    s = ca_clear_channel(ch);
+    Py_END_ALLOW_THREADS
+    c->inuse--;
+    /* libca has cancelled everything: no callback refers to c any more */
+    Py_INCREF(c);
+    forget_channel_refs(c);
+    Py_DECREF(c);   /* keep-alive */
+    Py_DECREF(c);
+    return s;
+}
+
+/* The end of a libca call on c: a clear_channel that came meanwhile (from
+ * another thread, or from a callback libca ran inside this very call) is
+ * carried out now, by the last call to leave. */
+static void
+chan_leave(ChannelObject *c)
+{
+    c->inuse--;
+    if (c->inuse == 0 && c->clear_pending)
+        finish_clear(c);
+}
+
 static PyObject *
 ca_destroy_context_py(PyObject *m, PyObject *noargs)
 {
-    struct ca_client_context *ctx = ca_current_context();
+    struct ca_client_context *ctx = current_ctx();
     if (!ctx)
         Py_RETURN_NONE;
     PyObject *dead = PyList_New(0);
     if (!dead)
         return NULL;
-    invalidate_context_channels(ctx, dead);
-    Py_ssize_t parked = graveyard ? PyList_GET_SIZE(graveyard) : 0;
+    if (invalidate_context_channels(ctx, dead, DEAD_CONTEXT) < 0) {
+        /* out of memory half way: the channels listed are dead, the
+         * others stay usable and the context stays */
+        Py_DECREF(dead);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(dead); i++)
+        channel_quiesce((ChannelObject *)PyList_GET_ITEM(dead, i));
+    context_forget(ctx);
     Py_BEGIN_ALLOW_THREADS
     ca_context_destroy();
     Py_END_ALLOW_THREADS
-    settle_reads(parked);
+    /* libca cancelled every outstanding read of the context */
+    read_drop(ctx, 0, 1);
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(dead); i++)
         forget_channel_refs((ChannelObject *)PyList_GET_ITEM(dead, i));
     Py_DECREF(dead);
@@ -1358,7 +1597,9 @@ ca_attach_context_py(PyObject *m, PyObject *arg)
         return NULL;
     }
     int s;
-    struct ca_client_context *ctx = ((ContextObject *)arg)->ctx;
+    struct ca_client_context *ctx = context_live((ContextObject *)arg);
+    if (!ctx)
+        return NULL;
     Py_BEGIN_ALLOW_THREADS
     s = ca_attach_context(ctx);
     Py_END_ALLOW_THREADS
@@ -1403,7 +1644,9 @@ ca_show_context_py(PyObject *m, PyObject *args, PyObject *kw)
                      Py_TYPE(context)->tp_name);
         return NULL;
     }
-    struct ca_client_context *ctx = context == Py_None ? NULL : ((ContextObject *)context)->ctx;
+    struct ca_client_context *ctx = NULL;
+    if (context != Py_None && !(ctx = context_live((ContextObject *)context)))
+        return NULL;
     Py_BEGIN_ALLOW_THREADS
     if (ctx)
         ca_context_status(ctx, (unsigned)level);
@@ -1458,6 +1701,8 @@ ca_create_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
     }
     c->ch = NULL;
     c->inuse = 0;
+    c->clear_pending = 0;
+    c->dead_reason = DEAD_CLEARED;
     c->ctx = NULL;
     c->access_cb = NULL;
     c->prev = c->next = NULL;
@@ -1486,10 +1731,11 @@ ca_create_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
     s = ca_create_channel(PyBytes_AS_STRING(raw), handler, c, (capri)prio, &ch);
     ctx = ca_current_context();
     Py_END_ALLOW_THREADS
-    c->inuse--;
     Py_DECREF(raw);
     if (s != ECA_NORMAL) {
+        c->inuse--;
         c->valid = 0;
+        c->clear_pending = 0;
         registry_remove(c);
         Py_CLEAR(c->conn_cb);
         Py_DECREF(c);   /* keep-alive */
@@ -1498,6 +1744,8 @@ ca_create_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
     }
     c->ch = ch;
     c->ctx = ctx;
+    /* a connection callback run inside ca_create_channel may have cleared it */
+    chan_leave(c);
     return status_pair(s, (PyObject *)c);
 }
 
@@ -1512,20 +1760,18 @@ ca_clear_channel_py(PyObject *m, PyObject *arg)
         return ECA_OBJ(ECA_BADCHID);
     /* dead first, so a concurrent clear or a racing callback sees it */
     c->valid = 0;
-    channel_quiesce(c);
-    registry_remove(c);
-    Py_ssize_t n = PyList_GET_SIZE(c->evids);
-    for (Py_ssize_t i = 0; i < n; i++)
-        ((EvidObject *)PyList_GET_ITEM(c->evids, i))->valid = 0;
-    int s;
-    chid ch = c->ch;
-    Py_BEGIN_ALLOW_THREADS
-    s = ca_clear_channel(ch);
-    Py_END_ALLOW_THREADS
-    /* libca has cancelled everything: no callback refers to c any more */
-    forget_channel_refs(c);
-    Py_DECREF(c);   /* keep-alive; the caller's reference keeps c here */
-    return ECA_OBJ(s);
+    c->dead_reason = DEAD_CLEARED;
+    mark_evids_dead(c);
+    if (c->inuse > 0) {
+        /* a libca call on it is in progress: in another thread, or below
+         * us in this one (a callback libca runs inside the call, e.g. the
+         * access rights handler of replace_access_rights_event). Waiting
+         * would deadlock the latter; the call clears it when it returns.
+         * It stays in the registry so that destroy_context finds it. */
+        c->clear_pending = 1;
+        return ECA_OBJ(ECA_NORMAL);
+    }
+    return ECA_OBJ(finish_clear(c));
 }
 
 static PyObject *
@@ -1773,7 +2019,9 @@ do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, Py
         PyErr_SetString(PyExc_ValueError, "out= is for synchronous gets (no callback)");
         return NULL;
     }
-    if (r == 0)
+    /* the conversions above ran Python code (__index__), which may have
+     * cleared the channel or destroyed its context */
+    if (r == 0 || !c->valid)
         return status_none(ECA_BADCHID);
     long native, t = 0, n;
     int connected;
@@ -1802,6 +2050,8 @@ do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, Py
     }
     int s;
     if (with_cb) {
+        if (!c->valid)
+            return status_none(ECA_BADCHID);
         request_ctx *rq = request_new(cb, c, use_numpy);
         if (!rq)
             return NULL;
@@ -1820,7 +2070,6 @@ do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, Py
         v->count = n;
         v->use_numpy = 1;
         v->mode = BUF_OUT;
-        v->generation = io_generation;
         v->buf = Py_NewRef(out);
         if (n == (long)PyArray_SIZE((PyArrayObject *)out)) {
             v->result = Py_NewRef(out);
@@ -1841,13 +2090,26 @@ do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, Py
         if (!v)
             return NULL;
     }
-    if (gid)
-        CHAN_CALL(c, s = ca_sg_array_get(*gid, t, n, c->ch, data));
+    /* out[:n] may run Python code (an ndarray subclass) */
+    if (!c->valid) {
+        dbrvalue_discard(v);
+        return status_none(ECA_BADCHID);
+    }
+    struct ca_client_context *set_ctx = c->ctx;
+    if (gid)   /* a group belongs to the calling thread's context */
+        CHAN_CALL(c, (s = ca_sg_array_get(*gid, t, n, c->ch, data),
+                      set_ctx = ca_current_context()));
     else
         CHAN_CALL(c, s = ca_array_get(t, n, c->ch, data));
     if (s != ECA_NORMAL) {
         dbrvalue_discard(v);
         return status_none(s);
+    }
+    /* libca fills the buffer when the reply comes: it lives until the
+     * settle point of its own request set, whatever happens to v */
+    if (read_hold(set_ctx, gid ? (long long)*gid : -1, v->buf) < 0) {
+        PyErr_Clear();
+        Py_INCREF(v->buf);   /* no memory to track it: never free it */
     }
     return status_pair(s, (PyObject *)v);
 }
@@ -2162,7 +2424,7 @@ ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
     if (r < 0 || check_callback(cb) < 0 || opt_index(chtype, "chtype", &given_t) == -1 ||
         opt_index(count, "count", &given_n) == -1)
         return NULL;
-    if (r == 0)
+    if (r == 0 || !c->valid)   /* __index__ above may have cleared it */
         return ECA_OBJ(ECA_BADCHID);
     put_req p;
     int s = prepare_put(c, value, chtype, given_t, count, given_n, &p);
@@ -2170,6 +2432,12 @@ ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         return NULL;
     if (s != ECA_NORMAL)
         return ECA_OBJ(s);
+    if (!c->valid) {
+        /* the conversion ran Python code (__float__, __len__, a finalizer)
+         * that cleared the channel or destroyed its context */
+        put_req_release(&p);
+        return ECA_OBJ(ECA_BADCHID);
+    }
     if (cb != Py_None) {
         request_ctx *rq = request_new(cb, c, 0);
         if (!rq) {
@@ -2212,12 +2480,14 @@ ca_create_subscription_py(PyObject *m, PyObject *args, PyObject *kw)
     if (opt_index(chtype, "chtype", &given_t) == -1 ||
         opt_index(count, "count", &given_n) == -1 || opt_index(maskobj, "mask", &mask) == -1)
         return NULL;
-    if (r == 0)
+    if (r == 0 || !c->valid)   /* __index__ above may have cleared it */
         return status_none(ECA_BADCHID);
     long t, native;
     int connected;
     short ft;
     channel_info(c, &ft, &native, &connected);
+    if (!c->valid)
+        return status_none(ECA_BADCHID);
     int s = resolve_type(ft, chtype, given_t, &t);
     if (s != ECA_NORMAL)
         return status_none(s);
@@ -2238,6 +2508,15 @@ ca_create_subscription_py(PyObject *m, PyObject *args, PyObject *kw)
         return NULL;
     }
     evid ev = NULL;
+    if (!c->valid) {
+        e->valid = 0;
+        Py_ssize_t i = PySequence_Index(c->evids, (PyObject *)e);
+        if (i >= 0)
+            PySequence_DelItem(c->evids, i);
+        PyErr_Clear();
+        Py_DECREF(e);
+        return status_none(ECA_BADCHID);
+    }
     CHAN_CALL(c, s = ca_create_subscription(t, n, c->ch, mask, event_handler, e, &ev));
     if (s != ECA_NORMAL) {
         e->valid = 0;
@@ -2285,11 +2564,15 @@ static PyObject *
 pend_io_impl(double t)
 {
     int s;
-    Py_ssize_t parked = PyList_GET_SIZE(graveyard);
+    struct ca_client_context *ctx = current_ctx();
+    Py_ssize_t mark = read_mark(ctx, -1);
     Py_BEGIN_ALLOW_THREADS
     s = ca_pend_io(t);
     Py_END_ALLOW_THREADS
-    settle_reads(parked);
+    /* NORMAL or TIMEOUT: libca ended (or abandoned) every read of the
+     * context issued before; EVDISALLOW (inside a callback): nothing done */
+    if (s != ECA_EVDISALLOW)
+        read_settle(ctx, -1, mark);
     return ECA_OBJ(s);
 }
 
@@ -2533,12 +2816,17 @@ sg_settle(int which, PyObject *arg)
 {
     CA_SYNC_GID gid;
     GID_OR_RETURN(arg, gid);
-    Py_ssize_t parked = PyList_GET_SIZE(graveyard);
+    struct ca_client_context *ctx = current_ctx();
+    Py_ssize_t mark = read_mark(ctx, gid);
     int s;
     Py_BEGIN_ALLOW_THREADS
     s = which ? ca_sg_reset(gid) : ca_sg_delete(gid);
     Py_END_ALLOW_THREADS
-    settle_reads(parked);
+    /* the group's outstanding reads are cancelled */
+    if (s == ECA_NORMAL && !which)
+        read_drop(ctx, gid, 0);
+    else if (s == ECA_NORMAL)
+        read_settle(ctx, gid, mark);
     return ECA_OBJ(s);
 }
 
@@ -2566,12 +2854,15 @@ ca_sg_block_py(PyObject *m, PyObject *args, PyObject *kw)
     GID_OR_RETURN(gidobj, gid);
     if (parse_timeout(tobj, &t) < 0)
         return NULL;
-    Py_ssize_t parked = PyList_GET_SIZE(graveyard);
+    struct ca_client_context *ctx = current_ctx();
+    Py_ssize_t mark = read_mark(ctx, gid);
     int s;
     Py_BEGIN_ALLOW_THREADS
     s = ca_sg_block(gid, t);
     Py_END_ALLOW_THREADS
-    settle_reads(parked);
+    /* NORMAL: done; TIMEOUT: libca reset the group (cancelled them) */
+    if (s == ECA_NORMAL || s == ECA_TIMEOUT)
+        read_settle(ctx, gid, mark);
     return ECA_OBJ(s);
 }
 
@@ -2621,7 +2912,7 @@ ca_sg_put_py(PyObject *m, PyObject *args, PyObject *kw)
     if (r < 0 || opt_index(chtype, "chtype", &given_t) == -1 ||
         opt_index(count, "count", &given_n) == -1)
         return NULL;
-    if (r == 0)
+    if (r == 0 || !c->valid)
         return ECA_OBJ(ECA_BADCHID);
     put_req p;
     int s = prepare_put(c, value, chtype, given_t, count, given_n, &p);
@@ -2629,6 +2920,10 @@ ca_sg_put_py(PyObject *m, PyObject *args, PyObject *kw)
         return NULL;
     if (s != ECA_NORMAL)
         return ECA_OBJ(s);
+    if (!c->valid) {   /* see put */
+        put_req_release(&p);
+        return ECA_OBJ(ECA_BADCHID);
+    }
     CHAN_CALL(c, s = ca_sg_array_put(gid, p.type, p.count, c->ch, p.data));
     put_req_release(&p);
     return ECA_OBJ(s);
@@ -2662,6 +2957,51 @@ ca_shutdown_py(PyObject *m, PyObject *noargs)
         nanosleep(&ts, NULL);
     }
     Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* fork() */
+
+/* os.register_at_fork(after_in_child=...): runs in the child, whose only
+ * thread is the one that forked. libca's threads and whatever locks they
+ * held are gone, so nothing of the inherited contexts may be touched: every
+ * handle becomes dead without a libca call, the thread's context pointer is
+ * dropped (ca_detach_context only resets a thread-private slot) and the
+ * first CA call of the child makes a new context. */
+static PyObject *
+ca_after_fork_child_py(PyObject *m, PyObject *noargs)
+{
+    fork_epoch++;
+    /* callbacks that were running in the parent's libca threads never end */
+    atomic_store(&cb_inflight, 0);
+    PyDict_Clear(ctx_gens);
+    PyObject *dead = PyList_New(0);
+    if (!dead)
+        return NULL;
+    if (invalidate_context_channels(NULL, dead, DEAD_FORK) < 0) {
+        Py_DECREF(dead);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(dead); i++)
+        ((ChannelObject *)PyList_GET_ITEM(dead, i))->inuse = 0;   /* those threads are gone */
+    read_drop(NULL, 0, 1);
+    while (exc_slots) {
+        exc_slot *s = exc_slots;
+        exc_slots = s->next;
+        Py_CLEAR(s->callback);
+        PyMem_RawFree(s);
+    }
+    Py_CLEAR(printf_callback);
+    ca_detach_context();
+    /* libCom's first epicsThread use in a child prints a warning about
+     * fork; make it here, where the Python hook silences stderr, rather
+     * than at the child's first CA call */
+    (void)epicsThreadGetIdSelf();
+    /* last: dropping callbacks runs finalizers, which find every handle dead */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(dead); i++)
+        forget_channel_refs((ChannelObject *)PyList_GET_ITEM(dead, i));
+    Py_DECREF(dead);
     Py_RETURN_NONE;
 }
 
@@ -2722,6 +3062,8 @@ static PyMethodDef ca_methods[] = {
     {"sg_test", ca_sg_test_py, METH_O, "sg_test(gid) -> ECA"},
     {"sg_reset", ca_sg_reset_py, METH_O, "sg_reset(gid) -> ECA"},
     {"_shutdown", ca_shutdown_py, METH_NOARGS, "stop delivering callbacks (atexit hook)"},
+    {"_after_fork_child", ca_after_fork_child_py, METH_NOARGS,
+     "abandon the inherited CA state in a child after fork (os.register_at_fork hook)"},
     {NULL}
 };
 
@@ -2782,8 +3124,8 @@ PyInit__ca(void)
         fill_cache(common, "AlarmSeverity", sev_members, 0, 3) < 0)
         goto fail;
     py_encode = PyObject_GetAttrString(common, "encode");
-    graveyard = PyList_New(0);
-    if (!py_encode || !graveyard)
+    ctx_gens = PyDict_New();
+    if (!py_encode || !ctx_gens)
         goto fail;
 
     /* the constants, enums and pure helpers are the shared ones */
@@ -2841,6 +3183,14 @@ PyInit__ca(void)
     PyObject *r = hook ? PyObject_CallMethod(atexit, "register", "O", hook) : NULL;
     Py_DECREF(atexit);
     Py_XDECREF(hook);
+    if (!r)
+        goto fail;
+    Py_DECREF(r);
+
+    /* abandon the inherited CA state in a child after fork */
+    PyObject *fhook = PyObject_GetAttrString(m, "_after_fork_child");
+    r = fhook ? PyObject_CallMethod(common, "_register_fork_child", "O", fhook) : NULL;
+    Py_XDECREF(fhook);
     if (!r)
         goto fail;
     Py_DECREF(r);

@@ -27,9 +27,10 @@ from CaChannel._common import *  # noqa: F401,F403 (constants, enums, helpers)
 from CaChannel._common import (DBF, DBR, ECA, CA_OP, ChannelState, to_eca, to_dbr,
                                to_ca_op)
 
-from ._bindings import ffi, lib, vsnprintf
+from . import _handles
+from ._bindings import ffi, lib, vsnprintf, thread_init
 from ._handles import (Context, DBRValue, chid, evid, registry, new_token, as_usr,
-                       token_of, live_channels)
+                       token_of, live_channels, context_gens, dead_text)
 
 backend = "caffi"
 HAS_NUMPY = True
@@ -206,14 +207,21 @@ def _channel(obj) -> Optional[chid]:
 # guards the in-use counts of channels (held only for the count update)
 _use_lock = threading.Lock()
 
+#: channels whose clear_channel came while they were in use (id -> chid)
+_pending_clears: Dict[int, chid] = {}
+
 
 @contextlib.contextmanager
 def _held(obj):
     """``(channel, chid pointer)`` of a live channel, counted in use meanwhile.
 
     Yields ``(None, None)`` for None or a cleared channel. While a channel is
-    in use, clear_channel in another thread waits before libca frees it, so
-    the pointer stays valid through the GIL-free libca call.
+    in use, clear_channel does not free it: it marks it dead and the last
+    user calls ``ca_clear_channel`` on leaving, so the pointer stays valid
+    through the whole call, even when Python code run by the call (a value's
+    ``__float__``, a finalizer) clears the channel in this same thread.
+    Such code may also destroy the channel's context, so the body checks
+    ``ch._ptr`` again after running Python code and before each libca call.
     """
     ch = _channel(obj)
     ptr = None
@@ -228,13 +236,19 @@ def _held(obj):
         if ptr is not None:
             with _use_lock:
                 ch.inuse -= 1
+                pending = ch._clear_ptr if ch.inuse == 0 else None
+                if pending is not None:
+                    ch._clear_ptr = None
+                    _pending_clears.pop(id(ch), None)
+            if pending is not None:
+                lib.ca_clear_channel(pending)
 
 
 def _info(obj, func):
     """``func(chid pointer)`` for an information call; ValueError if None/cleared."""
     with _held(obj) as (ch, ptr):
         if ch is None:
-            raise ValueError("the channel %s" % ("is None" if obj is None else "has been cleared"))
+            raise ValueError("the channel is None" if obj is None else dead_text(obj._dead))
         return func(ptr)
 
 
@@ -274,7 +288,8 @@ def _request(ptr, chtype) -> Tuple[Optional[int], int]:
 # buffers of callback-less gets must outlive the request: libca writes them
 # when the reply arrives, up to the next pend_io (or sg_block) of the context
 _io_buffers: Dict[int, list] = {}
-_sg_buffers: Dict[int, list] = {}
+# groups belong to a context: keyed by (context address, gid)
+_sg_buffers: Dict[Tuple[int, int], list] = {}
 
 _OUT_TYPES = {np.dtype(d): t for t, d in ((1, "=i2"), (2, "=f4"), (3, "=u2"), (4, "=u1"),
                                            (5, "=i4"), (6, "=f8"))}
@@ -334,24 +349,45 @@ def create_context(preemptive_callback: bool = True) -> ECA:
 
 
 def destroy_context() -> None:
-    """Destroy the calling thread's context (and forget its exception handler)."""
+    """Destroy the calling thread's context (and forget its exception handler).
+
+    Every channel and subscription of the context is dead afterwards
+    (``ECA.BADCHID``/``ECA.BADMONID``, ``ValueError`` from the information
+    functions), and so is its context object (``attach_context`` and
+    ``show_context`` refuse it). The next CA call of the thread makes a new
+    context: a non-preemptive one, unless ``create_context`` comes first.
+    """
     address = token_of(lib.ca_current_context())
     if address == 0:
         return
+    with _use_lock:
+        dropped = [_forget(ch, "context") for ch in list(live_channels.values())
+                   if ch._ctx == address]
+        for key, ch in list(_pending_clears.items()):
+            if ch._ctx == address:   # libca frees it with the context
+                ch._clear_ptr = None
+                del _pending_clears[key]
+    context_gens.pop(address, None)
     lib.ca_context_destroy()
     _our_contexts.pop(address, None)
     token = _exception_tokens.pop(address, None)
     if token is not None:
-        registry.pop(token, None)
+        dropped.append(registry.pop(token, None))
     _io_buffers.pop(address, None)
+    for key in [k for k in _sg_buffers if k[0] == address]:
+        del _sg_buffers[key]
+    del dropped  # finalizers it runs find every handle of the context dead
 
 
 def attach_context(context: Context) -> ECA:
-    """Attach the calling thread to ``context`` (from ``current_context``)."""
+    """Attach the calling thread to ``context`` (from ``current_context``).
+
+    ``ValueError`` for a context that was destroyed or inherited across fork.
+    """
     if not isinstance(context, Context):
         raise TypeError("expected a context from current_context(), not %s"
                         % type(context).__name__)
-    return to_eca(lib.ca_attach_context(context._ptr))
+    return to_eca(lib.ca_attach_context(context.live_ptr()))
 
 
 def detach_context() -> None:
@@ -369,7 +405,7 @@ def show_context(context: Optional[Context] = None, level: int = 0) -> None:
     if context is None:
         lib.ca_client_status(max(0, level))
     elif isinstance(context, Context):
-        lib.ca_context_status(context._ptr, max(0, level))
+        lib.ca_context_status(context.live_ptr(), max(0, level))
     else:
         raise TypeError("expected a context or None, not %s" % type(context).__name__)
 
@@ -394,6 +430,42 @@ def _shutdown() -> None:
     dropped = [_forget(ch) for ch in list(live_channels.values())]
     del dropped  # every handle is dead before any finalizer can run
 
+
+def _after_fork_child() -> None:
+    """os.register_at_fork hook, run in the child (its only thread forked).
+
+    libca's threads, and any lock they held, are gone: nothing of the
+    inherited contexts is touched. Every handle becomes dead (reason
+    "fork"), the contexts are forgotten (not destroyed at exit), the
+    thread's context pointer is dropped, and the first CA call of the child
+    makes a new context.
+    """
+    global _use_lock, _printf_callback
+    _handles.fork_epoch[0] += 1
+    context_gens.clear()
+    # a lock another parent thread held at fork time stays held for ever
+    _use_lock = threading.Lock()
+    _handles._token_lock = threading.Lock()
+    inherited = list(live_channels.values())
+    for ch in inherited:
+        ch.inuse = 0   # the threads that used them are gone
+    dropped = [_forget(ch, "fork") for ch in inherited]
+    for ch in _pending_clears.values():
+        ch._clear_ptr = None
+    _pending_clears.clear()
+    dropped.append(list(registry.values()))
+    registry.clear()
+    _our_contexts.clear()
+    _exception_tokens.clear()
+    _io_buffers.clear()
+    _sg_buffers.clear()
+    _printf_callback = None
+    lib.ca_detach_context()
+    thread_init()
+    del dropped  # finalizers it runs find every inherited handle dead
+
+
+_common._register_fork_child(_after_fork_child)
 
 # ---------------------------------------------------------------------------
 # Channels
@@ -423,12 +495,13 @@ def create_channel(name: Union[str, bytes], callback: Optional[Callable] = None,
     if status != ECA.NORMAL:
         registry.pop(ch._token, None)
         return to_eca(status), None
+    ch._ctx = token_of(lib.ca_current_context())
     ch._ptr = pchid[0]
     live_channels[token_of(ch._ptr)] = ch
     return ECA.NORMAL, ch
 
 
-def _forget(ch: chid) -> list:
+def _forget(ch: chid, reason: str = "cleared") -> list:
     """Mark ``ch`` and its subscriptions dead and unregister their callbacks.
 
     Returns the Python objects they held. The caller drops them only after it
@@ -439,6 +512,7 @@ def _forget(ch: chid) -> list:
     """
     ptr = ch._ptr
     ch._ptr = None
+    ch._dead = reason
     dropped = [registry.pop(ch._token, None), ch.conn_callback, ch.access_callback]
     ch.conn_callback = ch.access_callback = None
     if ptr is not None:
@@ -464,9 +538,17 @@ def clear_channel(chid: chid) -> ECA:
             return ECA.BADCHID
         # dead from now on: no new call starts on it, callbacks are ignored
         dropped = _forget(ch)
-    while ch.inuse:
-        # another thread is inside a libca call on this chid (GIL released)
-        time.sleep(0.0002)
+        if ch.inuse:
+            # in use: by another thread, or by a call below us in this one
+            # (a conversion's __float__, a callback libca runs inside the
+            # call). Waiting would deadlock the latter: the last user clears
+            # it when it is done (_held).
+            ch._clear_ptr = ptr
+            _pending_clears[id(ch)] = ch
+            ptr = None
+    if ptr is None:
+        del dropped
+        return ECA.NORMAL
     status = lib.ca_clear_channel(ptr)
     del dropped  # only now: finalizers it runs may call back into this module
     return to_eca(status)
@@ -535,7 +617,7 @@ def _check_counts(chtype, count) -> None:
         _common.request_type(chtype)
 
 
-def _prepare_read(ptr, chtype, count, zero_ok: bool, out=None):
+def _prepare_read(ch, ptr, chtype, count, zero_ok: bool, out=None):
     """Checks shared by ``get`` and ``sg_get``: ``(status, type, count)``.
 
     ``count``: None, negative or above the native count -> native; 0 stays 0
@@ -553,6 +635,8 @@ def _prepare_read(ptr, chtype, count, zero_ok: bool, out=None):
             n = native
         if t == _common.DBR_CLASS_NAME:
             n = 1           # the record type is one string, whatever the channel's count
+    if ch._ptr is None:     # count's __index__ cleared it or destroyed its context
+        return ECA.BADCHID, 0, 0
     if lib.ca_state(ptr) != _CS_CONN:
         return ECA.DISCONN, 0, 0
     return ECA.NORMAL, t, n
@@ -575,7 +659,7 @@ def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
     with _held(chid) as (ch, cptr):
         if ch is None:
             return ECA.BADCHID, None
-        status, t, n = _prepare_read(cptr, chtype, count, callback is not None, out)
+        status, t, n = _prepare_read(ch, cptr, chtype, count, callback is not None, out)
         if status != ECA.NORMAL:
             return to_eca(status), None
         if callback is not None:
@@ -592,14 +676,18 @@ def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
             value = DBRValue(view, t, n, True, view, out=True)
         else:
             buf, value = _read_buffer(t, n, bool(use_numpy))
+        if ch._ptr is None:
+            return ECA.BADCHID, None
         status = lib.ca_array_get(t, n, cptr, buf)
     if status != ECA.NORMAL:
         return to_eca(status), None
-    _io_buffers.setdefault(token_of(lib.ca_current_context()), []).append(value)
+    # held until the pend_io of the channel's context (libca counts the
+    # read there, whichever context the calling thread is in)
+    _io_buffers.setdefault(ch._ctx, []).append(value)
     return ECA.NORMAL, value
 
 
-def _prepare_put(ptr, value, chtype, count) -> Tuple[int, Optional[tuple]]:
+def _prepare_put(ch, ptr, value, chtype, count) -> Tuple[int, Optional[tuple]]:
     """Checks and conversion shared by ``put`` and ``sg_put``.
 
     Returns ``(status, (type, count, cdata))``; the tuple is None unless the
@@ -615,6 +703,10 @@ def _prepare_put(ptr, value, chtype, count) -> Tuple[int, Optional[tuple]]:
     native = int(lib.ca_element_count(ptr))
     n = _common.put_count(count, max(native, 1))
     t2, n2, data = _common.encode(value, t, n)
+    if ch._ptr is None:
+        # the conversion ran Python code (__float__, __len__, a finalizer)
+        # that cleared the channel or destroyed its context
+        return ECA.BADCHID, None
     return ECA.NORMAL, (t2, n2, ffi.from_buffer(data))
 
 
@@ -629,7 +721,7 @@ def put(chid: chid, value: Any, chtype: Optional[int] = None, count: Optional[in
     with _held(chid) as (ch, cptr):
         if ch is None:
             return ECA.BADCHID
-        status, args = _prepare_put(cptr, value, chtype, count)
+        status, args = _prepare_put(ch, cptr, value, chtype, count)
         if args is None:
             return to_eca(status)
         t, n, data = args
@@ -663,6 +755,8 @@ def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = 
         n = native if count is None else _common.index_count(count)
         if n < 0 or n > native:
             n = native
+        if ch._ptr is None:   # count/mask's __index__ cleared it
+            return ECA.BADCHID, None
         sub = evid(ch, callback, bool(use_numpy))
         sub._token = new_token(sub)
         # valid before libca can deliver the first update (it may come at once)
@@ -711,8 +805,14 @@ _evid_type = evid
 def pend_io(timeout: float) -> ECA:
     """Flush, then wait for callback-less gets and connections (0 = forever)."""
     t = _timeout(timeout)
+    address = token_of(lib.ca_current_context())
+    held = _io_buffers.get(address)
+    mark = len(held) if held else 0
     status = lib.ca_pend_io(t)
-    _io_buffers.pop(token_of(lib.ca_current_context()), None)
+    if status != ECA.EVDISALLOW and mark:
+        # NORMAL or TIMEOUT: libca ended (or abandoned) the context's reads
+        # issued before; reads other threads issued meanwhile stay held
+        del held[:mark]
     return to_eca(status)
 
 
@@ -811,10 +911,16 @@ def sg_create() -> Tuple[ECA, Optional[int]]:
     return ECA.NORMAL, int(pgid[0])
 
 
+def _sg_key(g: int) -> Tuple[int, int]:
+    """Groups are per context: the key of the calling thread's group ``g``."""
+    return token_of(lib.ca_current_context()), g
+
+
 def sg_delete(gid: int) -> ECA:
     g = _gid(gid)
     status = lib.ca_sg_delete(g)
-    _sg_buffers.pop(g, None)
+    if status == ECA.NORMAL:
+        _sg_buffers.pop(_sg_key(g), None)
     return to_eca(status)
 
 
@@ -826,14 +932,16 @@ def sg_get(gid: int, chid: chid, chtype: Optional[int] = None, count: Optional[i
     with _held(chid) as (ch, cptr):
         if ch is None:
             return ECA.BADCHID, None
-        status, t, n = _prepare_read(cptr, chtype, count, False)
+        status, t, n = _prepare_read(ch, cptr, chtype, count, False)
         if status != ECA.NORMAL:
             return to_eca(status), None
         buf, value = _read_buffer(t, n, bool(use_numpy))
+        if ch._ptr is None:
+            return ECA.BADCHID, None
         status = lib.ca_sg_array_get(g, t, n, cptr, buf)
     if status != ECA.NORMAL:
         return to_eca(status), None
-    _sg_buffers.setdefault(g, []).append(value)
+    _sg_buffers.setdefault(_sg_key(g), []).append(value)
     return ECA.NORMAL, value
 
 
@@ -845,7 +953,7 @@ def sg_put(gid: int, chid: chid, value: Any, chtype: Optional[int] = None,
     with _held(chid) as (ch, cptr):
         if ch is None:
             return ECA.BADCHID
-        status, args = _prepare_put(cptr, value, chtype, count)
+        status, args = _prepare_put(ch, cptr, value, chtype, count)
         if args is None:
             return to_eca(status)
         t, n, data = args
@@ -855,9 +963,13 @@ def sg_put(gid: int, chid: chid, value: Any, chtype: Optional[int] = None,
 def sg_block(gid: int, timeout: float) -> ECA:
     """Flush and wait for the group's requests (0 = forever)."""
     g = _gid(gid)
+    key = _sg_key(g)
+    held = _sg_buffers.get(key)
+    mark = len(held) if held else 0
     status = lib.ca_sg_block(g, _timeout(timeout))
-    if status != ECA.EVDISALLOW:
-        _sg_buffers.pop(g, None)
+    if status in (ECA.NORMAL, ECA.TIMEOUT) and mark:
+        # only the reads issued before: other threads may add to the group
+        del held[:mark]
     return to_eca(status)
 
 
@@ -867,8 +979,12 @@ def sg_test(gid: int) -> ECA:
 
 def sg_reset(gid: int) -> ECA:
     g = _gid(gid)
+    key = _sg_key(g)
+    held = _sg_buffers.get(key)
+    mark = len(held) if held else 0
     status = lib.ca_sg_reset(g)
-    _sg_buffers.pop(g, None)
+    if status == ECA.NORMAL and mark:
+        del held[:mark]
     return to_eca(status)
 
 

@@ -99,9 +99,16 @@ int ca_sg_array_put(const CA_SYNC_GID gid, chtype type, unsigned long count,
                     chid chan, const void *pValue);
 
 int vsnprintf(char *str, size_t size, const char *format, void *ap);
+
+void *epicsThreadGetIdSelf(void);
 """)
 
 lib = ffi.dlopen(_libca.load())
+
+# libCom's epicsThreadGetIdSelf, called once in a child after fork, where
+# libCom's warning about fork is silenced (see CaChannel._common._quiet_fd2).
+_com = ffi.dlopen(_libca.library_paths()[0])
+thread_init = _com.epicsThreadGetIdSelf
 
 # vsnprintf (from the C runtime) formats libca's diagnostics for a Python
 # printf handler; without it the format string is passed on unformatted.

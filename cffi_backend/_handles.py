@@ -51,10 +51,18 @@ class chid:
     """
 
     __slots__ = ("_ptr", "_name", "_token", "conn_callback", "access_callback",
-                 "subscriptions", "pending", "inuse", "__weakref__")
+                 "subscriptions", "pending", "inuse", "_ctx", "_dead", "_clear_ptr",
+                 "__weakref__")
 
     def __init__(self, name: str):
         self._ptr = None
+        # address of the context it belongs to
+        self._ctx = 0
+        # why it is no longer valid: "cleared", "context" (destroy_context), "fork"
+        self._dead = "cleared"
+        # a clear_channel that came while the channel was in use: the last
+        # user calls ca_clear_channel with this pointer (see _held)
+        self._clear_ptr = None
         # libca calls on this channel in flight (GIL released): clear_channel
         # waits for them before libca frees the chid
         self.inuse = 0
@@ -94,20 +102,60 @@ class evid:
         return "<evid of %r%s>" % (self.channel._name, "" if self.valid else " cleared")
 
 
-class Context:
-    """A libca client context (``ca_client_context *``); equal by address."""
+#: address -> generation of the contexts known to be alive (see Context)
+context_gens: Dict[int, int] = {}
+_gens = itertools.count(1)
+#: bumped in a child after fork: contexts made before are the parent's
+fork_epoch = [0]
 
-    __slots__ = ("_ptr",)
+
+def dead_text(reason: str) -> str:
+    """The ValueError text for a channel that is no longer valid."""
+    if reason == "context":
+        return "the channel's context has been destroyed (destroy_context)"
+    if reason == "fork":
+        return ("the channel was created in the parent process before fork(); "
+                "create a new channel in this process")
+    return "the channel has been cleared"
+
+
+class Context:
+    """A libca client context (``ca_client_context *``).
+
+    Alive while its address maps to its generation in ``context_gens``:
+    destroy_context forgets the address (libca may reuse it for a new
+    context, which gets a new generation), fork forgets them all.
+    """
+
+    __slots__ = ("_ptr", "_gen", "_epoch")
 
     def __init__(self, ptr):
         self._ptr = ptr
+        address = token_of(ptr)
+        gen = context_gens.get(address)
+        if gen is None:
+            gen = context_gens[address] = next(_gens)
+        self._gen = gen
+        self._epoch = fork_epoch[0]
+
+    def live_ptr(self):
+        """The ``ca_client_context *``; ValueError if destroyed or inherited across fork."""
+        if self._epoch != fork_epoch[0]:
+            raise ValueError("this CA context was inherited from the parent process across "
+                             "fork(); it cannot be used in the child (the first CA call in "
+                             "the child creates a new context)")
+        if context_gens.get(self.address) != self._gen:
+            raise ValueError("this CA context has been destroyed (destroy_context); a new "
+                             "one is made by create_context or on demand by the next CA call")
+        return self._ptr
 
     @property
     def address(self) -> int:
         return token_of(self._ptr)
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Context) and other.address == self.address
+        return (isinstance(other, Context) and other.address == self.address
+                and other._gen == self._gen and other._epoch == self._epoch)
 
     def __hash__(self) -> int:
         return hash(self.address)

@@ -8,7 +8,15 @@ forms.
 
 Context: the first method that needs a CA context creates a *preemptive* one
 (callbacks run in CA's own threads) and remembers it; every later call, from
-any thread, attaches to that context first, so threads need no set-up.
+any thread, attaches to that context first, so threads need no set-up. If
+that context is destroyed (``ca.destroy_context()``), the channels made in
+it are dead (their methods raise ``CaChannelException(ECA_BADCHID)``) and
+the next method that needs a context creates a new one, so a new
+``CaChannel`` (or :meth:`CaChannel.searchw` again) works. In a child process
+made by ``os.fork()`` (e.g. a ``multiprocessing`` pool with the ``fork``
+start method) the objects inherited from the parent are dead in the same way,
+with an error that names fork, and the child gets its own context on first
+use; the parent is unaffected.
 
 Errors: every failure of the CA library is raised as
 :class:`CaChannelException` carrying the ECA status. Values that cannot be
@@ -19,6 +27,7 @@ The examples run against the test IOC (``tests/test.db``).
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import traceback
@@ -193,6 +202,24 @@ def _check(status: int, detail: Optional[str] = None) -> None:
         raise CaChannelException(status, detail)
 
 
+#: bumped in the child after every fork(): channels searched before are dead
+_fork_generation = 0
+
+
+def _after_fork_child() -> None:
+    """In a child after fork: forget the parent's context (the backend's own
+    hook, which runs first, has made every inherited handle dead)."""
+    global _fork_generation
+    _fork_generation += 1
+    CaChannel._context = None
+    # a lock another parent thread held at fork time stays held for ever
+    CaChannel._context_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)
+
+
 class CaChannel:
     """A Channel Access channel to one process variable.
 
@@ -220,6 +247,7 @@ class CaChannel:
     def __init__(self, pvName: Optional[Union[str, bytes]] = None) -> None:
         self.pvname = pvName
         self._chid = None
+        self._fork_generation = _fork_generation
         self._timeout: Optional[float] = None
         self._evid = None
         self._event_cb: Optional[Tuple[Callable, tuple, bool]] = None
@@ -241,15 +269,22 @@ class CaChannel:
                 return  # libca may already be torn down
             if getattr(self, "_chid", None) is not None:
                 self._evid = None
-                ca.clear_channel(self._chid)
+                status = ca.clear_channel(self._chid)
                 self._chid = None
-                ca.flush_io()
+                # not for a dead channel (its context destroyed, or inherited
+                # across fork): flush_io would make a context for this thread
+                if status == _NORMAL:
+                    ca.flush_io()
         except Exception:
             pass
 
     @classmethod
     def _attach(cls) -> None:
-        """Create (first call) or attach to the process-wide preemptive context."""
+        """Create (first call) or attach to the process-wide preemptive context.
+
+        A context destroyed meanwhile (``ca.destroy_context()``) is replaced by
+        a new one.
+        """
         ctx = CaChannel._context
         if ctx is None:
             with CaChannel._context_lock:
@@ -260,11 +295,22 @@ class CaChannel:
                     CaChannel._context = ca.current_context()
                     return
                 ctx = CaChannel._context
-        ca.attach_context(ctx)  # ECA_ISATTACHED (already in it) is fine
+        try:
+            ca.attach_context(ctx)  # ECA_ISATTACHED (already in it) is fine
+        except ValueError:
+            # destroyed: forget it and make a new one
+            with CaChannel._context_lock:
+                if CaChannel._context is ctx:
+                    CaChannel._context = None
+            cls._attach()
 
     def _need_chid(self):
         if self._chid is None:
             raise CaChannelException(ca.ECA_BADCHID, "channel %r was never searched" % (self.pvname,))
+        if self._fork_generation != _fork_generation:
+            raise CaChannelException(
+                ca.ECA_BADCHID, "channel %s was searched in the parent process before fork(); "
+                "search again (searchw) in this process" % self._label())
         return self._chid
 
     def _label(self) -> str:
@@ -367,6 +413,7 @@ class CaChannel:
             self._conn_cb = None
             raise CaChannelException(status, "search for %s" % self._label())
         self._chid = chid
+        self._fork_generation = _fork_generation
 
     def searchw(self, pvName: Optional[Union[str, bytes]] = None) -> None:
         """Connect and wait up to :meth:`getTimeout` seconds.

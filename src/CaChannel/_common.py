@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 import struct
+import sys
 from numbers import Number
 from typing import Any, Optional, Sequence, Tuple, Union
 
@@ -973,6 +975,43 @@ def request_type(chtype: Any) -> int:
                         % type(chtype).__name__) from None
 
 
+def _quiet_fd2(func: Any) -> None:
+    """Run ``func()`` with file descriptor 2 on /dev/null.
+
+    For the at-fork child hooks only, where the calling thread is the
+    process's only thread: libCom prints "Warning: Undefined Behavior!
+    Detected use of epicsThread from child process after fork()" on the
+    first epicsThread use in a child. The hooks abandon every inherited CA
+    object without touching it, which is what that warning is about, so the
+    one unavoidable use (dropping the thread's context pointer) is silenced.
+    """
+    try:
+        sys.stderr.flush()
+    except Exception:
+        pass
+    saved = devnull = -1
+    try:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+    except OSError:
+        pass
+    try:
+        func()
+    finally:
+        if saved >= 0:
+            os.dup2(saved, 2)
+            os.close(saved)
+        if devnull >= 0:
+            os.close(devnull)
+
+
+def _register_fork_child(func: Any) -> None:
+    """Have ``func()`` run (quietly, see :func:`_quiet_fd2`) in a child after fork."""
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=lambda: _quiet_fd2(func))
+
+
 def encode_name(name: Union[str, bytes]) -> bytes:
     """A channel name as bytes (``str`` is UTF-8 encoded)."""
     if isinstance(name, str):
@@ -984,7 +1023,7 @@ def encode_name(name: Union[str, bytes]) -> bytes:
 
 #: names every backend re-exports from this module
 __all__ = [n for n in list(globals()) if n.isidentifier() and not n.startswith("_") and n not in (
-    "annotations", "enum", "math", "struct", "np", "Number", "Any", "Optional",
+    "annotations", "enum", "math", "os", "sys", "struct", "np", "Number", "Any", "Optional",
     "Sequence", "Tuple", "Union", "decode", "decode_values", "decode_cstring",
     "encode", "put_count", "index_count", "request_type", "encode_name", "to_eca",
     "to_dbr", "to_ca_op", "PUT_TYPES", "DBR_DTYPE", "DBR_VALUE_OFFSET", "DBR_SIZE",

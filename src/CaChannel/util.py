@@ -2,7 +2,9 @@
 
 Channels are created on first use of a name (``CaChannel(name).searchw()``)
 and kept in the module dict ``_channels_``; a name that does not connect
-raises :class:`CaChannel.CaChannelException` and is not cached.
+raises :class:`CaChannel.CaChannelException` and is not cached. In a child
+process made by ``os.fork()`` (a ``multiprocessing`` pool with the ``fork``
+start method, say) the cache starts empty and the functions just work.
 
 >>> import time
 >>> caput('catest', 1.23, wait=True)
@@ -23,6 +25,7 @@ raises :class:`CaChannel.CaChannelException` and is not cached.
 from __future__ import annotations
 
 import datetime
+import os
 import threading
 from typing import Any, Callable, Dict, Optional
 
@@ -34,6 +37,18 @@ __all__ = ["caget", "caput", "camonitor", "cainfo"]
 #: cache of connected channels, keyed by PV name
 _channels_: Dict[str, CaChannel] = {}
 _cache_lock = threading.Lock()
+
+
+def _after_fork_child() -> None:
+    """In a child after fork: the cached channels are the parent's (dead
+    here); the child searches its own on first use."""
+    global _cache_lock
+    _cache_lock = threading.Lock()
+    _channels_.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)
 
 
 def _channel(name: str) -> CaChannel:
