@@ -54,7 +54,12 @@ if hasattr(os, "register_at_fork"):
 def _channel(name: str) -> CaChannel:
     chan = _channels_.get(name)
     if chan is not None:
-        return chan
+        if chan.state() != ca.ChannelState.CLOSED:
+            return chan
+        # dead: its context was destroyed (ca.destroy_context); search again
+        with _cache_lock:
+            if _channels_.get(name) is chan:
+                del _channels_[name]
     if not isinstance(name, (str, bytes)):
         raise TypeError("PV name must be str or bytes, not %s" % type(name).__name__)
     chan = CaChannel(name)
