@@ -43,9 +43,11 @@ def _run(worker: str, cases: List[str], timeout: float) -> tuple:
 def run_cases(worker: str, cases: Iterable[str], timeout: float = 60.0,
               alone_timeout: float = 20.0) -> Dict[str, dict]:
     """``case -> result dict`` for every case; a case that killed the worker
-    maps to ``{"died": returncode, "stderr": tail}``."""
+    maps to ``{"died": returncode, "stderr": tail}``. ``"__stderr__"`` holds
+    the first worker's stderr (``{"text": ...}``)."""
     cases = list(cases)
     results, rc, err = _run(worker, cases, timeout)
+    results["__stderr__"] = {"text": err}
     for case in cases:
         if case in results:
             continue
@@ -67,6 +69,8 @@ def main(table: Dict[str, Callable[[], object]], argv: List[str]) -> None:
     for name in argv or list(table):
         try:
             res = result_of(table[name])
+        except SystemExit:
+            raise   # a forked child of a case ends here
         except BaseException:  # pragma: no cover - reported, then the next case
             res = {"exc": "BaseException", "msg": traceback.format_exc()}
         sys.stdout.write(MARK + json.dumps(dict(res, case=name), default=repr) + "\n")
