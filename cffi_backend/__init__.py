@@ -226,16 +226,23 @@ def _held(obj):
     ch = _channel(obj)
     ptr = None
     if ch is not None:
+        me = threading.get_ident()
         with _use_lock:
             ptr = ch._ptr
             if ptr is not None:
                 ch.inuse += 1
+                ch.holders[me] = ch.holders.get(me, 0) + 1
     try:
         yield (ch, ptr) if ptr is not None else (None, None)
     finally:
         if ptr is not None:
             with _use_lock:
                 ch.inuse -= 1
+                left = ch.holders.get(me, 1) - 1
+                if left:
+                    ch.holders[me] = left
+                else:
+                    ch.holders.pop(me, None)
                 pending = ch._clear_ptr if ch.inuse == 0 else None
                 if pending is not None:
                     ch._clear_ptr = None
@@ -361,12 +368,21 @@ def destroy_context() -> None:
     if address == 0:
         return
     with _use_lock:
-        dropped = [_forget(ch, "context") for ch in list(live_channels.values())
-                   if ch._ctx == address]
+        mine = [ch for ch in list(live_channels.values()) if ch._ctx == address]
+        dropped = [_forget(ch, "context") for ch in mine]
         for key, ch in list(_pending_clears.items()):
             if ch._ctx == address:   # libca frees it with the context
                 ch._clear_ptr = None
                 del _pending_clears[key]
+                mine.append(ch)
+    # other threads still inside a call on one of its channels finish first
+    # (they find the channel dead at their next step); this thread's own
+    # holds are Python code below us (a conversion, a callback) that checks
+    # the channel again before its next libca call
+    me = threading.get_ident()
+    for ch in mine:
+        while any(tid != me for tid in list(ch.holders)):
+            time.sleep(0.0002)
     context_gens.pop(address, None)
     lib.ca_context_destroy()
     _our_contexts.pop(address, None)
@@ -447,8 +463,9 @@ def _after_fork_child() -> None:
     _use_lock = threading.Lock()
     _handles._token_lock = threading.Lock()
     inherited = list(live_channels.values())
-    for ch in inherited:
+    for ch in inherited + list(_pending_clears.values()):
         ch.inuse = 0   # the threads that used them are gone
+        ch.holders.clear()
     dropped = [_forget(ch, "fork") for ch in inherited]
     for ch in _pending_clears.values():
         ch._clear_ptr = None

@@ -51,8 +51,8 @@ class chid:
     """
 
     __slots__ = ("_ptr", "_name", "_token", "conn_callback", "access_callback",
-                 "subscriptions", "pending", "inuse", "_ctx", "_dead", "_clear_ptr",
-                 "__weakref__")
+                 "subscriptions", "pending", "inuse", "holders", "_ctx", "_dead",
+                 "_clear_ptr", "__weakref__")
 
     def __init__(self, name: str):
         self._ptr = None
@@ -66,6 +66,8 @@ class chid:
         # libca calls on this channel in flight (GIL released): clear_channel
         # waits for them before libca frees the chid
         self.inuse = 0
+        # thread id -> its holds (destroy_context waits for other threads')
+        self.holders: Dict[int, int] = {}
         self._name = name
         self._token = 0
         self.conn_callback = None
