@@ -3011,15 +3011,26 @@ ca_after_fork_child_py(PyObject *m, PyObject *noargs)
 static PyMethodDef ca_methods[] = {
     {"create_context", KW ca_create_context_py, METH_VARARGS | METH_KEYWORDS,
      "create_context(preemptive_callback=True) -> ECA"},
-    {"destroy_context", ca_destroy_context_py, METH_NOARGS, "destroy_context() -> None"},
-    {"attach_context", ca_attach_context_py, METH_O, "attach_context(context) -> ECA"},
+    {"destroy_context", ca_destroy_context_py, METH_NOARGS,
+     "destroy_context() -> None\n\nDestroy the calling thread's context. Its channels and "
+     "subscriptions are dead afterwards (ECA_BADCHID/ECA_BADMONID; ValueError from the "
+     "information functions) and so is its context object (attach_context/show_context "
+     "raise ValueError). The thread's next CA call makes a new context (non-preemptive "
+     "unless create_context comes first). Only the calling thread is detached."},
+    {"attach_context", ca_attach_context_py, METH_O,
+     "attach_context(context) -> ECA\n\nValueError for a context that was destroyed or "
+     "inherited across fork()."},
     {"detach_context", ca_detach_context_py, METH_NOARGS, "detach_context() -> None"},
     {"current_context", ca_current_context_py, METH_NOARGS, "current_context() -> context|None"},
     {"show_context", KW ca_show_context_py, METH_VARARGS | METH_KEYWORDS,
-     "show_context(context=None, level=0) -> None"},
+     "show_context(context=None, level=0) -> None\n\nValueError for a context that was "
+     "destroyed or inherited across fork()."},
     {"create_channel", (PyCFunction)(void (*)(void))ca_create_channel_py, METH_FASTCALL | METH_KEYWORDS,
      "create_channel(name, callback=None, priority=0) -> (ECA, chid|None)"},
-    {"clear_channel", ca_clear_channel_py, METH_O, "clear_channel(chid) -> ECA"},
+    {"clear_channel", ca_clear_channel_py, METH_O,
+     "clear_channel(chid) -> ECA\n\nThe channel is dead at once; when a libca call on it is "
+     "in progress (another thread, or a callback libca runs inside that call) the libca "
+     "clear is made when that call returns."},
     {"change_connection_event", KW ca_change_connection_event_py, METH_VARARGS | METH_KEYWORDS,
      "change_connection_event(chid, callback=None) -> ECA"},
     {"replace_access_rights_event", KW ca_replace_access_rights_event_py,

@@ -4,6 +4,15 @@
 Otherwise the C extension (``CaChannel._ca``) is used; when it cannot be
 imported, the cffi backend takes over. ``ca.backend`` names the active one
 (``'cext'`` or ``'caffi'``). Both export exactly the same names.
+
+Both backends treat dead handles alike: after ``destroy_context()`` the
+channels, subscriptions and context object of that context are dead
+(``ECA_BADCHID``/``ECA_BADMONID``, ``ValueError`` from the information
+functions and from ``attach_context``/``show_context``) and the next CA call
+makes a new context. In a child process made by ``os.fork()`` every handle
+inherited from the parent is dead the same way (the errors name fork), the
+inherited context is abandoned untouched and the child's first CA call makes
+its own context.
 """
 import importlib as _importlib
 import os as _os
