@@ -45,11 +45,13 @@ class Channel:
     """
 
     __slots__ = ("name", "chan", "chid", "connected", "_lock", "_waiters", "_listeners",
-                 "_owned")
+                 "_owned", "requests")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.connected = False
+        #: (datatype, format) -> Request, valid while connected (the native type may change)
+        self.requests: Dict[Any, Any] = {}
         self._lock = threading.Lock()
         # (dispatcher, fn): fn(True) runs in that loop once connected
         self._waiters: List[Tuple[Dispatcher, Callable[[bool], None]]] = []
@@ -75,6 +77,7 @@ class Channel:
         up = epics_args[1] == ca.CA_OP_CONN_UP
         with self._lock:
             self.connected = up
+            self.requests = {}
             waiters: list = []
             if up:
                 waiters, self._waiters = self._waiters, []

@@ -42,7 +42,7 @@ def attach() -> None:
 class Dispatcher:
     """The event queue of one event loop (see the module docstring)."""
 
-    __slots__ = ("loop", "_queue", "_pending", "closed", "__weakref__")
+    __slots__ = ("loop", "_queue", "_pending", "closed", "wakeups", "__weakref__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -50,6 +50,8 @@ class Dispatcher:
         self._pending = False
         #: set once the loop refused a wake-up (it is closed): events are dropped
         self.closed = False
+        #: number of times the loop was woken (one per burst of events)
+        self.wakeups = 0
 
     def post(self, fn: Callable, *args: Any) -> None:
         """Run ``fn(*args)`` in the loop soon. Safe from any thread."""
@@ -60,6 +62,7 @@ class Dispatcher:
             # Two libca threads may both see False here; the second wake-up
             # then finds an empty queue, which is harmless.
             self._pending = True
+            self.wakeups += 1
             try:
                 self.loop.call_soon_threadsafe(self._drain)
             except Exception:  # RuntimeError: the loop is closed
@@ -93,12 +96,16 @@ def dispatcher(loop: asyncio.AbstractEventLoop = None) -> Dispatcher:
     """The :class:`Dispatcher` of ``loop`` (default: the running loop)."""
     if loop is None:
         loop = asyncio.get_running_loop()
+    if getattr(_tls, "loop", None) is loop:
+        return _tls.disp
     disp = _dispatchers.get(loop)
     if disp is None:
         with _lock:
             disp = _dispatchers.get(loop)
             if disp is None:
                 disp = _dispatchers[loop] = Dispatcher(loop)
+    _tls.loop = loop
+    _tls.disp = disp
     return disp
 
 

@@ -36,6 +36,9 @@ _DEFAULT_EVENTS = {
     FORMAT_CTRL: DBE_VALUE | DBE_ALARM | DBE_PROPERTY,
 }
 
+#: values handed to a coroutine callback between two yields to the loop
+_BATCH = 1024
+
 Callback = Callable[[Any], Union[None, Awaitable[Any]]]
 
 
@@ -165,11 +168,21 @@ class Subscription:
         try:
             if first is not None:
                 await first
+            first_batch = True
             while self.state != self.CLOSED:
+                if not first_batch:
+                    # let the loop run between batches: a flood must not starve it
+                    await asyncio.sleep(0)
+                first_batch = False
                 with self._lock:
                     self._signalled = False
-                    items = list(self._queue)
-                    self._queue.clear()
+                    queue = self._queue
+                    if len(queue) <= _BATCH:
+                        items = list(queue)
+                        queue.clear()
+                    else:
+                        popleft = queue.popleft
+                        items = [popleft() for _ in range(_BATCH)]
                 if not items:
                     break
                 req = self._req

@@ -149,7 +149,16 @@ def _gather_futures(loop: asyncio.AbstractEventLoop, futs: Sequence[asyncio.Futu
 # ---------------------------------------------------------------------- caget
 def _get_issuer(datatype, format, count, out):
     def issue(fut: asyncio.Future, chan: Channel, disp: Dispatcher) -> None:
-        req = Request(chan.name, chan.chid, datatype, format)
+        try:
+            req = chan.requests.get((datatype, format))
+        except TypeError:  # unhashable datatype
+            req = None
+        if req is None:
+            req = Request(chan.name, chan.chid, datatype, format)
+            try:
+                chan.requests[(datatype, format)] = req
+            except TypeError:
+                pass
         status, _ = ca.get(chan.chid, req.dbr, req.count(count),
                            functools.partial(disp.post, _got, fut, req, out), use_numpy=True)
         if status != ECA_NORMAL:
