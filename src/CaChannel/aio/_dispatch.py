@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
+import warnings
 import weakref
 from typing import Any, Callable
 
@@ -36,6 +37,16 @@ def attach() -> None:
     if getattr(_tls, "attached", False):
         return
     CaChannel._attach()
+    shared = CaChannel._context
+    current = ca.current_context()
+    if shared is not None and current is not None and current != shared:
+        # The thread made a context of its own before CaChannel's shared one
+        # existed elsewhere: requests on shared channels would then be
+        # flushed in the wrong context. Move the thread to the shared one.
+        warnings.warn("CaChannel.aio: this thread has its own CA context; detaching it and "
+                      "using the shared one", RuntimeWarning, stacklevel=3)
+        ca.detach_context()
+        ca.attach_context(shared)
     _tls.attached = True
 
 
@@ -68,6 +79,9 @@ class Dispatcher:
             except Exception:  # RuntimeError: the loop is closed
                 self.closed = True
                 self._queue.clear()
+        elif self.loop.is_closed():  # closed with a wake-up pending: it never comes
+            self.closed = True
+            self._queue.clear()
 
     def _drain(self) -> None:
         # Clear the flag first: an event queued from now on schedules a new

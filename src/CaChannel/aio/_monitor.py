@@ -212,6 +212,14 @@ class Subscription:
             self._enqueue(CANothing(self.name, ca.ECA_DISCONN))
 
     def _enqueue(self, item: Any) -> None:
+        if self.state == self.CLOSED:
+            return
+        if self._loop.is_closed():
+            # nobody will ever take these values; libca's subscription is
+            # cancelled at exit (or by close())
+            with self._lock:
+                self._queue.clear()
+            return
         with self._lock:
             queue = self._queue
             if queue.maxlen and queue:
