@@ -215,7 +215,7 @@ async def caget(pv: Union[str, PVs], datatype: Any = None, format: int = FORMAT_
     >>> import asyncio
     >>> from CaChannel import aio
     >>> async def main():
-    ...     await aio.caput('catest', 2.5, wait=True)
+    ...     await aio.caput(['catest', 'cabo'], [2.5, 'Busy'], wait=True)
     ...     value = await aio.caget('catest', format=aio.FORMAT_CTRL)
     ...     print(value, value.units, value.precision)
     ...     print(await aio.caget(['catest', 'cabo'], datatype=aio.DBR_ENUM_STR))
@@ -440,8 +440,8 @@ def run(coro: Any, forever: bool = False) -> Any:
     ``loop.stop()``; the loop is closed on return.
 
     >>> from CaChannel import aio
-    >>> aio.run(aio.caget('catest', datatype=str))
-    '4.0000'
+    >>> aio.run(aio.caget('catest', datatype=aio.DBR_CLASS_NAME))
+    'ao'
     """
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
