@@ -179,8 +179,7 @@ def get_channel(name: str) -> Channel:
         if chan is None:
             chan = Channel(name)
             _cache[name] = chan
-            flush()
-    return chan
+    return chan  # the caller flushes (once for a list of names)
 
 
 class ChannelInfo:

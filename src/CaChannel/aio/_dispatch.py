@@ -53,7 +53,7 @@ def attach() -> None:
 class Dispatcher:
     """The event queue of one event loop (see the module docstring)."""
 
-    __slots__ = ("loop", "_queue", "_pending", "closed", "wakeups", "__weakref__")
+    __slots__ = ("loop", "_queue", "_pending", "closed", "wakeups", "need_flush", "__weakref__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -63,6 +63,8 @@ class Dispatcher:
         self.closed = False
         #: number of times the loop was woken (one per burst of events)
         self.wakeups = 0
+        #: set by work done in :meth:`_drain` that queued CA requests: one flush at its end
+        self.need_flush = False
 
     def post(self, fn: Callable, *args: Any) -> None:
         """Run ``fn(*args)`` in the loop soon. Safe from any thread."""
@@ -99,6 +101,9 @@ class Dispatcher:
                     "message": "CaChannel.aio: exception in event dispatch",
                     "exception": exc,
                 })
+        if self.need_flush:
+            self.need_flush = False
+            ca.flush_io()
 
 
 _dispatchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dispatcher]" = \

@@ -90,8 +90,11 @@ class Subscription:
         self._waiter = self.channel.when_connected(self._disp, self._on_ready)
         if self._waiter is None:
             self._on_ready(True)
-        elif connect_timeout is not None:
-            self._timer = loop.call_at(_deadline(loop, connect_timeout), self._connect_timeout)
+        else:
+            flush()
+            if connect_timeout is not None:
+                self._timer = loop.call_at(_deadline(loop, connect_timeout),
+                                           self._connect_timeout)
 
     def __repr__(self) -> str:
         return "<Subscription %r %s>" % (self.name, ("OPENING", "OPEN", "CLOSED")[self.state])
@@ -110,7 +113,7 @@ class Subscription:
         try:
             self._req = Request(self.name, self.channel.chid, self._datatype, self._format)
             status, evid = ca.create_subscription(
-                self.channel.chid, self._on_event, self._req.dbr, self._req.count(self._count),
+                self.channel.chid, self._enqueue, self._req.dbr, self._req.count(self._count),
                 self._events, use_numpy=True)
         except Exception:
             self.close(sys.exc_info())
@@ -141,28 +144,35 @@ class Subscription:
             self._signalled = False
             items = list(self._queue)
             self._queue.clear()
-        req = self._req
+        convert = self._req.convert if self._req is not None else None
+        callback = self.callback
         for i, item in enumerate(items):
-            if self.state == self.CLOSED:
-                return
-            value = item if type(item) is CANothing else req.convert(item)
-            if type(value) is CANothing and not self.notify_disconnect \
-                    and value.errorcode != ca.ECA_TIMEOUT:
+            value = convert(item) if type(item) is dict else item
+            if type(value) is CANothing and not self._wanted(value):
                 continue
             try:
-                ret = self.callback(value)
+                ret = callback(value)
             except Exception:
                 self.close(sys.exc_info())
                 return
-            if self._is_sync is None:
-                self._is_sync = not inspect.isawaitable(ret)
-            if not self._is_sync:
-                # a coroutine callback: hand this and the rest to the consumer task
-                with self._lock:
-                    for rest in reversed(items[i + 1:]):
-                        self._queue.appendleft(rest)
-                self._task = self._loop.create_task(self._consume(ret))
+            if ret is not None:
+                if self._is_sync is None:
+                    self._is_sync = not inspect.isawaitable(ret)
+                if not self._is_sync:
+                    # a coroutine callback: hand this and the rest to the consumer task
+                    with self._lock:
+                        for rest in reversed(items[i + 1:]):
+                            self._queue.appendleft(rest)
+                    self._task = self._loop.create_task(self._consume(ret))
+                    return
+            elif self._is_sync is None:
+                self._is_sync = True
+            if self.state == self.CLOSED:
                 return
+
+    def _wanted(self, nothing: CANothing) -> bool:
+        """Is this CANothing for the callback? (disconnects only if asked for)"""
+        return self.notify_disconnect or nothing.errorcode == ca.ECA_TIMEOUT
 
     async def _consume(self, first: Optional[Awaitable]) -> None:
         try:
@@ -185,17 +195,17 @@ class Subscription:
                         items = [popleft() for _ in range(_BATCH)]
                 if not items:
                     break
-                req = self._req
+                convert = self._req.convert if self._req is not None else None
+                callback = self.callback
                 for item in items:
+                    value = convert(item) if type(item) is dict else item
+                    if type(value) is CANothing and not self._wanted(value):
+                        continue
+                    ret = callback(value)
+                    if ret is not None:
+                        await ret
                     if self.state == self.CLOSED:
                         return
-                    value = item if type(item) is CANothing else req.convert(item)
-                    if type(value) is CANothing and not self.notify_disconnect \
-                            and value.errorcode != ca.ECA_TIMEOUT:
-                        continue
-                    ret = self.callback(value)
-                    if inspect.isawaitable(ret):
-                        await ret
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -204,9 +214,6 @@ class Subscription:
             self._task = None
 
     # ---------------------------------------------------------- libca side
-    def _on_event(self, args: dict) -> None:
-        self._enqueue(args)
-
     def _connection(self, up: bool) -> None:
         if not up and self.notify_disconnect and self.state == self.OPEN:
             self._enqueue(CANothing(self.name, ca.ECA_DISCONN))
@@ -214,18 +221,17 @@ class Subscription:
     def _enqueue(self, item: Any) -> None:
         if self.state == self.CLOSED:
             return
-        if self._loop.is_closed():
-            # nobody will ever take these values; libca's subscription is
-            # cancelled at exit (or by close())
-            with self._lock:
-                self._queue.clear()
-            return
         with self._lock:
             queue = self._queue
             if queue.maxlen and queue:
                 self.dropped_callbacks += 1
             queue.append(item)
             if self._signalled:
+                if len(queue) & 1023 == 0 and self._loop.is_closed():
+                    # nobody will ever take these values (the loop closed with
+                    # a delivery pending); libca's subscription is cancelled
+                    # at exit or by close()
+                    queue.clear()
                 return
             self._signalled = True
         self._disp.post(self._deliver)

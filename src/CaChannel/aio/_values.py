@@ -180,7 +180,8 @@ class Request:
     Built per call from a connected channel (its native type and count).
     """
 
-    __slots__ = ("name", "dbr", "base", "datatype", "element_count", "text", "scalar")
+    __slots__ = ("name", "dbr", "base", "datatype", "element_count", "text", "scalar",
+                 "_attrs", "_stype")
 
     def __init__(self, name: str, chid: Any, datatype: Any, format: int) -> None:
         ftype = int(ca.field_type(chid))
@@ -215,6 +216,9 @@ class Request:
         self.base = wire
         self.element_count = int(ca.element_count(chid))
         self.scalar = self.element_count == 1
+        self._attrs = {"name": name, "ok": True, "datatype": self.datatype,
+                       "element_count": self.element_count}
+        self._stype = _SCALAR_TYPE.get(wire, ca_str)
 
     def count(self, count: int) -> int:
         """libca request count for the aioca ``count`` (0 server, -1 native, n>0 at most n)."""
@@ -227,9 +231,8 @@ class Request:
 
     def convert(self, args: dict) -> Any:
         """The augmented value of a get/event callback dict, or a CANothing."""
-        status = args["status"]
-        if status != ECA_NORMAL:
-            return CANothing(self.name, status)
+        if args["status"] != ECA_NORMAL:
+            return CANothing(self.name, args["status"])
         raw = args["value"]
         meta = None
         if type(raw) is dict:
@@ -238,14 +241,15 @@ class Request:
         if self.text:
             value = self._text(raw)
         elif self.scalar:
-            value = self._scalar(raw)
+            t = type(raw)
+            if t is float or t is int or t is str:
+                value = self._stype(raw)
+            else:
+                value = self._scalar(raw)
         else:
             value = self._array(raw)
         d = value.__dict__
-        d["name"] = self.name
-        d["ok"] = True
-        d["datatype"] = self.datatype
-        d["element_count"] = self.element_count
+        d.update(self._attrs)
         if meta is not None:
             _augment(d, meta)
         return value
@@ -255,7 +259,7 @@ class Request:
             raw = raw[0] if len(raw) else (0 if self.base else "")
         if isinstance(raw, bytes):
             return ca_bytes(raw)
-        return _SCALAR_TYPE[self.base](raw)
+        return self._stype(raw)
 
     def _array(self, raw: Any) -> ca_array:
         base = self.base
