@@ -25,6 +25,12 @@ async def _workout(index: int) -> list:
     sub.close()
     values = await aio.caget(["aio:many:%d" % i for i in range(10)])
     await aio.caput(name, index, wait=True)
+    # every loop also follows one common PV (one channel, one subscription per loop)
+    ticks = asyncio.Queue()
+    tick = aio.camonitor("aio:tick", ticks.put_nowait)
+    a, b = await ticks.get(), await ticks.get()
+    tick.close()
+    assert b > a
     return [float(first), float(second), len(values)]
 
 
@@ -81,6 +87,28 @@ def test_sync_and_async_share_one_channel():
         await aio.caput("aio:many:9", 9, wait=True)
     arun(main())
     assert util.caget("aio:many:9") == 9
+
+
+def test_sync_side_closing_a_shared_channel_keeps_it_for_aio():
+    """util emptying its cache (clear_channel on its channels) must not close aio's."""
+    async def main():
+        got = asyncio.Queue()
+        sub = aio.camonitor("aio:many:7", got.put_nowait)
+        await got.get()
+        # both directions: aio:many:7 was opened by aio, aio:many:6 by util
+        assert util.caget("aio:many:6") == 6
+        assert await aio.caget("aio:many:6") == 6
+        for name in ("aio:many:7", "aio:many:6"):
+            chan = util._channels_.pop(name)
+            chan.clear_channel()
+            assert chan._chid is not None  # still aio's
+        await aio.caput("aio:many:7", 17, wait=True)
+        assert await got.get() == 17
+        assert await aio.caget("aio:many:6") == 6
+        sub.close()
+        await aio.caput("aio:many:7", 7, wait=True)
+    arun(main())
+    assert util.caget("aio:many:7") == 7  # util opens a channel of its own again
 
 
 CLOSED_LOOP_SCRIPT = textwrap.dedent("""

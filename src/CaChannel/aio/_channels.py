@@ -31,6 +31,23 @@ __all__ = ["Channel", "ChannelInfo", "get_channel", "get_channel_infos", "purge_
 _CONN = ca.ChannelState.CONN
 
 
+class SharedCaChannel(CaChannel):
+    """A :class:`CaChannel.CaChannel` that ``CaChannel.aio`` also uses.
+
+    Its :meth:`clear_channel`, called by the synchronous side (e.g. when
+    ``CaChannel.util`` empties its cache), lets go of the channel without
+    closing it while ``CaChannel.aio`` still uses it; otherwise it closes it
+    as usual. (A ``CaChannel`` of ``util`` that aio adopts becomes one.)
+    """
+
+    def clear_channel(self) -> None:
+        name = self.pvname
+        held = _cache.get(name) if isinstance(name, str) else None
+        if held is not None and held.chan is self:
+            return
+        super().clear_channel()
+
+
 def _util():
     from .. import util
     return util
@@ -58,12 +75,15 @@ class Channel:
         self._listeners: set = set()  # Subscriptions: _connection(up) in the libca thread
         util = _util()
         chan = getattr(util, "_channels_", {}).get(name)
+        if type(chan) not in (CaChannel, SharedCaChannel) or chan._chid is None:
+            chan = None
         self._owned = chan is None
         if chan is None:
-            chan = CaChannel(name)
+            chan = SharedCaChannel(name)
             self.chan = chan
             chan.search_and_connect(None, self._on_conn)
         else:
+            chan.__class__ = SharedCaChannel  # util closing it must not close ours
             self.chan = chan
             chan.change_connection_event(self._on_conn)
             self.connected = chan.state() == _CONN
