@@ -54,6 +54,25 @@ def test_loops_in_threads():
     assert len(names) == len(set(names))
 
 
+def test_a_new_thread_uses_a_channel_another_thread_opened():
+    assert arun(aio.caget("aio:many:2")) == 2  # the channel exists now
+    result = []
+
+    def worker():
+        async def main():
+            await aio.caput("aio:many:2", 12, wait=True, timeout=5)
+            result.append(float(await aio.caget("aio:many:2", timeout=5)))
+            await aio.caput("aio:many:2", 2, wait=True, timeout=5)
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            result.append(repr(exc))
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(30)
+    assert result == [12.0]
+
+
 def test_uvloop():
     uvloop = pytest.importorskip("uvloop")
     loop = uvloop.new_event_loop()

@@ -254,6 +254,12 @@ def purge_channel_caches() -> None:
 @atexit.register
 def _close_subscriptions_at_exit() -> None:
     """Stop libca's events for our subscriptions before the interpreter goes."""
+    if not _cache:
+        return
+    try:
+        attach()
+    except Exception:
+        pass
     with _cache_lock:
         chans = list(_cache.values())
     for chan in chans:

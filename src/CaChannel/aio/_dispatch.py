@@ -117,6 +117,7 @@ def dispatcher(loop: asyncio.AbstractEventLoop = None) -> Dispatcher:
         loop = asyncio.get_running_loop()
     if getattr(_tls, "loop", None) is loop:
         return _tls.disp
+    attach()  # this thread issues CA requests for the loop: it must be in the shared context
     disp = _dispatchers.get(loop)
     if disp is None:
         with _lock:
@@ -129,5 +130,6 @@ def dispatcher(loop: asyncio.AbstractEventLoop = None) -> Dispatcher:
 
 
 def flush() -> None:
-    """Send queued CA requests (``ca_flush_io``)."""
+    """Send queued CA requests (``ca_flush_io`` of the shared context)."""
+    attach()
     ca.flush_io()
