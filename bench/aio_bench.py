@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """asyncio benchmark: CaChannel.aio (both backends) against aioca and raw libca, in one run.
 
-    python bench/aio_bench.py [--quick] [--json out.json] [--contenders raw,aio,aio_caffi,aioca]
+    python bench/aio_bench.py [--quick] [--json out.json]
+                              [--contenders raw,aio,aio_caffi,aio_uvloop,aioca]
                               [--workloads scalar_get,put_cb,get_many,monitor,big_get]
 
 Starts the same soft IOC as bench/run.py (bench/bench.db + 5,000 ``ao`` records
@@ -50,6 +51,7 @@ CONTENDERS = [
     ('raw', 'raw libca (C)'),
     ('aio', 'CaChannel.aio, C backend'),
     ('aio_caffi', 'CaChannel.aio, cffi backend'),
+    ('aio_uvloop', 'CaChannel.aio, C backend, uvloop'),
     ('aioca', 'aioca (PyPI)'),
 ]
 # (contender, workload, reference, op, factor)
@@ -134,7 +136,19 @@ def client(contender, workload, args):
         if ca.backend != want:
             print(json.dumps({'skip': 'backend is %s' % ca.backend}))
             return
-    res = asyncio.run(client_main(mod, workload, args))
+    if contender == 'aio_uvloop':
+        try:
+            import uvloop
+        except ImportError:
+            print(json.dumps({'skip': 'uvloop not installed'}))
+            return
+        loop = uvloop.new_event_loop()
+        try:
+            res = loop.run_until_complete(client_main(mod, workload, args))
+        finally:
+            loop.close()
+    else:
+        res = asyncio.run(client_main(mod, workload, args))
     print(json.dumps(res))
 
 
