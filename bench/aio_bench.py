@@ -163,7 +163,7 @@ def measure(contender, workload, pv, quick, rawca, client_env):
     repeats = 3 if quick else 5
     window = 0.3 if quick else 0.6
     if workload == 'big_get':
-        repeats = 3 if quick else 8
+        repeats = 3 if quick else 15
     timeout = 90
 
     def one(reps):
