@@ -1,0 +1,135 @@
+"""Handing libca events to asyncio event loops, batched.
+
+libca runs our callbacks in its own threads. Calling
+``loop.call_soon_threadsafe`` for every event would write to the loop's
+self-pipe once per event; instead every loop has one :class:`Dispatcher`:
+an event is appended to its queue and the loop is woken only if no wake-up
+is pending yet, so a burst of events costs one wake-up and one pass of
+:meth:`Dispatcher._drain` in the loop.
+
+Works with any loop that implements ``call_soon_threadsafe`` (asyncio's own
+loops, uvloop), with several loops in several threads, and after a loop was
+closed: posting to a closed loop drops the event silently.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import warnings
+import weakref
+from typing import Any, Callable
+
+from .. import ca
+from .._channel import CaChannel
+
+__all__ = ["Dispatcher", "dispatcher", "attach"]
+
+_tls = threading.local()
+
+
+def attach() -> None:
+    """Attach the calling thread to the process-wide preemptive CA context.
+
+    The context is the one of the synchronous API (``CaChannel``), created on
+    first use. Cheap after the first call in a thread.
+    """
+    if getattr(_tls, "attached", False):
+        return
+    CaChannel._attach()
+    shared = CaChannel._context
+    current = ca.current_context()
+    if shared is not None and current is not None and current != shared:
+        # The thread made a context of its own before CaChannel's shared one
+        # existed elsewhere: requests on shared channels would then be
+        # flushed in the wrong context. Move the thread to the shared one.
+        warnings.warn("CaChannel.aio: this thread has its own CA context; detaching it and "
+                      "using the shared one", RuntimeWarning, stacklevel=3)
+        ca.detach_context()
+        ca.attach_context(shared)
+    _tls.attached = True
+
+
+class Dispatcher:
+    """The event queue of one event loop (see the module docstring)."""
+
+    __slots__ = ("loop", "_queue", "_pending", "closed", "wakeups", "need_flush", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._queue: collections.deque = collections.deque()
+        self._pending = False
+        #: set once the loop refused a wake-up (it is closed): events are dropped
+        self.closed = False
+        #: number of times the loop was woken (one per burst of events)
+        self.wakeups = 0
+        #: set by work done in :meth:`_drain` that queued CA requests: one flush at its end
+        self.need_flush = False
+
+    def post(self, fn: Callable, *args: Any) -> None:
+        """Run ``fn(*args)`` in the loop soon. Safe from any thread."""
+        if self.closed:
+            return
+        self._queue.append((fn, args))
+        if not self._pending:
+            # Two libca threads may both see False here; the second wake-up
+            # then finds an empty queue, which is harmless.
+            self._pending = True
+            self.wakeups += 1
+            try:
+                self.loop.call_soon_threadsafe(self._drain)
+            except Exception:  # RuntimeError: the loop is closed
+                self.closed = True
+                self._queue.clear()
+        elif self.loop.is_closed():  # closed with a wake-up pending: it never comes
+            self.closed = True
+            self._queue.clear()
+
+    def _drain(self) -> None:
+        # Clear the flag first: an event queued from now on schedules a new
+        # pass, so none is left behind. Take only what is queued now, so a
+        # flood cannot starve the loop's other work.
+        self._pending = False
+        queue = self._queue
+        popleft = queue.popleft
+        for _ in range(len(queue)):
+            fn, args = popleft()
+            try:
+                fn(*args)
+            except Exception as exc:  # a bug of ours: report, keep going
+                self.loop.call_exception_handler({
+                    "message": "CaChannel.aio: exception in event dispatch",
+                    "exception": exc,
+                })
+        if self.need_flush:
+            self.need_flush = False
+            ca.flush_io()
+
+
+_dispatchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dispatcher]" = \
+    weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def dispatcher(loop: asyncio.AbstractEventLoop = None) -> Dispatcher:
+    """The :class:`Dispatcher` of ``loop`` (default: the running loop)."""
+    if loop is None:
+        loop = asyncio.get_running_loop()
+    if getattr(_tls, "loop", None) is loop:
+        return _tls.disp
+    attach()  # this thread issues CA requests for the loop: it must be in the shared context
+    disp = _dispatchers.get(loop)
+    if disp is None:
+        with _lock:
+            disp = _dispatchers.get(loop)
+            if disp is None:
+                disp = _dispatchers[loop] = Dispatcher(loop)
+    _tls.loop = loop
+    _tls.disp = disp
+    return disp
+
+
+def flush() -> None:
+    """Send queued CA requests (``ca_flush_io`` of the shared context)."""
+    attach()
+    ca.flush_io()

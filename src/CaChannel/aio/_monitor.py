@@ -1,0 +1,335 @@
+"""camonitor and :class:`Subscription`.
+
+An event from libca is appended to the subscription's queue in the libca
+thread; only the first event of a burst posts a delivery to the loop's
+dispatcher (which itself wakes the loop at most once per burst). Without
+``all_updates`` the queue holds one value: newer events replace an older
+undelivered one and count in ``dropped_callbacks``.
+
+A plain function callback is called in the loop for every value; a
+coroutine function is awaited, one value at a time, in a task of the
+subscription (values arriving meanwhile are merged unless ``all_updates``).
+An exception raised by the callback is printed and closes the subscription.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import inspect
+import sys
+import threading
+import traceback
+from typing import Any, Awaitable, Callable, List, Optional, Union
+
+from .. import ca
+from ._channels import get_channel
+from ._dispatch import dispatcher, flush
+from ._ops import Timeout, _deadline
+from ._values import (DBE_ALARM, DBE_PROPERTY, DBE_VALUE, FORMAT_CTRL, FORMAT_RAW, FORMAT_TIME,
+                      CANothing, Request)
+
+__all__ = ["Subscription", "camonitor"]
+
+_DEFAULT_EVENTS = {
+    FORMAT_RAW: DBE_VALUE,
+    FORMAT_TIME: DBE_VALUE | DBE_ALARM,
+    FORMAT_CTRL: DBE_VALUE | DBE_ALARM | DBE_PROPERTY,
+}
+
+#: values handed to a coroutine callback between two yields to the loop
+_BATCH = 1024
+
+Callback = Callable[[Any], Union[None, Awaitable[Any]]]
+
+
+class Subscription:
+    """A CA subscription delivering values to ``callback`` in the event loop.
+
+    Created by :func:`camonitor` (in a running loop). Attributes: ``name``,
+    ``callback``, ``state`` (:attr:`OPENING` until the channel connected and
+    the subscription is made, then :attr:`OPEN`, after :meth:`close`
+    :attr:`CLOSED`), ``dropped_callbacks`` (values replaced by newer ones
+    before delivery), ``all_updates``, ``notify_disconnect``.
+    """
+
+    OPENING = 0  #: waiting for the channel's first connection
+    OPEN = 1     #: subscribed
+    CLOSED = 2   #: closed, no more callbacks
+
+    def __init__(self, name: str, callback: Callback, events: Optional[int] = None,
+                 datatype: Any = None, format: int = FORMAT_RAW, count: int = 0,
+                 all_updates: bool = False, notify_disconnect: bool = False,
+                 connect_timeout: Timeout = None) -> None:
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        if format not in _DEFAULT_EVENTS:
+            raise ValueError("format must be FORMAT_RAW, FORMAT_TIME or FORMAT_CTRL")
+        loop = asyncio.get_running_loop()
+        self.name = name
+        self.callback = callback
+        self.all_updates = bool(all_updates)
+        self.notify_disconnect = bool(notify_disconnect)
+        #: values replaced by newer ones before their callback
+        self.dropped_callbacks = 0
+        self.state = self.OPENING
+        self._loop = loop
+        self._disp = dispatcher(loop)
+        self._events = _DEFAULT_EVENTS[format] if events is None else int(events)
+        self._datatype = datatype
+        self._format = format
+        self._count = count
+        self._queue: collections.deque = collections.deque(maxlen=None if all_updates else 1)
+        self._lock = threading.Lock()
+        self._signalled = False
+        self._is_sync: Optional[bool] = None
+        self._task: Optional[asyncio.Task] = None
+        self._evid = None
+        self._req: Optional[Request] = None
+        self._timer = None
+        self.channel = get_channel(name)
+        self._waiter = self.channel.when_connected(self._disp, self._on_ready)
+        if self._waiter is None:
+            self._on_ready(True)
+        else:
+            flush()
+            if connect_timeout is not None:
+                self._timer = loop.call_at(_deadline(loop, connect_timeout),
+                                           self._connect_timeout)
+
+    def __repr__(self) -> str:
+        return "<Subscription %r %s>" % (self.name, ("OPENING", "OPEN", "CLOSED")[self.state])
+
+    # ------------------------------------------------------------- loop side
+    def _on_ready(self, ok: bool) -> None:
+        self._waiter = None
+        if self.state == self.CLOSED:
+            return
+        if not ok:
+            self.close()
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            self._req = Request(self.name, self.channel.chid, self._datatype, self._format)
+            status, evid = ca.create_subscription(
+                self.channel.chid, self._enqueue, self._req.dbr, self._req.count(self._count),
+                self._events, use_numpy=True)
+        except Exception:
+            self.close(sys.exc_info())
+            return
+        if status != ca.ECA_NORMAL:
+            self.close((None, CANothing(self.name, status), None))
+            return
+        self._evid = evid
+        self.state = self.OPEN
+        self.channel.add_listener(self)
+        flush()
+
+    def _connect_timeout(self) -> None:
+        self._timer = None
+        if self.state == self.OPENING:
+            # reported whatever notify_disconnect says; the subscription stays
+            # and starts when the channel connects
+            self._enqueue(CANothing(self.name, ca.ECA_TIMEOUT))
+
+    def _deliver(self) -> None:
+        if self.state == self.CLOSED:
+            return
+        if self._is_sync is False:
+            if self._task is None:
+                self._task = self._loop.create_task(self._consume(None))
+            return
+        with self._lock:
+            self._signalled = False
+            items = list(self._queue)
+            self._queue.clear()
+        convert = self._req.convert if self._req is not None else None
+        callback = self.callback
+        for i, item in enumerate(items):
+            value = convert(item) if type(item) is dict else item
+            if type(value) is CANothing and not self._wanted(value):
+                continue
+            try:
+                ret = callback(value)
+            except Exception:
+                self.close(sys.exc_info())
+                return
+            if ret is not None:
+                if self._is_sync is None:
+                    self._is_sync = not inspect.isawaitable(ret)
+                if not self._is_sync:
+                    # a coroutine callback: hand this and the rest to the consumer task
+                    with self._lock:
+                        for rest in reversed(items[i + 1:]):
+                            self._queue.appendleft(rest)
+                    self._task = self._loop.create_task(self._consume(ret))
+                    return
+            elif self._is_sync is None:
+                self._is_sync = True
+            if self.state == self.CLOSED:
+                return
+
+    def _wanted(self, nothing: CANothing) -> bool:
+        """Is this CANothing for the callback? (disconnects only if asked for)"""
+        return self.notify_disconnect or nothing.errorcode == ca.ECA_TIMEOUT
+
+    async def _consume(self, first: Optional[Awaitable]) -> None:
+        try:
+            if first is not None:
+                await first
+            first_batch = True
+            while self.state != self.CLOSED:
+                if not first_batch:
+                    # let the loop run between batches: a flood must not starve it
+                    await asyncio.sleep(0)
+                first_batch = False
+                with self._lock:
+                    self._signalled = False
+                    queue = self._queue
+                    if len(queue) <= _BATCH:
+                        items = list(queue)
+                        queue.clear()
+                    else:
+                        popleft = queue.popleft
+                        items = [popleft() for _ in range(_BATCH)]
+                if not items:
+                    break
+                convert = self._req.convert if self._req is not None else None
+                callback = self.callback
+                for item in items:
+                    value = convert(item) if type(item) is dict else item
+                    if type(value) is CANothing and not self._wanted(value):
+                        continue
+                    ret = callback(value)
+                    if ret is not None:
+                        await ret
+                    if self.state == self.CLOSED:
+                        return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.close(sys.exc_info())
+        finally:
+            self._task = None
+
+    # ---------------------------------------------------------- libca side
+    def _connection(self, up: bool) -> None:
+        if not up and self.notify_disconnect and self.state == self.OPEN:
+            self._enqueue(CANothing(self.name, ca.ECA_DISCONN))
+
+    def _enqueue(self, item: Any) -> None:
+        if self.state == self.CLOSED:
+            return
+        with self._lock:
+            queue = self._queue
+            if queue.maxlen and queue:
+                self.dropped_callbacks += 1
+            queue.append(item)
+            if self._signalled:
+                if len(queue) & 1023 == 0 and self._loop.is_closed():
+                    # nobody will ever take these values (the loop closed with
+                    # a delivery pending); libca's subscription is cancelled
+                    # at exit or by close()
+                    queue.clear()
+                return
+            self._signalled = True
+        self._disp.post(self._deliver)
+
+    # ---------------------------------------------------------------- close
+    def close(self, exc_info: Any = None) -> None:
+        """Stop the subscription; no callback runs after this (not even queued ones).
+
+        ``exc_info`` (internal) is the error that closed it, printed.
+        """
+        if exc_info:
+            try:
+                sys.stderr.write("Subscription %s callback raised exception\n" % self.name)
+                if exc_info[2] is not None:
+                    traceback.print_exception(*exc_info)
+                else:
+                    sys.stderr.write("%s\n" % (exc_info[1],))
+                sys.stderr.write("Subscription %s closed\n" % self.name)
+            except Exception:
+                pass
+        if self.state == self.CLOSED:
+            return
+        self._shutdown()
+        task = self._task
+        if task is not None and task is not _current_task(self._loop):
+            try:
+                task.cancel()
+            except RuntimeError:  # loop closed
+                pass
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            flush()
+        except Exception:
+            pass
+
+    def _shutdown(self) -> None:
+        """Cancel libca's subscription and forget the channel (any thread)."""
+        self.state = self.CLOSED
+        self.channel.remove_listener(self)
+        self.channel.forget(self._waiter)
+        self._waiter = None
+        evid, self._evid = self._evid, None
+        if evid is not None:
+            try:
+                ca.clear_subscription(evid)
+            except Exception:
+                pass
+        with self._lock:
+            self._queue.clear()
+
+
+def _current_task(loop: asyncio.AbstractEventLoop) -> Optional[asyncio.Task]:
+    try:
+        return asyncio.current_task(loop)
+    except RuntimeError:
+        return None
+
+
+def camonitor(pv: Union[str, List[str], tuple], callback: Callable[..., Any],
+              events: Optional[int] = None, datatype: Any = None, format: int = FORMAT_RAW,
+              count: int = 0, all_updates: bool = False, notify_disconnect: bool = False,
+              connect_timeout: Timeout = None) -> Union[Subscription, List[Subscription]]:
+    """Subscribe to one PV (returns a :class:`Subscription`) or several (a list).
+
+    Must be called with a running event loop. ``callback(value)`` (a plain
+    or a coroutine function) gets every new augmented value; for a list of
+    PVs it is called as ``callback(value, index)``. ``events``: a ``DBE_*``
+    mask, default by format (RAW: VALUE, TIME: VALUE|ALARM, CTRL:
+    VALUE|ALARM|PROPERTY). ``datatype``, ``format``, ``count`` as for
+    :func:`caget`. ``all_updates``: deliver every value (else a value that
+    arrives while the previous one waits is merged into the newest).
+    ``notify_disconnect``: a disconnection is delivered as
+    ``CANothing(name, ECA_DISCONN)`` (false). ``connect_timeout``: if not
+    connected by then, the callback gets ``CANothing(name, ECA_TIMEOUT)``
+    once; the subscription still starts when the PV connects.
+
+    >>> import asyncio
+    >>> from CaChannel import aio
+    >>> async def main():
+    ...     got = asyncio.Queue()
+    ...     sub = aio.camonitor('catest', got.put_nowait)
+    ...     first = await got.get()
+    ...     await aio.caput('catest', first + 1)
+    ...     print((await got.get()) - first)
+    ...     sub.close()
+    >>> asyncio.run(main())
+    1.0
+    """
+    kw = dict(events=events, datatype=datatype, format=format, count=count,
+              all_updates=all_updates, notify_disconnect=notify_disconnect,
+              connect_timeout=connect_timeout)
+    if isinstance(pv, (list, tuple)):
+        subs = []
+        for index, name in enumerate(pv):
+            def cb(value, index=index):
+                return callback(value, index)
+            subs.append(Subscription(name, cb, **kw))
+        return subs
+    return Subscription(pv, callback, **kw)
