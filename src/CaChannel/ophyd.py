@@ -183,9 +183,10 @@ def get_dispatcher() -> Any:
     return _dispatcher
 
 
-def setup(logger: logging.Logger) -> Any:
+def setup(logger: Optional[logging.Logger] = None) -> Any:
     """Start the dispatcher threads ophyd runs callbacks in (once per process); returns it."""
     global _dispatcher
+    logger = logger or module_logger
     with _lock:
         if _dispatcher is not None:
             logger.debug("ophyd control layer %r already set up", name)
