@@ -188,6 +188,7 @@ class PV:
         self._lock = threading.RLock()
         self._connected_event = threading.Event()
         self.connected: bool = False
+        self._up = False  # connected, set before the monitor is made (connected after)
         self.chid = None
         self.ftype: Optional[int] = None  # DBR request type of the form
         self._field_type: Optional[int] = None  # native DBF type
@@ -260,13 +261,18 @@ class PV:
             name = ca.dbr_type_to_text(req)[4:].lower()
             self._args.update(ftype=int(req), type=name, typefull=name, nelm=nelm, host=host,
                               count=min(nelm, self._user_count or nelm))
-            self.connected = True
-            self._check_auto_monitor()
+            self._up = True
             if ftype == ca.DBF_ENUM and self._args["enum_strs"] is None and self.form != "ctrl":
+                # state names before the first monitor update (same circuit: answered in order)
                 self._request_ctrlvars_async()
+            try:
+                self._check_auto_monitor()
+            except Exception:
+                _report_callback_error("PV %r monitor set-up" % (self.pvname,))
+            self.connected = True
             self._connected_event.set()
         else:
-            self.connected = False
+            self._up = self.connected = False
             self._connected_event.clear()
         for cb in list(self.connection_callbacks):
             try:
@@ -295,7 +301,7 @@ class PV:
     def _check_auto_monitor(self) -> None:
         """Subscribe or unsubscribe according to ``auto_monitor`` (when connected)."""
         with self._lock:
-            if not self.connected or self.chid is None:
+            if not self._up or self.chid is None:
                 return
             if self._auto_monitor is None:
                 self._auto_monitor = self._args["nelm"] < AUTOMONITOR_MAXLENGTH
@@ -392,7 +398,7 @@ class PV:
         with self._lock:
             chid, self.chid = self.chid, None
             was_connected = self.connected
-            self.connected = False
+            self.connected = self._up = False
             self._connected_event.clear()
             self._evid = self._mask = None
             if deepclean:
@@ -603,10 +609,10 @@ class PV:
         >>> md['units'], md['upper_disp_limit']
         ('mm', 20.0)
         """
+        if not self.wait_for_connection(timeout):
+            return None
         if timeout is None:
             timeout = self._default_timeout()
-        if not self.wait_for_connection(timeout if timeout else None):
-            return None
         ftype = self.ftype
         if form is not None and str(form).lower() != self.form:
             form = str(form).lower()
