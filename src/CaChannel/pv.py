@@ -76,6 +76,36 @@ _CTRL_KEYS = ("status", "severity", "precision", "units", "enum_strs",
 _TIME_KEYS = ("status", "severity", "timestamp", "posixseconds", "nanoseconds")
 
 
+_tls = threading.local()
+# one condition for every PV's "connected" / "first value" waits: cheaper than
+# two Events per PV when thousands are created, and callbacks only notify
+_cond = threading.Condition()
+
+
+def _notify() -> None:
+    with _cond:
+        _cond.notify_all()
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Wait (at most ``timeout`` s) until ``predicate()``, re-checked on every PV event."""
+    deadline = time.monotonic() + max(timeout, 0.0)
+    with _cond:
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            _cond.wait(left)
+    return True
+
+
+def _attach() -> None:
+    """CaChannel's process-wide context, attached once per thread."""
+    if not getattr(_tls, "attached", False):
+        CaChannel._attach()
+        _tls.attached = True
+
+
 def _in_ca_thread() -> bool:
     """True on a thread Python did not start (libca's callback threads)."""
     return isinstance(threading.current_thread(), getattr(threading, "_DummyThread", ()))
@@ -186,7 +216,6 @@ class PV:
         self._args["nelm"] = -1
         self._args["type"] = "unknown"
         self._lock = threading.RLock()
-        self._connected_event = threading.Event()
         self.connected: bool = False
         self._up = False  # connected, set before the monitor is made (connected after)
         self.chid = None
@@ -195,7 +224,7 @@ class PV:
         self._evid = None
         self._mask: Optional[int] = None
         self._put_complete: Optional[bool] = None
-        self._first_value = threading.Event()
+        self._has_value = False
         self.callbacks: Dict[int, Tuple[Callable, Dict[str, Any]]] = {}
         self.connection_callbacks: List[Callable] = _as_list(connection_callback)
         self.access_callbacks: List[Callable] = _as_list(access_callback)
@@ -205,7 +234,7 @@ class PV:
 
     # ------------------------------------------------------------ connection
     def _connect_channel(self) -> None:
-        CaChannel._attach()
+        _attach()
         ref = weakref.ref(self)
 
         def on_connection(args: Dict[str, Any]) -> None:
@@ -270,10 +299,9 @@ class PV:
             except Exception:
                 _report_callback_error("PV %r monitor set-up" % (self.pvname,))
             self.connected = True
-            self._connected_event.set()
+            _notify()
         else:
             self._up = self.connected = False
-            self._connected_event.clear()
         for cb in list(self.connection_callbacks):
             try:
                 cb(pvname=self.pvname, conn=up, pv=self)
@@ -292,9 +320,8 @@ class PV:
                 data.pop("severity", None)
                 pv._args.update(data)
 
-        try:
+        try:  # called in the connection callback: libca sends it after the callback batch
             ca.get(self.chid, ca.dbf_type_to_DBR_CTRL(self._field_type), 1, on_ctrl)
-            ca.flush_io()
         except Exception:
             pass
 
@@ -321,13 +348,16 @@ class PV:
                 if pv is not None:
                     pv._on_event(args)
 
-            CaChannel._attach()
+            in_callback = _in_ca_thread()
+            if not in_callback:
+                _attach()
             status, evid = ca.create_subscription(self.chid, on_event, self.ftype,
                                                   self._user_count or 0, mask, _USE_NUMPY)
             if status != ca.ECA_NORMAL:
                 raise CaChannelException(status, "cannot monitor %r" % (self.pvname,))
             self._evid, self._mask = evid, mask
-        ca.flush_io()
+        if not in_callback:  # libca sends requests made in its callbacks after the callback batch
+            ca.flush_io()
 
     def _clear_monitor(self) -> None:
         evid, self._evid, self._mask = self._evid, None, None
@@ -381,7 +411,7 @@ class PV:
             timeout = self.connection_timeout
         if self.chid is None:
             self._connect_channel()
-        self._connected_event.wait(max(float(timeout), 0.0))
+        _wait_until(lambda: self.connected, float(timeout))
         return self.connected
 
     def connect(self, timeout: Optional[float] = None) -> bool:
@@ -399,7 +429,6 @@ class PV:
             chid, self.chid = self.chid, None
             was_connected = self.connected
             self.connected = self._up = False
-            self._connected_event.clear()
             self._evid = self._mask = None
             if deepclean:
                 self.callbacks.clear()
@@ -447,7 +476,9 @@ class PV:
             data.update(timestamp=now, posixseconds=int(now), nanoseconds=int((now % 1) * 1e9))
         self._args.update(data)
         self._args["char_value"] = self._char_value(data.get("value"), fetch=False)
-        self._first_value.set()
+        if not self._has_value:
+            self._has_value = True
+            _notify()
         if self.verbose:
             print("%s: %s (%s)" % (self.pvname, self._args["char_value"],
                                    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data["timestamp"]))))
@@ -577,7 +608,7 @@ class PV:
             box.update(args)
             done.set()
 
-        CaChannel._attach()
+        _attach()
         chid = self.chid
         if chid is None:
             return None
@@ -630,7 +661,7 @@ class PV:
                 or (count is not None and count > cached_len)):
             if self._evid is not None and use_monitor and ftype == self.ftype and value is None:
                 # the first monitor update is on its way: wait for it
-                self._first_value.wait(timeout)
+                _wait_until(lambda: self._has_value or not self.connected, timeout)
                 value = self._args["value"]
             if value is None or not use_monitor or ftype != self.ftype or self._evid is None or \
                     (count is not None and count > cached_len):
@@ -774,7 +805,7 @@ class PV:
                 except ValueError:
                     raise CaChannelException(ca.ECA_BADSTR, "%r is not a state of %r (states: %r)"
                                              % (value, self.pvname, tuple(strs))) from None
-        CaChannel._attach()
+        _attach()
         if not (wait or use_complete or callback is not None):
             self._put_complete = None
             status = ca.put(self.chid, value)
