@@ -13,6 +13,8 @@
  *   scalar_get PV REPEATS WINDOW   ca_get(DBR_DOUBLE) + ca_pend_io round trips per second
  *   put_cb PV REPEATS WINDOW       ca_array_put_callback + wait for the callback, per second
  *   connect PREFIX N               create N channels PREFIX0..PREFIX(N-1), ca_pend_io until all connected (s)
+ *   caget_many PREFIX N            cold caget of N names: create N channels, ca_pend_io, N ca_array_get
+ *                                  (native type) into one buffer, ca_pend_io (s; bench/pv_bench.py)
  *   monitor PV REPEATS WINDOW      events/s delivered to a subscription callback (native type)
  *   monitor_image PV REPEATS WINDOW  frames/s; the callback memcpy()s every frame into a buffer
  *   writer PV                      put to PV as fast as possible until SIGTERM/SIGINT (prints puts/s)
@@ -224,6 +226,36 @@ static int mode_connect(const char *prefix, int n)
     return 0;
 }
 
+/* ---- cold caget of many names (bench/pv_bench.py) ------------------------- */
+static int mode_caget_many(const char *prefix, int n)
+{
+    chid *chs = calloc(n, sizeof(chid));
+    double *vals = calloc(n, sizeof(double)); /* the bench PVs are scalar DOUBLEs */
+    char name[256];
+    double t0, t;
+    int i;
+    t0 = now();
+    for (i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%s%d", prefix, i);
+        CHK(ca_create_channel(name, NULL, NULL, CA_PRIORITY_DEFAULT, &chs[i]), "create_channel");
+    }
+    CHK(ca_pend_io(60.0), "pend_io (connect)");
+    for (i = 0; i < n; i++) {
+        chtype type = dbf_type_to_DBR(ca_field_type(chs[i]));
+        if (type != DBR_DOUBLE || ca_element_count(chs[i]) != 1) {
+            fprintf(stderr, "rawca: %s%d is not a scalar DOUBLE\n", prefix, i);
+            return 2;
+        }
+        CHK(ca_array_get(type, 1, chs[i], &vals[i]), "array_get");
+    }
+    CHK(ca_pend_io(60.0), "pend_io (get)");
+    t = now() - t0;
+    print_samples("s", &t, 1, "");
+    free(vals);
+    free(chs);
+    return 0;
+}
+
 /* ---- monitors ------------------------------------------------------------- */
 static volatile long events;
 static void *frame_buf;
@@ -368,6 +400,8 @@ int main(int argc, char **argv)
         return mode_put_cb(argv[2], repeats, window);
     if (!strcmp(mode, "connect"))
         return mode_connect(argv[2], repeats);
+    if (!strcmp(mode, "caget_many"))
+        return mode_caget_many(argv[2], repeats);
     if (!strcmp(mode, "monitor"))
         return mode_monitor(argv[2], repeats, window, 0);
     if (!strcmp(mode, "monitor_image"))

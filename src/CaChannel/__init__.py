@@ -18,3 +18,11 @@ except ImportError:  # the high-level class is being built
     pass
 
 __all__ = ["ca", "CaChannel", "CaChannelException"]
+
+
+def __getattr__(name):
+    # PV/get_pv load CaChannel.pv on first use, so that `import CaChannel` stays light
+    if name in ("PV", "get_pv"):
+        from . import pv as _pv
+        return getattr(_pv, name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))

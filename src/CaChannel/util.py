@@ -5,6 +5,16 @@ and kept in the module dict ``_channels_``; a name that does not connect
 raises :class:`CaChannel.CaChannelException` and is not cached. In a child
 process made by ``os.fork()`` (a ``multiprocessing`` pool with the ``fork``
 start method, say) the cache starts empty and the functions just work.
+:func:`clear_cache` closes and forgets them.
+
+:func:`caget`, :func:`caput` and :func:`cainfo` also take a *list* of names
+(and :func:`caput` a list of values): all channels are searched at once and
+all requests sent together, one ``timeout=`` covers the whole call, results
+come back in the order of the names. A failure raises after all the others
+finished, one :class:`CaChannel.CaChannelException` naming every failed PV
+(its ``failures`` dict maps each to its own exception); with ``throw=False``
+failed PVs give ``None`` instead.
+
 
 >>> import time
 >>> caput('catest', 1.23, wait=True)
@@ -21,18 +31,21 @@ start method, say) the cache starts empty and the functions just work.
 >>> caput('cawave', range(4))
 >>> caget('cawave', count=4)
 [0.0, 1.0, 2.0, 3.0]
+>>> caput(['catest', 'cabo'], [1.23, 1], wait=True)
+>>> caget(['catest', 'cabo'], timeout=5)
+[1.23, 1]
 """
 from __future__ import annotations
 
 import datetime
 import os
 import threading
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from . import ca
+from . import _listops, ca
 from ._channel import CaChannel, CaChannelException, _chars_to_str
 
-__all__ = ["caget", "caput", "camonitor", "cainfo"]
+__all__ = ["caget", "caput", "camonitor", "cainfo", "clear_cache"]
 
 #: cache of connected channels, keyed by PV name
 _channels_: Dict[str, CaChannel] = {}
@@ -73,16 +86,65 @@ def _channel(name: str) -> CaChannel:
     return chan
 
 
-def caget(name: str, as_string: bool = False, count: Optional[int] = None) -> Any:
-    """Return the current value of PV ``name``.
+def clear_cache() -> None:
+    """Close every channel util has cached; the next use of a name connects anew.
+
+    >>> caget('catest') is not None
+    True
+    >>> clear_cache()
+    >>> _channels_
+    {}
+    """
+    with _cache_lock:
+        chans = list(_channels_.values())
+        _channels_.clear()
+    for chan in chans:
+        chan.clear_channel()
+    if chans:
+        try:
+            ca.flush_io()
+        except Exception:
+            pass
+
+
+def _one(results: Any) -> Any:
+    """The single result of a one-name list operation."""
+    return results[0]
+
+
+def _single_failure(exc: CaChannelException) -> CaChannelException:
+    failures = getattr(exc, "failures", None)
+    return next(iter(failures.values())) if failures else exc
+
+
+def caget(name: Union[str, Sequence[str]], as_string: bool = False, count: Optional[int] = None,
+          timeout: Optional[float] = None, throw: bool = True) -> Any:
+    """Return the current value of PV ``name`` (or a list of values for a list of names).
 
     With ``as_string`` an enum PV gives its state name and a char array PV a
     ``str`` (up to the first 0). ``count`` limits the number of elements.
+    ``timeout`` (s) covers connecting and reading (default: the
+    ``CaChannel.ca_timeout`` of 3 s for each). A PV that fails raises
+    :class:`CaChannel.CaChannelException`, or gives ``None`` with
+    ``throw=False``; a list raises only after all its other reads finished,
+    naming every failed PV.
 
     >>> caput('cabo', 'Busy')
     >>> caget('cabo', as_string=True)
     'Busy'
+    >>> caput(['cabo', 'catest'], ['Busy', 1.23], wait=True)
+    >>> caget(['cabo', 'catest', 'no:such:pv'], as_string=True, timeout=1, throw=False)
+    ['Busy', 1.23, None]
     """
+    if _listops.is_many(name):
+        return _listops.caget(name, _channels_, _cache_lock, as_string, count, timeout, throw)
+    if timeout is not None or not throw:
+        try:
+            return _one(_listops.caget([name], _channels_, _cache_lock, as_string, count, timeout, True))
+        except CaChannelException as exc:
+            if throw:
+                raise _single_failure(exc) from None
+            return None
     chan = _channel(name)
     ftype = chan.field_type()
     req = ca.dbf_type_to_DBR(ftype)
@@ -94,18 +156,35 @@ def caget(name: str, as_string: bool = False, count: Optional[int] = None) -> An
     return value
 
 
-def caput(name: str, value: Any, wait: bool = False, timeout: Optional[float] = None) -> None:
-    """Write ``value`` to PV ``name``.
+def caput(name: Union[str, Sequence[str]], value: Any, wait: bool = False,
+          timeout: Optional[float] = None, throw: bool = True) -> Optional[List[Optional[bool]]]:
+    """Write ``value`` to PV ``name`` (or ``value[i]`` to ``name[i]`` for a list of names).
 
     With ``wait`` the call blocks until the server completed the write (and the
     processing it triggered), at most ``timeout`` seconds (``None``: no limit);
-    a timeout is not an error. A write the server reports as failed raises
-    :class:`CaChannel.CaChannelException` naming the PV.
+    for a single name a timeout is not an error. A write the server reports
+    as failed raises :class:`CaChannel.CaChannelException` naming the PV.
+
+    For a list of names ``timeout`` covers connecting (default 3 s) and,
+    with ``wait``, completing all writes; a write not completed in time is a
+    failure. Failures raise after all other writes finished, naming every
+    failed PV; with ``throw=False`` the call returns a list with ``True`` for
+    each write done and ``None`` for each failed one.
 
     >>> caput('catest', 1.23, wait=True)
     >>> caget('catest')
     1.23
+    >>> caput(['catest', 'no:such:pv'], [1.23, 0], wait=True, timeout=1, throw=False)
+    [True, None]
     """
+    if _listops.is_many(name):
+        return _listops.caput(name, value, _channels_, _cache_lock, wait, timeout, throw)
+    if not throw:
+        try:
+            caput(name, value, wait, timeout)
+        except CaChannelException:
+            return None
+        return None
     chan = _channel(name)
     if not wait:
         chan.putw(value)
@@ -191,8 +270,13 @@ def camonitor(name: str, as_string: bool = False, count: Optional[int] = None,
         installed.set()
 
 
-def cainfo(name: str) -> None:
-    """Print connection, type, access and alarm information of ``name``.
+def cainfo(name: Union[str, Sequence[str]], timeout: Optional[float] = None, throw: bool = True) -> None:
+    """Print connection, type, access and alarm information of ``name`` (or of each in a list).
+
+    A list connects all names at once (within ``timeout``, default 3 s) and
+    prints one block per name; a name that did not connect prints
+    ``State: Not connected`` and, unless ``throw=False``, the call raises at
+    the end naming every such PV.
 
     >>> caput('cabo', 1)
     >>> cainfo('cabo') # doctest: +ELLIPSIS
@@ -206,6 +290,20 @@ def cainfo(name: str) -> None:
         Severity:       MINOR
         Enumerates:     ('Done', 'Busy')
     """
+    if _listops.is_many(name):
+        found, failures = _listops.connect(name, _channels_, _cache_lock, timeout)
+        for item in name:
+            if item in found:
+                cainfo(item)
+            else:
+                print("%s\n    %-16s%s" % (item, "State:", "Not connected"))
+        if throw:
+            _listops.raise_failures(list(name), failures, "connect")
+        return None
+    if timeout is not None:
+        found, failures = _listops.connect([name], _channels_, _cache_lock, timeout)
+        if failures:
+            raise next(iter(failures.values()))
     chan = _channel(name)
     connected = chan.state() == ca.cs_conn
     ftype = chan.field_type()

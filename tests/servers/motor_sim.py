@@ -4,7 +4,8 @@
 Serves ``<prefix><motor>.<FIELD>`` for every motor named by ``--motors``
 (default ``13BMD:`` + ``m1,m38``) with the fields VAL DVAL RVAL RLV RBV DRBV
 RRBV DMOV STOP VELO VBAS ACCL DESC MRES HLM LLM DHLM DLLM BDST SET LVIO LLS
-HLS OFF DIR.
+HLS OFF DIR, and for ophyd's EpicsMotor MOVN (= not DMOV) and the inert EGU
+FOFF TDIR HOMF HOMR.
 
 Model (documented choices):
 
@@ -33,6 +34,7 @@ import time
 # reads after a write wait until the write is handled (IOC-like ordering)
 os.environ.setdefault("CAPROTO_SERVER_WRITE_LOCK_TIMEOUT_SEC", "2.0")
 
+from caproto import ChannelType  # noqa: E402
 from caproto.server import PVGroup, pvproperty, run  # noqa: E402
 
 HARD_LIMIT = 1000.0
@@ -72,6 +74,13 @@ class Motor(PVGroup):
     hls = _prop("HLS", 0, read_only=True)
     off = _prop("OFF", 0.0)
     dir = _prop("DIR", 0)
+    # for ophyd's EpicsMotor: MOVN follows DMOV; the others are inert
+    movn = _prop("MOVN", 0, read_only=True)
+    egu = _prop("EGU", "mm", dtype=ChannelType.STRING)
+    foff = _prop("FOFF", 0)
+    tdir = _prop("TDIR", 0, read_only=True)
+    homf = _prop("HOMF", 0)
+    homr = _prop("HOMR", 0)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -129,6 +138,7 @@ class Motor(PVGroup):
         self.moving = True
         self.move_start = time.monotonic()
         await self._w(self.dmov, 0)
+        await self._w(self.movn, 1)
         await self._publish_targets()
         return True
 
@@ -243,6 +253,7 @@ class Motor(PVGroup):
             if not self.moving:
                 if self.dmov.value == 0 and now - self.move_start >= MIN_MOVE_TIME:
                     await self._w(self.dmov, 1)
+                    await self._w(self.movn, 0)
                 continue
             velo = max(float(self.velo.value), 1e-6)
             vbas = min(max(float(self.vbas.value), 0.0), velo)
