@@ -81,4 +81,10 @@ def test_other_windows(results, case):
 @pytest.mark.stress
 def test_buffer_stress_long(softioc):
     got = run_cases("windows_worker.py", ["buffer_stress_long"], timeout=600, alone_timeout=600)
-    assert ok(got, "buffer_stress_long") == [0, 5000]
+    assert ok(got, "buffer_stress_long") == [0, 20000]
+
+
+@pytest.mark.stress
+def test_registry_walk_stress(softioc):
+    got = run_cases("windows_worker.py", ["registry_walk_stress"], timeout=600, alone_timeout=600)
+    assert ok(got, "registry_walk_stress") == [OTHER["registry_walk"]] * 50

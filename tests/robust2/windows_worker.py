@@ -418,8 +418,9 @@ CASES = {
     "buffer_other_context": buffer_other_context,
     "buffer_other_group": buffer_other_group,
     "buffer_stress": buffer_stress,
-    "buffer_stress_long": lambda: buffer_stress(5000),
+    "buffer_stress_long": lambda: buffer_stress(20000),
     "registry_walk": registry_walk,
+    "registry_walk_stress": lambda: [registry_walk() for _ in range(50)],
 }
 
 if __name__ == "__main__":
