@@ -1675,6 +1675,17 @@ ca_current_context_py(PyObject *m, PyObject *noargs)
     Py_END_ALLOW_THREADS
     if (!ctx)
         Py_RETURN_NONE;
+    if (PySet_GET_SIZE(dead_ctxs) > 0) {
+        /* the thread is still "attached" to a context another thread
+         * destroyed: it has none (a Context made of it would be live) */
+        PyObject *key = PyLong_FromVoidPtr(ctx);
+        int dead = key ? PySet_Contains(dead_ctxs, key) : -1;
+        Py_XDECREF(key);
+        if (dead < 0)
+            return NULL;
+        if (dead)
+            Py_RETURN_NONE;
+    }
     return context_new(ctx);
 }
 

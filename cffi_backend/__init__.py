@@ -430,8 +430,15 @@ def detach_context() -> None:
 
 
 def current_context() -> Optional[Context]:
+    """The calling thread's context, None if it has none.
+
+    None also when the thread is still attached to a context another thread
+    destroyed (libca keeps that dangling pointer until the thread detaches).
+    """
     ptr = lib.ca_current_context()
-    return None if ptr == _NULL else Context(ptr)
+    if ptr == _NULL or token_of(ptr) in _dead_contexts:
+        return None
+    return Context(ptr)
 
 
 def show_context(context: Optional[Context] = None, level: int = 0) -> None:

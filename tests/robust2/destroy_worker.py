@@ -140,6 +140,7 @@ CASES = {
     # another thread was attached to the context when it was destroyed
     "thread_CaChannel": lambda: in_thread(thread_cachannel),
     "thread_create_context": lambda: in_thread(thread_create_context),
+    "thread_current_context": lambda: in_thread(thread_current_context),
 }
 
 
@@ -177,6 +178,11 @@ def thread_cachannel(_old):
     c = CaChannel(PV)
     c.searchw()
     return type(c.getw()).__name__
+
+
+def thread_current_context(_old):
+    """Such a thread has no usable current context."""
+    return ca.current_context() is None
 
 
 def thread_create_context(old):

@@ -82,6 +82,7 @@ EXPECTED = {
     "util_caget": "float",
     "thread_CaChannel": "float",
     "thread_create_context": [BADCHID, NORMAL] + NEW,
+    "thread_current_context": True,
 }
 
 
