@@ -81,6 +81,11 @@ static read_set *read_sets;
  * (address, generation) is the one recorded here; destroy_context forgets
  * the address, fork() forgets them all (and bumps fork_epoch). */
 static PyObject *ctx_gens;           /* dict: address (int) -> generation (int) */
+/* addresses of contexts destroyed here and not seen alive since: another
+ * thread that was attached to one still has it as its current context in
+ * libca's thread-private slot (ca_context_destroy only detaches the calling
+ * thread), a dangling pointer libca would use on that thread's next call */
+static PyObject *dead_ctxs;          /* set of addresses (int) */
 static unsigned long long next_ctx_gen = 1;
 static unsigned long fork_epoch;
 
@@ -401,7 +406,47 @@ context_forget(struct ca_client_context *ctx)
     PyObject *key = PyLong_FromVoidPtr(ctx);
     if (!key || PyDict_DelItem(ctx_gens, key) < 0)
         PyErr_Clear();
+    if (key && PySet_Add(dead_ctxs, key) < 0)
+        PyErr_Clear();
     Py_XDECREF(key);
+}
+
+/* ctx is alive (libca just made it, or a channel in it) */
+static void
+context_seen_alive(struct ca_client_context *ctx)
+{
+    if (!ctx || PySet_GET_SIZE(dead_ctxs) == 0)
+        return;
+    PyObject *key = PyLong_FromVoidPtr(ctx);
+    if (!key || PySet_Discard(dead_ctxs, key) < 0)
+        PyErr_Clear();
+    Py_XDECREF(key);
+}
+
+/* Before create_context/attach_context: when the calling thread's current
+ * context is one destroyed (by another thread), drop that dangling pointer
+ * so that libca gives the thread a new or the given context. */
+static void
+detach_if_destroyed(void)
+{
+    if (PySet_GET_SIZE(dead_ctxs) == 0)
+        return;
+    struct ca_client_context *cur;
+    Py_BEGIN_ALLOW_THREADS
+    cur = ca_current_context();
+    Py_END_ALLOW_THREADS
+    if (!cur)
+        return;
+    PyObject *key = PyLong_FromVoidPtr(cur);
+    int dead = key ? PySet_Contains(dead_ctxs, key) : -1;
+    Py_XDECREF(key);
+    if (dead < 0)
+        PyErr_Clear();
+    if (dead > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        ca_detach_context();
+        Py_END_ALLOW_THREADS
+    }
 }
 
 static PyObject *
@@ -1456,11 +1501,16 @@ ca_create_context_py(PyObject *m, PyObject *args, PyObject *kw)
     int preemptive = 1;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:create_context", kwlist, &preemptive))
         return NULL;
+    detach_if_destroyed();
     int s;
+    struct ca_client_context *ctx;
     Py_BEGIN_ALLOW_THREADS
     s = ca_context_create(preemptive ? ca_enable_preemptive_callback
                                      : ca_disable_preemptive_callback);
+    ctx = ca_current_context();
     Py_END_ALLOW_THREADS
+    if (s == ECA_NORMAL)
+        context_seen_alive(ctx);
     return ECA_OBJ(s);
 }
 
@@ -1600,6 +1650,7 @@ ca_attach_context_py(PyObject *m, PyObject *arg)
     struct ca_client_context *ctx = context_live((ContextObject *)arg);
     if (!ctx)
         return NULL;
+    detach_if_destroyed();
     Py_BEGIN_ALLOW_THREADS
     s = ca_attach_context(ctx);
     Py_END_ALLOW_THREADS
@@ -1624,6 +1675,17 @@ ca_current_context_py(PyObject *m, PyObject *noargs)
     Py_END_ALLOW_THREADS
     if (!ctx)
         Py_RETURN_NONE;
+    if (PySet_GET_SIZE(dead_ctxs) > 0) {
+        /* the thread is still "attached" to a context another thread
+         * destroyed: it has none (a Context made of it would be live) */
+        PyObject *key = PyLong_FromVoidPtr(ctx);
+        int dead = key ? PySet_Contains(dead_ctxs, key) : -1;
+        Py_XDECREF(key);
+        if (dead < 0)
+            return NULL;
+        if (dead)
+            Py_RETURN_NONE;
+    }
     return context_new(ctx);
 }
 
@@ -1744,6 +1806,7 @@ ca_create_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
     }
     c->ch = ch;
     c->ctx = ctx;
+    context_seen_alive(ctx);
     /* a connection callback run inside ca_create_channel may have cleared it */
     chan_leave(c);
     return status_pair(s, (PyObject *)c);
@@ -2976,6 +3039,7 @@ ca_after_fork_child_py(PyObject *m, PyObject *noargs)
     /* callbacks that were running in the parent's libca threads never end */
     atomic_store(&cb_inflight, 0);
     PyDict_Clear(ctx_gens);
+    PySet_Clear(dead_ctxs);
     PyObject *dead = PyList_New(0);
     if (!dead)
         return NULL;
@@ -3136,7 +3200,8 @@ PyInit__ca(void)
         goto fail;
     py_encode = PyObject_GetAttrString(common, "encode");
     ctx_gens = PyDict_New();
-    if (!py_encode || !ctx_gens)
+    dead_ctxs = PySet_New(NULL);
+    if (!py_encode || !ctx_gens || !dead_ctxs)
         goto fail;
 
     /* the constants, enums and pure helpers are the shared ones */

@@ -344,10 +344,26 @@ _our_contexts: Dict[int, Context] = {}
 _exception_tokens: Dict[int, int] = {}
 
 
+#: addresses of contexts destroyed here and not seen alive since: another
+#: thread that was attached to one still has it as its current context in
+#: libca's thread-private slot (ca_context_destroy only detaches the calling
+#: thread), a dangling pointer libca would use on that thread's next call
+_dead_contexts: set = set()
+
+
+def _detach_if_destroyed() -> None:
+    """Before create/attach_context: drop a current context destroyed by another thread."""
+    if _dead_contexts and token_of(lib.ca_current_context()) in _dead_contexts:
+        lib.ca_detach_context()
+
+
 def create_context(preemptive_callback: bool = True) -> ECA:
     """Create a CA context for the calling thread (preemptive by default)."""
+    _detach_if_destroyed()
     existed = lib.ca_current_context() != _NULL
     status = lib.ca_context_create(1 if preemptive_callback else 0)
+    if status == ECA.NORMAL:
+        _dead_contexts.discard(token_of(lib.ca_current_context()))
     if status == ECA.NORMAL and not existed and preemptive_callback:
         # only a context made here is ours to destroy at exit
         ctx = current_context()
@@ -384,6 +400,7 @@ def destroy_context() -> None:
         while any(tid != me for tid in list(ch.holders)):
             time.sleep(0.0002)
     context_gens.pop(address, None)
+    _dead_contexts.add(address)
     lib.ca_context_destroy()
     _our_contexts.pop(address, None)
     token = _exception_tokens.pop(address, None)
@@ -403,7 +420,9 @@ def attach_context(context: Context) -> ECA:
     if not isinstance(context, Context):
         raise TypeError("expected a context from current_context(), not %s"
                         % type(context).__name__)
-    return to_eca(lib.ca_attach_context(context.live_ptr()))
+    ptr = context.live_ptr()
+    _detach_if_destroyed()
+    return to_eca(lib.ca_attach_context(ptr))
 
 
 def detach_context() -> None:
@@ -411,8 +430,15 @@ def detach_context() -> None:
 
 
 def current_context() -> Optional[Context]:
+    """The calling thread's context, None if it has none.
+
+    None also when the thread is still attached to a context another thread
+    destroyed (libca keeps that dangling pointer until the thread detaches).
+    """
     ptr = lib.ca_current_context()
-    return None if ptr == _NULL else Context(ptr)
+    if ptr == _NULL or token_of(ptr) in _dead_contexts:
+        return None
+    return Context(ptr)
 
 
 def show_context(context: Optional[Context] = None, level: int = 0) -> None:
@@ -459,6 +485,7 @@ def _after_fork_child() -> None:
     global _use_lock, _printf_callback
     _handles.fork_epoch[0] += 1
     context_gens.clear()
+    _dead_contexts.clear()
     # a lock another parent thread held at fork time stays held for ever
     _use_lock = threading.Lock()
     _handles._token_lock = threading.Lock()
@@ -513,6 +540,7 @@ def create_channel(name: Union[str, bytes], callback: Optional[Callable] = None,
         registry.pop(ch._token, None)
         return to_eca(status), None
     ch._ctx = token_of(lib.ca_current_context())
+    _dead_contexts.discard(ch._ctx)
     ch._ptr = pchid[0]
     live_channels[token_of(ch._ptr)] = ch
     return ECA.NORMAL, ch

@@ -9,7 +9,8 @@ Both backends treat dead handles alike: after ``destroy_context()`` the
 channels, subscriptions and context object of that context are dead
 (``ECA_BADCHID``/``ECA_BADMONID``, ``ValueError`` from the information
 functions and from ``attach_context``/``show_context``) and the next CA call
-makes a new context. In a child process made by ``os.fork()`` every handle
+makes a new context. Another thread that was attached to the destroyed
+context is detached from it by its next ``create_context``/``attach_context``. In a child process made by ``os.fork()`` every handle
 inherited from the parent is dead the same way (the errors name fork), the
 inherited context is abandoned untouched and the child's first CA call makes
 its own context.

@@ -6,6 +6,7 @@ makes the one call under test with the dead handles (or a new channel)."""
 from __future__ import annotations
 
 import sys
+import threading
 import types
 
 from r2cases import main
@@ -136,7 +137,58 @@ CASES = {
     "CaChannel_old_searchw_again": lambda: (lambda c: (c.searchw(), type(c.getw()).__name__)[1])(
         cachannel_dead()),
     "util_caget": lambda: (cachannel_dead(), type(util.caget(PV)).__name__)[1],
+    # another thread was attached to the context when it was destroyed
+    "thread_CaChannel": lambda: in_thread(thread_cachannel),
+    "thread_create_context": lambda: in_thread(thread_create_context),
+    "thread_current_context": lambda: in_thread(thread_current_context),
 }
+
+
+def in_thread(body):
+    """body(ctx) in a thread attached to a context that the main thread then
+    destroys; returns what body returned (or raised)."""
+    ca.destroy_context()
+    assert ca.create_context(True) == ca.ECA_NORMAL
+    ctx = ca.current_context()
+    attached, destroyed = threading.Event(), threading.Event()
+    out = []
+
+    def run():
+        ca.attach_context(ctx)
+        st, ch = ca.create_channel(PV)
+        ca.pend_io(5)
+        attached.set()
+        destroyed.wait(10)
+        try:
+            out.append(body(ch))
+        except Exception as exc:
+            out.append([type(exc).__name__, str(exc)])
+
+    t = threading.Thread(target=run)
+    t.start()
+    assert attached.wait(10)
+    ca.destroy_context()
+    destroyed.set()
+    t.join(20)
+    return out[0] if out else "thread did not finish"
+
+
+def thread_cachannel(_old):
+    """CaChannel in a thread that was attached to the destroyed context."""
+    c = CaChannel(PV)
+    c.searchw()
+    return type(c.getw()).__name__
+
+
+def thread_current_context(_old):
+    """Such a thread has no usable current context."""
+    return ca.current_context() is None
+
+
+def thread_create_context(old):
+    """The low-level API: create_context in such a thread makes a new context."""
+    r = [int(ca.get(old)[0]), int(ca.create_context(True))]
+    return r + read_new()
 
 
 def new_getw():

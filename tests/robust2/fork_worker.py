@@ -189,7 +189,7 @@ CASES = {
     "fork_child_lowlevel": lambda: in_child(child_reads_lowlevel),
     "fork_inherited": lambda: in_child(inherited),
     "fork_busy": lambda: busy_parent_forks(3),
-    "fork_busy_stress": lambda: busy_parent_forks(40),
+    "fork_busy_stress": lambda: busy_parent_forks(200),
 }
 
 if __name__ == "__main__":

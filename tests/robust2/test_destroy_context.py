@@ -80,6 +80,9 @@ EXPECTED = {
     "CaChannel_new_searchw": "float",
     "CaChannel_old_searchw_again": "float",
     "util_caget": "float",
+    "thread_CaChannel": "float",
+    "thread_create_context": [BADCHID, NORMAL] + NEW,
+    "thread_current_context": True,
 }
 
 

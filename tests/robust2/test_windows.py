@@ -14,9 +14,11 @@ Each case runs in a worker subprocess (an abort or a hang fails that case):
 * A handler libca runs inside ``replace_access_rights_event`` clears its
   channel: no deadlock, the channel is dead afterwards.
 * A callback-less read pending in one context (or sync group) keeps its
-  buffer through the settle point (``pend_io``/``sg_reset``) of another
-  context (or group); a freed buffer would be reused by the probe objects
-  allocated next and then written by libca.
+  buffer through the settle point (``pend_io``/``sg_reset``/
+  ``destroy_context``) of another context (or group), and through a
+  ``pend_io`` made inside a callback (``ECA_EVDISALLOW``, which settles
+  nothing); a freed buffer would be reused by the probe objects allocated
+  next and then written by libca.
 * ``destroy_context`` waits for a libca call on one of its channels while
   another thread frees the channel registered after it: the registry walk
   must not resume from that freed channel.
@@ -38,7 +40,9 @@ READ_CASES = {"get_count": [BADCHID, True], "get_callback_count": [BADCHID, 0],
               "sg_get_count": [BADCHID, True], "subscription_count": [BADCHID, True, 0]}
 OTHER = {"access_rights_inline_clear": [NORMAL, [NORMAL], BADCHID, CLOSED],
          "buffer_other_context": [NORMAL, True],
+         "buffer_other_context_destroyed": [NORMAL, True],
          "buffer_other_group": [NORMAL, True],
+         "buffer_evdisallow": [True, [int(ca.ECA_EVDISALLOW)], NORMAL, True],
          "buffer_stress": [0, 200],
          "registry_walk": [NORMAL, CLOSED, True, True]}
 ALL = PUT_CASES + list(READ_CASES) + list(OTHER)
@@ -81,4 +85,10 @@ def test_other_windows(results, case):
 @pytest.mark.stress
 def test_buffer_stress_long(softioc):
     got = run_cases("windows_worker.py", ["buffer_stress_long"], timeout=600, alone_timeout=600)
-    assert ok(got, "buffer_stress_long") == [0, 5000]
+    assert ok(got, "buffer_stress_long") == [0, 20000]
+
+
+@pytest.mark.stress
+def test_registry_walk_stress(softioc):
+    got = run_cases("windows_worker.py", ["registry_walk_stress"], timeout=600, alone_timeout=600)
+    assert ok(got, "registry_walk_stress") == [OTHER["registry_walk"]] * 50

@@ -297,6 +297,22 @@ def buffer_other_context():
     return out
 
 
+def buffer_other_context_destroyed():
+    """Destroying context B is no settle point for context A's reads."""
+    context()
+    ctx_a = ca.current_context()
+    ch = filled_wave()
+    st, v = ca.get(ch)               # queued in A, not flushed
+    ca.detach_context()
+    context()                        # B
+    connect(SCALAR)
+    ca.destroy_context()
+    ca.attach_context(ctx_a)
+    del v
+    probes = [bytes(20 * 8) for _ in range(N_PROBES)]
+    return [int(ca.pend_io(5)), probes_clean(probes)]
+
+
 def buffer_other_group():
     """A read pending in sync group 1 must keep its buffer through the
     settle point of group 2."""
@@ -312,6 +328,49 @@ def buffer_other_group():
     out = [r, probes_clean(probes)]
     ca.sg_delete(g1)
     ca.sg_delete(g2)
+    return out
+
+
+def buffer_evdisallow():
+    """A pend_io made inside a callback returns EVDISALLOW without doing
+    anything: it is no settle point for the reads pending in that context."""
+    context()
+    ctx_a = ca.current_context()
+    wave = filled_wave()
+    x = connect(SCALAR_VICTIM)
+    seen = []
+    second = threading.Event()
+
+    def on_event(args):
+        seen.append(int(ca.pend_io(0.1)))   # in libca's callback thread
+        if len(seen) >= 2:
+            second.set()
+
+    st, ev = ca.create_subscription(x, on_event)
+    ca.flush_io()
+    end = time.monotonic() + 5
+    while not seen and time.monotonic() < end:
+        ca.pend_event(0.01)
+    st, v = ca.get(wave)             # queued in A, not flushed
+    # an update of x from another context: A's callback thread runs pend_io
+    ca.detach_context()
+    context()
+    ctx_b = ca.current_context()
+    writer = connect(SCALAR_VICTIM)
+    ca.put(writer, read(writer) + 1.0)   # a change, so that x's monitor fires
+    ca.flush_io()
+    fired = second.wait(5)
+    ca.detach_context()
+    ca.attach_context(ctx_a)
+    del v
+    probes = [bytes(20 * 8) for _ in range(N_PROBES)]
+    r = int(ca.pend_io(5))
+    out = [fired, sorted(set(seen)), r, probes_clean(probes)]
+    ca.clear_subscription(ev)
+    ca.detach_context()
+    ca.attach_context(ctx_b)
+    ca.destroy_context()
+    ca.attach_context(ctx_a)
     return out
 
 
@@ -416,10 +475,13 @@ CASES = {
     "subscription_count": subscription_count,
     "access_rights_inline_clear": access_rights_inline_clear,
     "buffer_other_context": buffer_other_context,
+    "buffer_other_context_destroyed": buffer_other_context_destroyed,
     "buffer_other_group": buffer_other_group,
+    "buffer_evdisallow": buffer_evdisallow,
     "buffer_stress": buffer_stress,
-    "buffer_stress_long": lambda: buffer_stress(5000),
+    "buffer_stress_long": lambda: buffer_stress(20000),
     "registry_walk": registry_walk,
+    "registry_walk_stress": lambda: [registry_walk() for _ in range(50)],
 }
 
 if __name__ == "__main__":
