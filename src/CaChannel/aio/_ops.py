@@ -67,6 +67,9 @@ def _start(loop: asyncio.AbstractEventLoop, disp: Dispatcher, name: str,
     """A future completed by ``issue(fut, channel, disp)`` once ``name`` is connected."""
     fut = loop.create_future()
     chan = get_channel(name)
+    if chan.connected:  # the common case: no waiter to set up
+        _issue(fut, chan, disp, issue)
+        return fut
     entry = chan.when_connected(disp, functools.partial(_ready, fut, chan, disp, issue))
     if entry is None:
         _issue(fut, chan, disp, issue)
