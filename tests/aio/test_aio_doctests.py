@@ -24,7 +24,8 @@ def test_module_doctests(module):
 def test_readme_example(capsys):
     """The example of the README's asyncio section runs as shown."""
     import os
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")) as f:
+        readme = f.read()
     start = readme.index("<!-- aio-example -->")
     block = readme[readme.index("```python", start) + len("```python"):]
     block = block[:block.index("```")]
