@@ -3,7 +3,6 @@ import doctest
 
 import pytest
 
-import CaChannel.aio as aio
 from CaChannel.aio import _channels, _monitor, _ops, _values
 
 MODULES = [_values, _ops, _monitor, _channels]

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from aiotools import arun, until
-from CaChannel import aio, ca, util
+from aiotools import arun
+from CaChannel import aio, util
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
