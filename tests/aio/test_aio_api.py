@@ -201,6 +201,14 @@ def test_lists_in_order_with_failures():
         assert await aio.caget(MANY) == [7] * 10
         await aio.caput(MANY[:2], [1, 2], repeat_value=True, wait=True)
         assert await aio.caget(MANY[:2]) == [1, 1]  # [1, 2] to each scalar: its first item
+        # aioca's positional forms: (pvs, values, repeat_value, datatype, wait), (pv, value,
+        # datatype, wait)
+        await aio.caput(MANY[:2], [3, 4], True, aio.DBR_LONG, True)
+        assert await aio.caget(MANY[:2]) == [3, 3]
+        await aio.caput(MANY[0], "5.5", aio.DBR_STRING, True)
+        assert await aio.caget(MANY[0]) == 5.5
+        with pytest.raises(TypeError):
+            await aio.caput(MANY[0], 1, None, True, 3)
         await aio.caput(MANY, list(range(10)), wait=True)
         with pytest.raises(ValueError):
             await aio.caput(MANY, [1, 2], wait=True)

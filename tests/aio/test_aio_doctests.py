@@ -3,7 +3,6 @@ import doctest
 
 import pytest
 
-import CaChannel.aio as aio
 from CaChannel.aio import _channels, _monitor, _ops, _values
 
 MODULES = [_values, _ops, _monitor, _channels]
@@ -24,7 +23,8 @@ def test_module_doctests(module):
 def test_readme_example(capsys):
     """The example of the README's asyncio section runs as shown."""
     import os
-    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")) as f:
+        readme = f.read()
     start = readme.index("<!-- aio-example -->")
     block = readme[readme.index("```python", start) + len("```python"):]
     block = block[:block.index("```")]

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from aiotools import arun, until
-from CaChannel import aio, ca, util
+from aiotools import arun
+from CaChannel import aio, util
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -167,3 +167,17 @@ def test_closed_loop_with_live_subscriptions(tmp_path, mode):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "CLOSED-OK" in proc.stdout
     assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr
+
+
+def test_closed_loops_are_not_kept_alive():
+    import gc
+    import weakref
+    refs = []
+
+    async def main():
+        refs.append(weakref.ref(asyncio.get_running_loop()))
+        return await aio.caget("aio:long")
+    for _ in range(3):
+        assert asyncio.run(main()) == 42
+    gc.collect()
+    assert [r() for r in refs] == [None, None, None]

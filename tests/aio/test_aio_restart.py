@@ -13,7 +13,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def test_notify_disconnect_across_ioc_restart():
     env = dict(os.environ)
     env["PATH"] = sysconfig.get_path("scripts") + os.pathsep + env.get("PATH", "")
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "restart_worker.py")], env=env,
+    proc = subprocess.run([sys.executable, os.path.join(HERE, "aio_restart_worker.py")], env=env,
                           capture_output=True, text=True, timeout=180)
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-3000:]

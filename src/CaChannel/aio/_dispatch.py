@@ -18,7 +18,7 @@ import collections
 import threading
 import warnings
 import weakref
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from .. import ca
 from .._channel import CaChannel
@@ -53,10 +53,12 @@ def attach() -> None:
 class Dispatcher:
     """The event queue of one event loop (see the module docstring)."""
 
-    __slots__ = ("loop", "_queue", "_pending", "closed", "wakeups", "need_flush", "__weakref__")
+    __slots__ = ("_loop", "_queue", "_pending", "closed", "wakeups", "need_flush", "__weakref__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # weak: the registry maps loops to dispatchers weakly, and a closed
+        # loop must be able to go away
+        self._loop = weakref.ref(loop)
         self._queue: collections.deque = collections.deque()
         self._pending = False
         #: set once the loop refused a wake-up (it is closed): events are dropped
@@ -66,22 +68,31 @@ class Dispatcher:
         #: set by work done in :meth:`_drain` that queued CA requests: one flush at its end
         self.need_flush = False
 
+    @property
+    def loop(self) -> Optional[asyncio.AbstractEventLoop]:
+        """The event loop (None once it has been garbage collected)."""
+        return self._loop()
+
     def post(self, fn: Callable, *args: Any) -> None:
         """Run ``fn(*args)`` in the loop soon. Safe from any thread."""
         if self.closed:
             return
         self._queue.append((fn, args))
-        if not self._pending:
+        loop = self._loop()
+        if loop is None:
+            self.closed = True
+            self._queue.clear()
+        elif not self._pending:
             # Two libca threads may both see False here; the second wake-up
             # then finds an empty queue, which is harmless.
             self._pending = True
             self.wakeups += 1
             try:
-                self.loop.call_soon_threadsafe(self._drain)
+                loop.call_soon_threadsafe(self._drain)
             except Exception:  # RuntimeError: the loop is closed
                 self.closed = True
                 self._queue.clear()
-        elif self.loop.is_closed():  # closed with a wake-up pending: it never comes
+        elif loop.is_closed():  # closed with a wake-up pending: it never comes
             self.closed = True
             self._queue.clear()
 
@@ -97,7 +108,7 @@ class Dispatcher:
             try:
                 fn(*args)
             except Exception as exc:  # a bug of ours: report, keep going
-                self.loop.call_exception_handler({
+                self._loop().call_exception_handler({
                     "message": "CaChannel.aio: exception in event dispatch",
                     "exception": exc,
                 })
@@ -115,7 +126,8 @@ def dispatcher(loop: asyncio.AbstractEventLoop = None) -> Dispatcher:
     """The :class:`Dispatcher` of ``loop`` (default: the running loop)."""
     if loop is None:
         loop = asyncio.get_running_loop()
-    if getattr(_tls, "loop", None) is loop:
+    ref = getattr(_tls, "loop", None)
+    if ref is not None and ref() is loop:
         return _tls.disp
     attach()  # this thread issues CA requests for the loop: it must be in the shared context
     disp = _dispatchers.get(loop)
@@ -124,7 +136,7 @@ def dispatcher(loop: asyncio.AbstractEventLoop = None) -> Dispatcher:
             disp = _dispatchers.get(loop)
             if disp is None:
                 disp = _dispatchers[loop] = Dispatcher(loop)
-    _tls.loop = loop
+    _tls.loop = weakref.ref(loop)  # a closed loop must not be kept alive by this cache
     _tls.disp = disp
     return disp
 

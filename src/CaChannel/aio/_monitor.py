@@ -19,6 +19,7 @@ import inspect
 import sys
 import threading
 import traceback
+import types
 from typing import Any, Awaitable, Callable, List, Optional, Union
 
 from .. import ca
@@ -202,7 +203,7 @@ class Subscription:
                     if type(value) is CANothing and not self._wanted(value):
                         continue
                     ret = callback(value)
-                    if ret is not None:
+                    if ret is not None and (type(ret) is types.CoroutineType or inspect.isawaitable(ret)):
                         await ret
                     if self.state == self.CLOSED:
                         return

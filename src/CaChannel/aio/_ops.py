@@ -67,6 +67,9 @@ def _start(loop: asyncio.AbstractEventLoop, disp: Dispatcher, name: str,
     """A future completed by ``issue(fut, channel, disp)`` once ``name`` is connected."""
     fut = loop.create_future()
     chan = get_channel(name)
+    if chan.connected:  # the common case: no waiter to set up
+        _issue(fut, chan, disp, issue)
+        return fut
     entry = chan.when_connected(disp, functools.partial(_ready, fut, chan, disp, issue))
     if entry is None:
         _issue(fut, chan, disp, issue)
@@ -280,11 +283,16 @@ def _call_user(callback: Callable, arg: Any) -> None:
         traceback.print_exc()
 
 
-async def caput(pv: Union[str, PVs], value: Any, datatype: Any = None, wait: bool = False, *,
-                repeat_value: bool = False, timeout: Timeout = DEFAULT_TIMEOUT,
+async def caput(pv: Union[str, PVs], value: Any, *args: Any, datatype: Any = None,
+                wait: bool = False, repeat_value: bool = False,
+                timeout: Timeout = DEFAULT_TIMEOUT,
                 callback: Optional[Callable[[CANothing], Any]] = None,
                 throw: bool = True) -> Union[CANothing, List[CANothing]]:
     """Write to one PV, or to several (then concurrently).
+
+    Positional arguments after ``value`` follow aioca's two forms:
+    ``caput(pv, value, datatype, wait)`` for one PV and
+    ``caput(pvs, values, repeat_value, datatype, wait)`` for a list.
 
     With a list of PVs, ``value`` is a list of the same length (item i goes
     to PV i), unless it is a ``str`` or not iterable or ``repeat_value`` is
@@ -311,6 +319,16 @@ async def caput(pv: Union[str, PVs], value: Any, datatype: Any = None, wait: boo
     True
     [4.0, 0]
     """
+    if args:
+        names = (("repeat_value", "datatype", "wait") if isinstance(pv, (list, tuple))
+                 else ("datatype", "wait"))
+        if len(args) > len(names):
+            raise TypeError("caput() takes at most %d positional arguments after the value"
+                            % len(names))
+        given = dict(zip(names, args))
+        repeat_value = given.get("repeat_value", repeat_value)
+        datatype = given.get("datatype", datatype)
+        wait = given.get("wait", wait)
     loop = asyncio.get_running_loop()
     disp = dispatcher(loop)
     if isinstance(pv, (list, tuple)):

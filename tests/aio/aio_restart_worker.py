@@ -1,7 +1,7 @@
 """notify_disconnect across an IOC kill and restart; prints ``RESULT <json>``.
 
 Run as a script (its own libca context, pointed at its own IOC):
-``python restart_worker.py``. test_aio_restart.py checks the figures. libca
+``python aio_restart_worker.py``. test_aio_restart.py checks the figures. libca
 waits ~10 s (its disconnect governor) before it searches the lost channels.
 """
 import asyncio
@@ -16,7 +16,7 @@ from restart_worker import start_repeater  # noqa: E402
 
 
 async def scenario(ioc) -> dict:
-    from CaChannel import aio, ca
+    from CaChannel import aio
     out = {}
     events = asyncio.Queue()
     sub = aio.camonitor("ar:ao", events.put_nowait, notify_disconnect=True)
