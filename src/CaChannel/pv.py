@@ -225,6 +225,9 @@ class PV:
         self._mask: Optional[int] = None
         self._put_complete: Optional[bool] = None
         self._has_value = False
+        # set when a put completed: the monitor update of that write may still be
+        # on its way (the IOC sends it independently), so the next get() reads
+        self._stale = False
         self.callbacks: Dict[int, Tuple[Callable, Dict[str, Any]]] = {}
         self.connection_callbacks: List[Callable] = _as_list(connection_callback)
         self.access_callbacks: List[Callable] = _as_list(access_callback)
@@ -658,14 +661,16 @@ class PV:
         except TypeError:
             cached_len = 1
         if (not use_monitor or self._evid is None or ftype != self.ftype or value is None
-                or (count is not None and count > cached_len)):
+                or self._stale or (count is not None and count > cached_len)):
             if self._evid is not None and use_monitor and ftype == self.ftype and value is None:
                 # the first monitor update is on its way: wait for it
                 _wait_until(lambda: self._has_value or not self.connected, timeout)
                 value = self._args["value"]
             if value is None or not use_monitor or ftype != self.ftype or self._evid is None or \
-                    (count is not None and count > cached_len):
+                    self._stale or (count is not None and count > cached_len):
                 req_count = count if count is not None else self._user_count
+                if ftype == self.ftype:
+                    self._stale = False
                 md = self._read(ftype, req_count, timeout, as_numpy)
                 if md is None:
                     return None
@@ -778,7 +783,9 @@ class PV:
         ``callback(pvname=, data=callback_data, status=)`` runs when the
         server finished. A refused write (no write access, bad enum state,
         server error reported with ``wait``) raises
-        :class:`CaChannel.CaChannelException` naming the PV.
+        :class:`CaChannel.CaChannelException` naming the PV. After a write
+        the server reported complete, the next :meth:`get` asks the server
+        (the monitor update of the write may arrive after the completion).
 
         >>> pv = PV('catest')
         >>> pv.put(1.25, use_complete=True)
@@ -821,6 +828,7 @@ class PV:
             result.update(args)
             pv = ref()
             if pv is not None:
+                pv._stale = True
                 pv._put_complete = True
             done.set()
             if callback is not None:

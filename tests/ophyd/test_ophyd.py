@@ -5,11 +5,16 @@ import queue
 import threading
 import time
 
+import importlib.util
+
 import pytest
 
-pytest.importorskip("ophyd")
+from CaChannel import PV
 
-from CaChannel import PV  # noqa: E402
+# ophyd is imported by the ``cl`` fixture (CaChannel.ophyd.use()), not here: importing it
+# at collection would let it start another control layer's CA client (pyepics, if
+# installed) in this process before any test runs.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ophyd") is None, reason="ophyd is not installed")
 
 TIMEOUT = 10.0
 
