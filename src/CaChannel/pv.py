@@ -294,8 +294,11 @@ class PV:
             self._args.update(ftype=int(req), type=name, typefull=name, nelm=nelm, host=host,
                               count=min(nelm, self._user_count or nelm))
             self._up = True
-            if ftype == ca.DBF_ENUM and self._args["enum_strs"] is None and self.form != "ctrl":
-                # state names before the first monitor update (same circuit: answered in order)
+            if self.form != "ctrl" and (
+                    (ftype == ca.DBF_ENUM and self._args["enum_strs"] is None)
+                    or (ftype in (ca.DBF_FLOAT, ca.DBF_DOUBLE) and nelm == 1 and self._args["precision"] is None)):
+                # state names / precision before the first monitor update (same circuit:
+                # answered in order), so that char_value is right from the first callback
                 self._request_ctrlvars_async()
             try:
                 self._check_auto_monitor()

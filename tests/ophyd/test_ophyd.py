@@ -9,7 +9,7 @@ import importlib.util
 
 import pytest
 
-from CaChannel import PV
+from CaChannel import PV, CaChannelException, ca, util
 
 # ophyd is imported by the ``cl`` fixture (CaChannel.ophyd.use()), not here: importing it
 # at collection would let it start another control layer's CA client (pyepics, if
@@ -180,12 +180,19 @@ def test_signal_disconnect_and_reconnect(cl, reconnect_ioc):
     assert pv.wait_for_connection(TIMEOUT)
     assert states.get(timeout=TIMEOUT) is True
 
+    assert util.caget(["rc:ao", "catest"], timeout=TIMEOUT)[0] == 1.0  # cached by util
+
     reconnect_ioc.kill()
     assert states.get(timeout=TIMEOUT) is False
     while meta.get(timeout=TIMEOUT) is not False:
         pass
     assert not sig.connected
     assert pv.get(timeout=0.2) is None
+    # util's cached channel is disconnected: named as such, the other read still done
+    with pytest.raises(CaChannelException) as info:
+        util.caget(["catest", "rc:ao"], timeout=1)
+    assert list(info.value.failures) == ["rc:ao"]
+    assert info.value.failures["rc:ao"].status == ca.ECA_DISCONN
 
     reconnect_ioc.start()
     # libca searches again after a beacon anomaly; allow for its back-off
@@ -197,4 +204,5 @@ def test_signal_disconnect_and_reconnect(cl, reconnect_ioc):
     sig.put(2.5, wait=True)
     assert sig.get() == 2.5
     assert pv.get(use_monitor=False) == 2.5
+    assert util.caget(["rc:ao"], timeout=TIMEOUT) == [2.5]
     sig.destroy()

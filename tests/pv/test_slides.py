@@ -68,7 +68,8 @@ def test_simple_event_callback(softioc):
     got = [changes.get(timeout=TIMEOUT) for _ in range(3)]
     assert [g[0] for g in got] == ["cacalc"] * 3
     assert got[1][1] > got[0][1]
-    assert all(isinstance(g[2], str) for g in got)
+    # char_value is formatted with the PV's precision (PREC 3) from the first update on
+    assert all(isinstance(g[2], str) and g[2] == "%.3f" % g[1] for g in got), got
     mypv.clear_callbacks()
     assert mypv.callbacks == {}
 
