@@ -460,6 +460,10 @@ class PV:
         self._connect_channel()
         return self.wait_for_connection(timeout)
 
+    def poll(self, evt: float = 1e-4, iot: float = 1.0) -> None:
+        """pyepics compatibility: nothing to do (CaChannel's context delivers callbacks by itself)."""
+        return None
+
     def __del__(self) -> None:
         try:
             if sys.is_finalizing():
