@@ -103,8 +103,9 @@ def caget(name: Union[str, Sequence[str]], as_string: bool = False, count: Optio
 
     With ``as_string`` an enum PV gives its state name and a char array PV a
     ``str`` (up to the first 0). ``count`` limits the number of elements.
-    ``timeout`` (s) covers connecting and reading (default: the
-    ``CaChannel.ca_timeout`` of 3 s for each). A PV that fails raises
+    ``timeout`` (s) covers connecting and reading together (default
+    ``CaChannel.ca_timeout``, 3 s; a single name without ``timeout`` keeps
+    CaChannel 3.x's 3 s to connect plus 3 s to read). A PV that fails raises
     :class:`CaChannel.CaChannelException`, or gives ``None`` with
     ``throw=False``; a list raises only after all its other reads finished,
     naming every failed PV.
