@@ -150,7 +150,8 @@ def caput(name: Union[str, Sequence[str]], value: Any, wait: bool = False,
     with ``wait``, completing all writes; a write not completed in time is a
     failure. Failures raise after all other writes finished, naming every
     failed PV; with ``throw=False`` the call returns a list with ``True`` for
-    each write done and ``None`` for each failed one.
+    each write done and ``None`` for each failed one (a single name:
+    ``True`` or ``None``).
 
     >>> caput('catest', 1.23, wait=True)
     >>> caget('catest')
@@ -160,12 +161,12 @@ def caput(name: Union[str, Sequence[str]], value: Any, wait: bool = False,
     """
     if _listops.is_many(name):
         return _listops.caput(name, value, _channels_, _cache_lock, wait, timeout, throw)
-    if not throw:
+    if not throw:  # a single name: True when written, None when it failed
         try:
             caput(name, value, wait, timeout)
         except CaChannelException:
             return None
-        return None
+        return True
     chan = _channel(name)
     if not wait:
         chan.putw(value)
