@@ -19,15 +19,6 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("ophyd") is None, reaso
 TIMEOUT = 10.0
 
 
-def _wait_for(predicate, timeout=TIMEOUT, what="condition"):
-    """Wait for an event-driven state (ophyd keeps it up to date from callbacks)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("%s not reached within %.0f s" % (what, timeout))
-        time.sleep(0.01)
-
-
 def test_use_installs_the_layer(cl):
     import ophyd
     import CaChannel.ophyd as layer
@@ -148,17 +139,17 @@ def test_epics_motor_moves_and_waits_for_dmov(cl, motor_sim):
     motor = EpicsMotor("ophyd:m1", name="motor")
     motor.wait_for_connection(timeout=TIMEOUT)
     assert motor.egu == "mm"
-    dmov = []
-    motor.motor_done_move.subscribe(lambda value=None, **kw: dmov.append(value), run=False)
+    dmov = queue.Queue()
+    motor.motor_done_move.subscribe(lambda value=None, **kw: dmov.put(value), run=False)
     for target in (2.0, -1.5):
-        dmov.clear()
         status = motor.move(target, wait=True, timeout=TIMEOUT)
         assert status.success and status.done
         assert motor.position == pytest.approx(target, abs=1e-3)
         assert motor.user_readback.get(use_monitor=False) == pytest.approx(target, abs=1e-3)
         assert motor.motor_done_move.get(use_monitor=False) == 1
-        _wait_for(lambda: dmov and dmov[-1] == 1, what="DMOV back to 1")
-        assert 0 in dmov  # the move was seen: DMOV went 0, then 1
+        # the move was seen: DMOV went 0, then back to 1
+        assert dmov.get(timeout=TIMEOUT) == 0
+        assert dmov.get(timeout=TIMEOUT) == 1
     # not waiting: the status finishes when DMOV returns to 1
     status = motor.move(0.0, wait=False)
     assert not status.done
