@@ -192,6 +192,11 @@ class _Batch:
         raise_failures(self.names, self.failures, what)
 
 
+def _need_connected(name: Any, chid: Any) -> None:
+    if ca.state(chid) != ca.cs_conn:  # a cached channel whose server went away
+        raise CaChannelException(ca.ECA_DISCONN, "%s is disconnected" % _label(name))
+
+
 def raise_failures(names: Sequence[Any], failures: _Failures, what: str) -> None:
     """Raise one CaChannelException naming every failed PV (in the order given)."""
     if not failures:
@@ -214,6 +219,7 @@ def caget(names: Sequence[Any], channels: Dict[Any, CaChannel], lock: threading.
     chars_slots = set()
 
     def issue(slot: int, name: Any, chid: Any, done: Callable) -> None:
+        _need_connected(name, chid)
         ftype = ca.field_type(chid)
         req = ca.dbf_type_to_DBR(ftype)
         if as_string and ftype == ca.DBF_ENUM:
@@ -250,6 +256,7 @@ def caput(names: Sequence[Any], values: Sequence[Any], channels: Dict[Any, CaCha
 
     def issue(slot: int, name: Any, chid: Any, done: Callable) -> None:
         value = values[slot]
+        _need_connected(name, chid)
         probe = CaChannel(name)
         probe._chid = chid
         try:

@@ -26,6 +26,7 @@ dispatcher threads, never run on libca's threads.
 from __future__ import annotations
 
 import atexit
+import importlib
 import logging
 import os
 import sys
@@ -34,7 +35,7 @@ import types
 from typing import Any, Callable, Optional
 
 from . import ca
-from .pv import PV, AUTOMONITOR_MAXLENGTH  # noqa: F401
+from .pv import PV
 
 __all__ = ["use", "setup", "caget", "caput", "get_pv", "thread_class", "name", "release_pvs",
            "get_dispatcher", "OphydPV"]
@@ -227,7 +228,7 @@ def use() -> types.SimpleNamespace:
         if saved is None:
             os.environ["OPHYD_CONTROL_LAYER"] = "dummy"
         try:
-            import ophyd  # noqa: F401
+            importlib.import_module("ophyd")
         finally:
             if saved is None:
                 os.environ.pop("OPHYD_CONTROL_LAYER", None)

@@ -225,6 +225,9 @@ class PV:
         self._mask: Optional[int] = None
         self._put_complete: Optional[bool] = None
         self._has_value = False
+        # set when a put completed: the monitor update of that write may still be
+        # on its way (the IOC sends it independently), so the next get() reads
+        self._stale = False
         self.callbacks: Dict[int, Tuple[Callable, Dict[str, Any]]] = {}
         self.connection_callbacks: List[Callable] = _as_list(connection_callback)
         self.access_callbacks: List[Callable] = _as_list(access_callback)
@@ -291,8 +294,11 @@ class PV:
             self._args.update(ftype=int(req), type=name, typefull=name, nelm=nelm, host=host,
                               count=min(nelm, self._user_count or nelm))
             self._up = True
-            if ftype == ca.DBF_ENUM and self._args["enum_strs"] is None and self.form != "ctrl":
-                # state names before the first monitor update (same circuit: answered in order)
+            if self.form != "ctrl" and (
+                    (ftype == ca.DBF_ENUM and self._args["enum_strs"] is None)
+                    or (ftype in (ca.DBF_FLOAT, ca.DBF_DOUBLE) and nelm == 1 and self._args["precision"] is None)):
+                # state names / precision before the first monitor update (same circuit:
+                # answered in order), so that char_value is right from the first callback
                 self._request_ctrlvars_async()
             try:
                 self._check_auto_monitor()
@@ -453,6 +459,10 @@ class PV:
         self.callbacks.update(callbacks)
         self._connect_channel()
         return self.wait_for_connection(timeout)
+
+    def poll(self, evt: float = 1e-4, iot: float = 1.0) -> None:
+        """pyepics compatibility: nothing to do (CaChannel's context delivers callbacks by itself)."""
+        return None
 
     def __del__(self) -> None:
         try:
@@ -658,14 +668,16 @@ class PV:
         except TypeError:
             cached_len = 1
         if (not use_monitor or self._evid is None or ftype != self.ftype or value is None
-                or (count is not None and count > cached_len)):
+                or self._stale or (count is not None and count > cached_len)):
             if self._evid is not None and use_monitor and ftype == self.ftype and value is None:
                 # the first monitor update is on its way: wait for it
                 _wait_until(lambda: self._has_value or not self.connected, timeout)
                 value = self._args["value"]
             if value is None or not use_monitor or ftype != self.ftype or self._evid is None or \
-                    (count is not None and count > cached_len):
+                    self._stale or (count is not None and count > cached_len):
                 req_count = count if count is not None else self._user_count
+                if ftype == self.ftype:
+                    self._stale = False
                 md = self._read(ftype, req_count, timeout, as_numpy)
                 if md is None:
                     return None
@@ -778,7 +790,9 @@ class PV:
         ``callback(pvname=, data=callback_data, status=)`` runs when the
         server finished. A refused write (no write access, bad enum state,
         server error reported with ``wait``) raises
-        :class:`CaChannel.CaChannelException` naming the PV.
+        :class:`CaChannel.CaChannelException` naming the PV. After a write
+        the server reported complete, the next :meth:`get` asks the server
+        (the monitor update of the write may arrive after the completion).
 
         >>> pv = PV('catest')
         >>> pv.put(1.25, use_complete=True)
@@ -821,6 +835,7 @@ class PV:
             result.update(args)
             pv = ref()
             if pv is not None:
+                pv._stale = True
                 pv._put_complete = True
             done.set()
             if callback is not None:

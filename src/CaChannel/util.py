@@ -123,8 +123,9 @@ def caget(name: Union[str, Sequence[str]], as_string: bool = False, count: Optio
 
     With ``as_string`` an enum PV gives its state name and a char array PV a
     ``str`` (up to the first 0). ``count`` limits the number of elements.
-    ``timeout`` (s) covers connecting and reading (default: the
-    ``CaChannel.ca_timeout`` of 3 s for each). A PV that fails raises
+    ``timeout`` (s) covers connecting and reading together (default
+    ``CaChannel.ca_timeout``, 3 s; a single name without ``timeout`` keeps
+    CaChannel 3.x's 3 s to connect plus 3 s to read). A PV that fails raises
     :class:`CaChannel.CaChannelException`, or gives ``None`` with
     ``throw=False``; a list raises only after all its other reads finished,
     naming every failed PV.
@@ -169,7 +170,8 @@ def caput(name: Union[str, Sequence[str]], value: Any, wait: bool = False,
     with ``wait``, completing all writes; a write not completed in time is a
     failure. Failures raise after all other writes finished, naming every
     failed PV; with ``throw=False`` the call returns a list with ``True`` for
-    each write done and ``None`` for each failed one.
+    each write done and ``None`` for each failed one (a single name:
+    ``True`` or ``None``).
 
     >>> caput('catest', 1.23, wait=True)
     >>> caget('catest')
@@ -179,12 +181,12 @@ def caput(name: Union[str, Sequence[str]], value: Any, wait: bool = False,
     """
     if _listops.is_many(name):
         return _listops.caput(name, value, _channels_, _cache_lock, wait, timeout, throw)
-    if not throw:
+    if not throw:  # a single name: True when written, None when it failed
         try:
             caput(name, value, wait, timeout)
         except CaChannelException:
             return None
-        return None
+        return True
     chan = _channel(name)
     if not wait:
         chan.putw(value)

@@ -5,22 +5,18 @@ import queue
 import threading
 import time
 
+import importlib.util
+
 import pytest
 
-pytest.importorskip("ophyd")
+from CaChannel import PV, CaChannelException, ca, util
 
-from CaChannel import PV  # noqa: E402
+# ophyd is imported by the ``cl`` fixture (CaChannel.ophyd.use()), not here: importing it
+# at collection would let it start another control layer's CA client (pyepics, if
+# installed) in this process before any test runs.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ophyd") is None, reason="ophyd is not installed")
 
 TIMEOUT = 10.0
-
-
-def _wait_for(predicate, timeout=TIMEOUT, what="condition"):
-    """Wait for an event-driven state (ophyd keeps it up to date from callbacks)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("%s not reached within %.0f s" % (what, timeout))
-        time.sleep(0.01)
 
 
 def test_use_installs_the_layer(cl):
@@ -143,17 +139,17 @@ def test_epics_motor_moves_and_waits_for_dmov(cl, motor_sim):
     motor = EpicsMotor("ophyd:m1", name="motor")
     motor.wait_for_connection(timeout=TIMEOUT)
     assert motor.egu == "mm"
-    dmov = []
-    motor.motor_done_move.subscribe(lambda value=None, **kw: dmov.append(value), run=False)
+    dmov = queue.Queue()
+    motor.motor_done_move.subscribe(lambda value=None, **kw: dmov.put(value), run=False)
     for target in (2.0, -1.5):
-        dmov.clear()
         status = motor.move(target, wait=True, timeout=TIMEOUT)
         assert status.success and status.done
         assert motor.position == pytest.approx(target, abs=1e-3)
         assert motor.user_readback.get(use_monitor=False) == pytest.approx(target, abs=1e-3)
         assert motor.motor_done_move.get(use_monitor=False) == 1
-        _wait_for(lambda: dmov and dmov[-1] == 1, what="DMOV back to 1")
-        assert 0 in dmov  # the move was seen: DMOV went 0, then 1
+        # the move was seen: DMOV went 0, then back to 1
+        assert dmov.get(timeout=TIMEOUT) == 0
+        assert dmov.get(timeout=TIMEOUT) == 1
     # not waiting: the status finishes when DMOV returns to 1
     status = motor.move(0.0, wait=False)
     assert not status.done
@@ -175,12 +171,19 @@ def test_signal_disconnect_and_reconnect(cl, reconnect_ioc):
     assert pv.wait_for_connection(TIMEOUT)
     assert states.get(timeout=TIMEOUT) is True
 
+    assert util.caget(["rc:ao", "catest"], timeout=TIMEOUT)[0] == 1.0  # cached by util
+
     reconnect_ioc.kill()
     assert states.get(timeout=TIMEOUT) is False
     while meta.get(timeout=TIMEOUT) is not False:
         pass
     assert not sig.connected
     assert pv.get(timeout=0.2) is None
+    # util's cached channel is disconnected: named as such, the other read still done
+    with pytest.raises(CaChannelException) as info:
+        util.caget(["catest", "rc:ao"], timeout=1)
+    assert list(info.value.failures) == ["rc:ao"]
+    assert info.value.failures["rc:ao"].status == ca.ECA_DISCONN
 
     reconnect_ioc.start()
     # libca searches again after a beacon anomaly; allow for its back-off
@@ -192,4 +195,5 @@ def test_signal_disconnect_and_reconnect(cl, reconnect_ioc):
     sig.put(2.5, wait=True)
     assert sig.get() == 2.5
     assert pv.get(use_monitor=False) == 2.5
+    assert util.caget(["rc:ao"], timeout=TIMEOUT) == [2.5]
     sig.destroy()

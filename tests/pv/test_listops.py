@@ -38,6 +38,8 @@ def test_single_names_unchanged():
     assert "no:such:pv:single" in str(info.value)
     assert util.caget("no:such:pv:single", timeout=0.3, throw=False) is None
     assert util.caget("catest", timeout=5, throw=False) == 3.5
+    assert util.caput("catest", 3.5, throw=False) is True
+    assert util.caput("ca:readonly", 1, throw=False) is None
 
 
 def test_caget_failures_named_after_all_others_finished():

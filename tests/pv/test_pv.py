@@ -194,7 +194,8 @@ def test_connection_and_access_callbacks(softioc):
     pv = PV("ca:guarded", connection_callback=lambda pvname=None, conn=None, pv=None: conns.put((pvname, conn, pv)),
             access_callback=lambda read, write, pv=None: rights.put((read, write)))
     assert conns.get(timeout=TIMEOUT) == ("ca:guarded", True, pv)
-    assert _drain_until(rights, lambda r: True) == (True, False)
+    # ca:guard was just set to 0: the IOC's access security follows it (a CA link, async)
+    assert _drain_until(rights, lambda r: r == (True, False)) == (True, False)
     with pytest.raises(CaChannelException) as info:
         pv.put(1.0)
     assert info.value.status == ca.ECA_NOWTACCESS
@@ -225,9 +226,9 @@ def test_put_completion(softioc):
     start = time.monotonic()
     assert pv.put(2, wait=True, timeout=TIMEOUT) == 1
     assert time.monotonic() - start >= 0.4
-    assert pv.put(3, wait=True, timeout=0.05) == -1  # not completed in time
-    while not pv.put_complete:
-        time.sleep(0.01)
+    late = threading.Event()
+    assert pv.put(3, wait=True, timeout=0.05, callback=lambda **kw: late.set()) == -1  # not completed in time
+    assert late.wait(TIMEOUT) and pv.put_complete is True
     assert PV("pv:slowput").get(use_monitor=False) == 3
 
 
@@ -280,10 +281,10 @@ def test_unreferenced_pv_is_released(softioc):
 
 def test_value_attribute_and_threads(softioc):
     pv = PV("catest")
-    pv.value = 11.0
-    deadline = time.monotonic() + TIMEOUT
-    while pv.value != 11.0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    updates = queue.Queue()
+    pv.add_callback(lambda value=None, **kw: updates.put(value))
+    pv.value = 11.0  # a put without wait
+    _drain_until(updates, lambda v: v == 11.0)
     assert pv.value == 11.0
     results = []
 

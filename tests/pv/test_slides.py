@@ -46,12 +46,13 @@ def test_enum_pv(softioc):
 def test_put(softioc):
     pv1 = PV("catest")
     assert pv1.wait_for_connection()
+    updates = queue.Queue()
+    pv1.add_callback(lambda value=None, **kw: updates.put(value))
     pv1.put(2.0)  # returns immediately
     pv1.put(3.0)
-    deadline = time.monotonic() + TIMEOUT
-    while pv1.value != 3.0:  # the monitor brings the value in
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    while updates.get(timeout=TIMEOUT) != 3.0:  # the monitor brings the value in
+        pass
+    assert pv1.value == 3.0
     assert pv1.put(1.0, wait=True) == 1  # waits for completion
     assert pv1.value == 1.0
 
@@ -68,7 +69,8 @@ def test_simple_event_callback(softioc):
     got = [changes.get(timeout=TIMEOUT) for _ in range(3)]
     assert [g[0] for g in got] == ["cacalc"] * 3
     assert got[1][1] > got[0][1]
-    assert all(isinstance(g[2], str) for g in got)
+    # char_value is formatted with the PV's precision (PREC 3) from the first update on
+    assert all(isinstance(g[2], str) and g[2] == "%.3f" % g[1] for g in got), got
     mypv.clear_callbacks()
     assert mypv.callbacks == {}
 
@@ -90,6 +92,7 @@ def test_waveforms(softioc):
 def test_two_threads_monitoring(softioc):
     # each thread creates and monitors its PV for a while, then clears its callbacks
     seen = queue.Queue()
+    ready = {"A": threading.Event(), "B": threading.Event()}
 
     def monitor(pvname, updates, tname):
         got = threading.Event()
@@ -98,6 +101,7 @@ def test_two_threads_monitoring(softioc):
         def onChanges(pvname=None, char_value=None, **kw):
             seen.put((pvname, char_value, tname))
             count[0] += 1
+            ready[tname].set()  # the first (initial) update arrived: monitoring
             if count[0] >= updates:
                 got.set()
 
@@ -110,6 +114,7 @@ def test_two_threads_monitoring(softioc):
     th2 = threading.Thread(target=monitor, args=("ca:limits", 2, "B"))
     th1.start()
     th2.start()
+    assert ready["A"].wait(TIMEOUT) and ready["B"].wait(TIMEOUT)
     for value in (1.0, 2.0, 3.0):
         writer.put(value, wait=True)
         PV("catest").put(value, wait=True)
