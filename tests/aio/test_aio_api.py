@@ -324,3 +324,29 @@ def test_run_and_infos_and_purge():
         assert "aio:long" not in {i.name for i in aio.get_channel_infos()}
         assert await aio.caget("aio:long") == 42  # a new channel
     arun(main())
+
+
+def test_nothing_accumulates_over_many_operations():
+    async def main():
+        disp = aio._dispatch.dispatcher()
+        for i in range(300):
+            await aio.caget("aio:long")
+            await aio.caput("aio:mon", i, wait=True)
+        await aio.caget(MANY)
+        got = asyncio.Queue()
+        subs = [aio.camonitor("aio:mon", got.put_nowait) for _ in range(20)]
+        for _ in subs:
+            await got.get()
+        for s in subs:
+            s.close()
+        chan = aio._channels.get_channel("aio:mon")
+        assert not _ops._outstanding and not disp._queue
+        assert chan.waiter_count() == 0 and chan.subscriptions() == []
+    arun(main())
+
+
+def test_star_import():
+    ns = {}
+    exec("from CaChannel.aio import *", ns)
+    assert {"caget", "caput", "camonitor", "connect", "cainfo", "CANothing",
+            "Subscription", "FORMAT_CTRL", "DBR_CHAR_STR"} <= set(ns)
