@@ -178,12 +178,16 @@ def test_captured_script_returns_while_spawned_repeater_lives(private_repeater):
     assert_detached(pid)
 
 
-def test_shell_pipe_ends_while_spawned_repeater_lives(private_repeater):
+@pytest.mark.parametrize("command", [
+    '"$CAGET_PY" "$CAGET_SCRIPT" 2>&1 | cat',
+    'cachannel get catest.DESC | grep manual',
+], ids=["script", "cli"])
+def test_shell_pipe_ends_while_spawned_repeater_lives(private_repeater, command):
     env, port, script = private_repeater
     env = dict(env, CAGET_PY=sys.executable, CAGET_SCRIPT=script)
-    proc = run_bounded(["sh", "-c", '"$CAGET_PY" "$CAGET_SCRIPT" 2>&1 | cat'], env)
+    proc = run_bounded(["sh", "-c", command], env)
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
-    assert proc.stdout.strip() == DESC, (proc.stdout, proc.stderr)
+    assert proc.stdout.strip().endswith(DESC), (proc.stdout, proc.stderr)
     pid = wait_repeater(port)
     assert alive(pid)
     assert_detached(pid)
