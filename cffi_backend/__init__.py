@@ -608,7 +608,7 @@ def change_connection_event(chid: chid, callback: Optional[Callable] = None) -> 
         # the old callback stays referenced until this frame ends, after the
         # channel is released: its finalizer may clear the channel
         old, ch.conn_callback = ch.conn_callback, cb  # noqa: F841
-        return to_eca(lib.ca_change_connection_event(ptr, _conn_cb if cb else _NULL))
+        return to_eca(lib.ca_change_connection_event(ptr, _conn_cb if cb is not None else _NULL))
 
 
 def replace_access_rights_event(chid: chid, callback: Optional[Callable] = None) -> ECA:
@@ -623,7 +623,7 @@ def replace_access_rights_event(chid: chid, callback: Optional[Callable] = None)
         # the old callback stays referenced until this frame ends, after the
         # channel is released: its finalizer may clear the channel
         old, ch.access_callback = ch.access_callback, cb  # noqa: F841
-        return to_eca(lib.ca_replace_access_rights_event(ptr, _access_cb if cb else _NULL))
+        return to_eca(lib.ca_replace_access_rights_event(ptr, _access_cb if cb is not None else _NULL))
 
 
 def add_exception_event(callback: Optional[Callable] = None) -> ECA:
@@ -647,7 +647,7 @@ def replace_printf_handler(callback: Optional[Callable[[str], Any]] = None) -> E
     global _printf_callback
     cb = callback if callable(callback) else None
     _printf_callback = cb
-    return to_eca(lib.ca_replace_printf_handler(_printf_cb if cb else _NULL))
+    return to_eca(lib.ca_replace_printf_handler(_printf_cb if cb is not None else _NULL))
 
 
 # ---------------------------------------------------------------------------
