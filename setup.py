@@ -27,6 +27,12 @@ from setuptools_dso import Extension, setup
 from setuptools_dso import build_ext as _build_ext
 
 
+# the C extension's files; cext/cachannel.h is their private header
+CEXT_SOURCES = ["cext/" + f for f in (
+    "module.c", "args.c", "handles.c", "callbacks.c", "dbr_decode.c", "dbr_encode.c",
+    "context.c", "channel.c", "request.c", "pend.c", "sync_group.c")]
+
+
 def _flag(name):
     return os.environ.get(name, "").strip().lower() not in ("", "0", "no", "false")
 
@@ -46,7 +52,7 @@ def _site_base_extension():
     libdir = os.path.join(base, "lib", arch)
     return Extension(
         "CaChannel._ca",
-        sources=["cext/_ca.c"],
+        sources=CEXT_SOURCES,
         include_dirs=[inc, os.path.join(inc, "os", osclass),
                       os.path.join(inc, "compiler", cmplr), _numpy_include()],
         library_dirs=[libdir],
@@ -81,7 +87,7 @@ def _epicscorelibs_extension():
         extra_link.append("-Wl,-rpath," + target)
     return Extension(
         "CaChannel._ca",
-        sources=["cext/_ca.c"],
+        sources=CEXT_SOURCES,
         include_dirs=incs,
         define_macros=macros,
         dsos=["epicscorelibs.lib.ca", "epicscorelibs.lib.Com"],
