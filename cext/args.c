@@ -91,12 +91,9 @@ check_callback(PyObject *cb)
     return 0;
 }
 
-/* Vectorcall argument binding for the per-request functions (get, put,
- * create_channel): PyArg_ParseTupleAndKeywords builds a tuple and a dict
- * and walks a format string, which cost more than the rest of a put.
- * Slots not given stay as the caller initialised them. Keyword names are
- * matched by identity first (call sites use interned literals), then by
- * value; the errors read like CPython's. */
+/* Vectorcall argument binding, the one parsing style of the module (see
+ * cachannel.h). Slots not given stay as the caller initialised them; the
+ * errors read like CPython's. */
 int
 bind_args(const char *fname, const char *const *names, int nmax, int nreq,
           PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **slots)
@@ -137,6 +134,20 @@ bind_args(const char *fname, const char *const *names, int nmax, int nreq,
         }
     }
     return 0;
+}
+
+/* bind_args for the functions of one required argument */
+int
+bind_one(const char *fname, const char *name, PyObject *const *args, Py_ssize_t nargs,
+         PyObject *kwnames, PyObject **out)
+{
+    if (nargs == 1 && !kwnames) {
+        *out = args[0];
+        return 0;
+    }
+    const char *const names[1] = {name};
+    *out = NULL;
+    return bind_args(fname, names, 1, 1, args, nargs, kwnames, out);
 }
 
 /* the 'p' converter: -1 with an exception set */

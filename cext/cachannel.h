@@ -272,7 +272,10 @@ int get_channel(PyObject *obj, ChannelObject **out);
 ChannelObject *info_channel(PyObject *obj);
 int opt_index(PyObject *obj, const char *what, long *v);
 int check_callback(PyObject *cb);
-int bind_args(const char *fname, const char *const *names, int nmax, int nreq, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **slots);
+int bind_args(const char *fname, const char *const *names, int nmax, int nreq,
+              PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **slots);
+int bind_one(const char *fname, const char *name, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames, PyObject **out);
 int opt_bool(PyObject *obj, int dflt);
 int parse_timeout(PyObject *obj, double *t);
 
@@ -317,32 +320,45 @@ void read_drop(struct ca_client_context *ctx, long long gid, int all);
 
 /* dbr_encode.c */
 void put_req_release(put_req *p);
-int prepare_put(ChannelObject *c, PyObject *value, PyObject *chtype, long given_t, PyObject *countobj, long given_n, put_req *p);
+int prepare_put(ChannelObject *c, PyObject *value, PyObject *chtype, long given_t,
+                PyObject *countobj, long given_n, put_req *p);
 
 /* context.c */
-PyObject *ca_create_context_py(PyObject *m, PyObject *args, PyObject *kw);
+PyObject *ca_create_context_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames);
 struct ca_client_context *current_ctx(void);
 PyObject *ca_destroy_context_py(PyObject *m, PyObject *noargs);
-PyObject *ca_attach_context_py(PyObject *m, PyObject *arg);
+PyObject *ca_attach_context_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames);
 PyObject *ca_detach_context_py(PyObject *m, PyObject *noargs);
 PyObject *ca_current_context_py(PyObject *m, PyObject *noargs);
-PyObject *ca_show_context_py(PyObject *m, PyObject *args, PyObject *kw);
-PyObject *ca_add_exception_event_py(PyObject *m, PyObject *args, PyObject *kw);
-PyObject *ca_replace_printf_handler_py(PyObject *m, PyObject *args, PyObject *kw);
+PyObject *ca_show_context_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames);
+PyObject *ca_add_exception_event_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *kwnames);
+PyObject *ca_replace_printf_handler_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                                       PyObject *kwnames);
 
 /* channel.c */
-PyObject *ca_create_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
-PyObject *ca_clear_channel_py(PyObject *m, PyObject *arg);
-PyObject *ca_change_connection_event_py(PyObject *m, PyObject *args, PyObject *kw);
-PyObject *ca_replace_access_rights_event_py(PyObject *m, PyObject *args, PyObject *kw);
-PyObject *ca_field_type_py(PyObject *m, PyObject *arg);
-PyObject *ca_element_count_py(PyObject *m, PyObject *arg);
-PyObject *ca_name_py(PyObject *m, PyObject *arg);
-PyObject *ca_state_py(PyObject *m, PyObject *arg);
-PyObject *ca_host_name_py(PyObject *m, PyObject *arg);
-PyObject *ca_read_access_py(PyObject *m, PyObject *arg);
-PyObject *ca_write_access_py(PyObject *m, PyObject *arg);
-PyObject *ca_message_py(PyObject *m, PyObject *arg);
+PyObject *ca_create_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames);
+PyObject *ca_clear_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames);
+PyObject *ca_change_connection_event_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                                        PyObject *kwnames);
+PyObject *ca_replace_access_rights_event_py(PyObject *m, PyObject *const *args,
+                                            Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ca_field_type_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ca_element_count_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames);
+PyObject *ca_name_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ca_state_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ca_host_name_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ca_read_access_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                            PyObject *kwnames);
+PyObject *ca_write_access_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames);
+PyObject *ca_message_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ca_version_py(PyObject *m, PyObject *noargs);
 
 /* request.c */
@@ -350,28 +366,31 @@ int resolve_type(short ft, PyObject *chtype, long given, long *t);
 void channel_info(ChannelObject *c, short *ft, long *native, int *connected);
 PyObject *status_pair(int s, PyObject *obj);
 PyObject *status_none(int s);
-PyObject *do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, PyObject *cb, int use_numpy, PyObject *out);
+PyObject *do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj,
+                 PyObject *cb, int use_numpy, PyObject *out);
 PyObject *ca_get_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
-PyObject *ca_create_subscription_py(PyObject *m, PyObject *args, PyObject *kw);
-PyObject *ca_clear_subscription_py(PyObject *m, PyObject *arg);
+PyObject *ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *kwnames);
+PyObject *ca_clear_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                                   PyObject *kwnames);
 
 /* pend.c */
-PyObject *ca_pend_io_py(PyObject *m, PyObject *arg);
-PyObject *ca_pend_event_py(PyObject *m, PyObject *arg);
+PyObject *ca_pend_io_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ca_pend_event_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ca_poll_py(PyObject *m, PyObject *noargs);
-PyObject *ca_pend_py(PyObject *m, PyObject *args, PyObject *kw);
+PyObject *ca_pend_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ca_flush_io_py(PyObject *m, PyObject *noargs);
 PyObject *ca_test_io_py(PyObject *m, PyObject *noargs);
 
 /* sync_group.c */
 PyObject *ca_sg_create_py(PyObject *m, PyObject *noargs);
-PyObject *ca_sg_delete_py(PyObject *m, PyObject *arg);
-PyObject *ca_sg_reset_py(PyObject *m, PyObject *arg);
-PyObject *ca_sg_block_py(PyObject *m, PyObject *args, PyObject *kw);
-PyObject *ca_sg_test_py(PyObject *m, PyObject *arg);
-PyObject *ca_sg_get_py(PyObject *m, PyObject *args, PyObject *kw);
-PyObject *ca_sg_put_py(PyObject *m, PyObject *args, PyObject *kw);
+PyObject *ca_sg_delete_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ca_sg_reset_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ca_sg_block_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ca_sg_test_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ca_sg_get_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *ca_sg_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 
 #if defined(__GNUC__) && !defined(_WIN32)
 #pragma GCC visibility pop

@@ -96,8 +96,11 @@ ca_create_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
 }
 
 PyObject *
-ca_clear_channel_py(PyObject *m, PyObject *arg)
+ca_clear_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("clear_channel", "chid", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     ChannelObject *c;
     int r = get_channel(arg, &c);
     if (r < 0)
@@ -121,12 +124,13 @@ ca_clear_channel_py(PyObject *m, PyObject *arg)
 }
 
 PyObject *
-ca_change_connection_event_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_change_connection_event_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"chid", "callback", NULL};
-    PyObject *obj, *cb = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:change_connection_event", kwlist, &obj, &cb))
+    static const char *const names[] = {"chid", "callback"};
+    PyObject *a[2] = {NULL, Py_None};
+    if (bind_args("change_connection_event", names, 2, 1, args, nargs, kwnames, a) < 0)
         return NULL;
+    PyObject *obj = a[0], *cb = a[1];
     ChannelObject *c;
     int r = get_channel(obj, &c);
     if (r < 0)
@@ -144,13 +148,13 @@ ca_change_connection_event_py(PyObject *m, PyObject *args, PyObject *kw)
 }
 
 PyObject *
-ca_replace_access_rights_event_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_replace_access_rights_event_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"chid", "callback", NULL};
-    PyObject *obj, *cb = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:replace_access_rights_event", kwlist,
-                                     &obj, &cb))
+    static const char *const names[] = {"chid", "callback"};
+    PyObject *a[2] = {NULL, Py_None};
+    if (bind_args("replace_access_rights_event", names, 2, 1, args, nargs, kwnames, a) < 0)
         return NULL;
+    PyObject *obj = a[0], *cb = a[1];
     ChannelObject *c;
     int r = get_channel(obj, &c);
     if (r < 0)
@@ -173,8 +177,11 @@ ca_replace_access_rights_event_py(PyObject *m, PyObject *args, PyObject *kw)
 /* Channel information */
 
 PyObject *
-ca_field_type_py(PyObject *m, PyObject *arg)
+ca_field_type_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("field_type", "chid", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     ChannelObject *c = info_channel(arg);
     if (!c)
         return NULL;
@@ -184,8 +191,11 @@ ca_field_type_py(PyObject *m, PyObject *arg)
 }
 
 PyObject *
-ca_element_count_py(PyObject *m, PyObject *arg)
+ca_element_count_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("element_count", "chid", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     ChannelObject *c = info_channel(arg);
     if (!c)
         return NULL;
@@ -195,8 +205,11 @@ ca_element_count_py(PyObject *m, PyObject *arg)
 }
 
 PyObject *
-ca_name_py(PyObject *m, PyObject *arg)
+ca_name_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("name", "chid", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     ChannelObject *c = info_channel(arg);
     if (!c)
         return NULL;
@@ -208,8 +221,11 @@ ca_name_py(PyObject *m, PyObject *arg)
 }
 
 PyObject *
-ca_state_py(PyObject *m, PyObject *arg)
+ca_state_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("state", "chid", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     if (arg == Py_None)
         return CS_OBJ(4);
     if (!PyObject_TypeCheck(arg, &ChannelType)) {
@@ -226,8 +242,11 @@ ca_state_py(PyObject *m, PyObject *arg)
 }
 
 PyObject *
-ca_host_name_py(PyObject *m, PyObject *arg)
+ca_host_name_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("host_name", "chid", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     ChannelObject *c = info_channel(arg);
     if (!c)
         return NULL;
@@ -238,8 +257,11 @@ ca_host_name_py(PyObject *m, PyObject *arg)
 }
 
 PyObject *
-ca_read_access_py(PyObject *m, PyObject *arg)
+ca_read_access_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("read_access", "chid", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     ChannelObject *c = info_channel(arg);
     if (!c)
         return NULL;
@@ -249,8 +271,11 @@ ca_read_access_py(PyObject *m, PyObject *arg)
 }
 
 PyObject *
-ca_write_access_py(PyObject *m, PyObject *arg)
+ca_write_access_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("write_access", "chid", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     ChannelObject *c = info_channel(arg);
     if (!c)
         return NULL;
@@ -260,8 +285,11 @@ ca_write_access_py(PyObject *m, PyObject *arg)
 }
 
 PyObject *
-ca_message_py(PyObject *m, PyObject *arg)
+ca_message_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("message", "status", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     PyObject *i = PyNumber_Long(arg);
     if (!i)
         return NULL;

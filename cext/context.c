@@ -27,11 +27,14 @@ slot_for(struct ca_client_context *ctx, int create)
 }
 
 PyObject *
-ca_create_context_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_create_context_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"preemptive_callback", NULL};
-    int preemptive = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|p:create_context", kwlist, &preemptive))
+    static const char *const names[] = {"preemptive_callback"};
+    PyObject *a[1] = {NULL};
+    if (bind_args("create_context", names, 1, 0, args, nargs, kwnames, a) < 0)
+        return NULL;
+    int preemptive = opt_bool(a[0], 1);
+    if (preemptive < 0)
         return NULL;
     detach_if_destroyed();
     int s;
@@ -97,8 +100,11 @@ ca_destroy_context_py(PyObject *m, PyObject *noargs)
 }
 
 PyObject *
-ca_attach_context_py(PyObject *m, PyObject *arg)
+ca_attach_context_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("attach_context", "context", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     if (!PyObject_TypeCheck(arg, &ContextType)) {
         PyErr_Format(PyExc_TypeError, "expected a context from current_context(), not %.100s",
                      Py_TYPE(arg)->tp_name);
@@ -148,13 +154,14 @@ ca_current_context_py(PyObject *m, PyObject *noargs)
 }
 
 PyObject *
-ca_show_context_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_show_context_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"context", "level", NULL};
-    PyObject *context = Py_None, *levelobj = NULL;
-    long level = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OO:show_context", kwlist, &context, &levelobj))
+    static const char *const names[] = {"context", "level"};
+    PyObject *a[2] = {Py_None, NULL};
+    if (bind_args("show_context", names, 2, 0, args, nargs, kwnames, a) < 0)
         return NULL;
+    PyObject *context = a[0], *levelobj = a[1];
+    long level = 0;
     if (levelobj && opt_index(levelobj, "level", &level) == -1)
         return NULL;
     if (level < 0)
@@ -177,12 +184,13 @@ ca_show_context_py(PyObject *m, PyObject *args, PyObject *kw)
 }
 
 PyObject *
-ca_add_exception_event_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_add_exception_event_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"callback", NULL};
-    PyObject *cb = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:add_exception_event", kwlist, &cb))
+    static const char *const names[] = {"callback"};
+    PyObject *a[1] = {Py_None};
+    if (bind_args("add_exception_event", names, 1, 0, args, nargs, kwnames, a) < 0)
         return NULL;
+    PyObject *cb = a[0];
     struct ca_client_context *ctx;
     Py_BEGIN_ALLOW_THREADS
     ctx = ca_current_context();
@@ -211,12 +219,13 @@ ca_add_exception_event_py(PyObject *m, PyObject *args, PyObject *kw)
 }
 
 PyObject *
-ca_replace_printf_handler_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_replace_printf_handler_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"callback", NULL};
-    PyObject *cb = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:replace_printf_handler", kwlist, &cb))
+    static const char *const names[] = {"callback"};
+    PyObject *a[1] = {Py_None};
+    if (bind_args("replace_printf_handler", names, 1, 0, args, nargs, kwnames, a) < 0)
         return NULL;
+    PyObject *cb = a[0];
     int s;
     if (PyCallable_Check(cb)) {
         Py_XSETREF(printf_callback, Py_NewRef(cb));

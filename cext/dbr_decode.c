@@ -332,7 +332,7 @@ dbrvalue_repr(DBRValueObject *self)
 
 static PyMethodDef dbrvalue_methods[] = {
     {"get", (PyCFunction)dbrvalue_get, METH_NOARGS,
-     "The received value (valid after pend_io/sg_block returned NORMAL)."},
+     "get($self)\n--\n\nThe received value (valid after pend_io/sg_block returned NORMAL)."},
     {NULL}
 };
 

@@ -108,74 +108,109 @@ ca_after_fork_child_py(PyObject *m, PyObject *noargs)
 
 
 
-#define KW (PyCFunction)(void (*)(void))
+/* Text signatures ("name(params)\n--\n\n") give inspect.signature the
+ * parameters of the cffi backend's functions, which define the same API. */
+#define FAST (PyCFunction)(void (*)(void))
+#define FAST_FLAGS (METH_FASTCALL | METH_KEYWORDS)
 static PyMethodDef ca_methods[] = {
-    {"create_context", KW ca_create_context_py, METH_VARARGS | METH_KEYWORDS,
-     "create_context(preemptive_callback=True) -> ECA"},
+    {"create_context", FAST ca_create_context_py, FAST_FLAGS,
+     "create_context(preemptive_callback=True)\n--\n\n-> ECA\n\n"
+     "Create a CA context for the calling thread (preemptive by default)."},
     {"destroy_context", ca_destroy_context_py, METH_NOARGS,
-     "destroy_context() -> None\n\nDestroy the calling thread's context. Its channels and "
-     "subscriptions are dead afterwards (ECA_BADCHID/ECA_BADMONID; ValueError from the "
-     "information functions) and so is its context object (attach_context/show_context "
-     "raise ValueError). The thread's next CA call makes a new context (non-preemptive "
-     "unless create_context comes first). Only the calling thread is detached."},
-    {"attach_context", ca_attach_context_py, METH_O,
-     "attach_context(context) -> ECA\n\nValueError for a context that was destroyed or "
-     "inherited across fork()."},
-    {"detach_context", ca_detach_context_py, METH_NOARGS, "detach_context() -> None"},
-    {"current_context", ca_current_context_py, METH_NOARGS, "current_context() -> context|None"},
-    {"show_context", KW ca_show_context_py, METH_VARARGS | METH_KEYWORDS,
-     "show_context(context=None, level=0) -> None\n\nValueError for a context that was "
-     "destroyed or inherited across fork()."},
-    {"create_channel", (PyCFunction)(void (*)(void))ca_create_channel_py, METH_FASTCALL | METH_KEYWORDS,
-     "create_channel(name, callback=None, priority=0) -> (ECA, chid|None)"},
-    {"clear_channel", ca_clear_channel_py, METH_O,
-     "clear_channel(chid) -> ECA\n\nThe channel is dead at once; when a libca call on it is "
-     "in progress (another thread, or a callback libca runs inside that call) the libca "
+     "destroy_context()\n--\n\n-> None\n\n"
+     "Destroy the calling thread's context. Its channels and subscriptions are "
+     "dead afterwards (ECA_BADCHID/ECA_BADMONID; ValueError from the "
+     "information functions) and so is its context object "
+     "(attach_context/show_context raise ValueError). The thread's next CA call "
+     "makes a new context (non-preemptive unless create_context comes first). "
+     "Only the calling thread is detached."},
+    {"attach_context", FAST ca_attach_context_py, FAST_FLAGS,
+     "attach_context(context)\n--\n\n-> ECA\n\n"
+     "ValueError for a context that was destroyed or inherited across fork()."},
+    {"detach_context", ca_detach_context_py, METH_NOARGS,
+     "detach_context()\n--\n\n-> None"},
+    {"current_context", ca_current_context_py, METH_NOARGS,
+     "current_context()\n--\n\n-> context|None"},
+    {"show_context", FAST ca_show_context_py, FAST_FLAGS,
+     "show_context(context=None, level=0)\n--\n\n-> None\n\n"
+     "ValueError for a context that was destroyed or inherited across fork()."},
+    {"create_channel", FAST ca_create_channel_py, FAST_FLAGS,
+     "create_channel(name, callback=None, priority=0)\n--\n\n-> (ECA, chid|None)"},
+    {"clear_channel", FAST ca_clear_channel_py, FAST_FLAGS,
+     "clear_channel(chid)\n--\n\n-> ECA\n\n"
+     "The channel is dead at once; when a libca call on it is in progress "
+     "(another thread, or a callback libca runs inside that call) the libca "
      "clear is made when that call returns."},
-    {"change_connection_event", KW ca_change_connection_event_py, METH_VARARGS | METH_KEYWORDS,
-     "change_connection_event(chid, callback=None) -> ECA"},
-    {"replace_access_rights_event", KW ca_replace_access_rights_event_py,
-     METH_VARARGS | METH_KEYWORDS, "replace_access_rights_event(chid, callback=None) -> ECA"},
-    {"add_exception_event", KW ca_add_exception_event_py, METH_VARARGS | METH_KEYWORDS,
-     "add_exception_event(callback=None) -> ECA"},
-    {"replace_printf_handler", KW ca_replace_printf_handler_py, METH_VARARGS | METH_KEYWORDS,
-     "replace_printf_handler(callback=None) -> ECA"},
-    {"get", (PyCFunction)(void (*)(void))ca_get_py, METH_FASTCALL | METH_KEYWORDS,
-     "get(chid, chtype=None, count=None, callback=None, use_numpy=False, out=None)"
-     " -> (ECA, DBRValue|None)"},
-    {"put", (PyCFunction)(void (*)(void))ca_put_py, METH_FASTCALL | METH_KEYWORDS,
-     "put(chid, value, chtype=None, count=None, callback=None) -> ECA"},
-    {"create_subscription", KW ca_create_subscription_py, METH_VARARGS | METH_KEYWORDS,
-     "create_subscription(chid, callback, chtype=None, count=None, mask=None, use_numpy=False)"
-     " -> (ECA, evid|None)"},
-    {"clear_subscription", ca_clear_subscription_py, METH_O, "clear_subscription(evid) -> ECA"},
-    {"pend_io", ca_pend_io_py, METH_O, "pend_io(timeout) -> ECA"},
-    {"pend_event", ca_pend_event_py, METH_O, "pend_event(timeout) -> ECA"},
-    {"poll", ca_poll_py, METH_NOARGS, "poll() -> ECA"},
-    {"pend", KW ca_pend_py, METH_VARARGS | METH_KEYWORDS, "pend(timeout, early) -> ECA"},
-    {"flush_io", ca_flush_io_py, METH_NOARGS, "flush_io() -> ECA"},
-    {"test_io", ca_test_io_py, METH_NOARGS, "test_io() -> ECA"},
-    {"field_type", ca_field_type_py, METH_O, "field_type(chid) -> DBF"},
-    {"element_count", ca_element_count_py, METH_O, "element_count(chid) -> int"},
-    {"name", ca_name_py, METH_O, "name(chid) -> str"},
-    {"state", ca_state_py, METH_O, "state(chid) -> ChannelState"},
-    {"host_name", ca_host_name_py, METH_O, "host_name(chid) -> str"},
-    {"read_access", ca_read_access_py, METH_O, "read_access(chid) -> bool"},
-    {"write_access", ca_write_access_py, METH_O, "write_access(chid) -> bool"},
-    {"message", ca_message_py, METH_O, "message(status) -> str"},
-    {"version", ca_version_py, METH_NOARGS, "version() -> str"},
-    {"sg_create", ca_sg_create_py, METH_NOARGS, "sg_create() -> (ECA, gid|None)"},
-    {"sg_delete", ca_sg_delete_py, METH_O, "sg_delete(gid) -> ECA"},
-    {"sg_get", KW ca_sg_get_py, METH_VARARGS | METH_KEYWORDS,
-     "sg_get(gid, chid, chtype=None, count=None, use_numpy=False) -> (ECA, DBRValue|None)"},
-    {"sg_put", KW ca_sg_put_py, METH_VARARGS | METH_KEYWORDS,
-     "sg_put(gid, chid, value, chtype=None, count=None) -> ECA"},
-    {"sg_block", KW ca_sg_block_py, METH_VARARGS | METH_KEYWORDS, "sg_block(gid, timeout) -> ECA"},
-    {"sg_test", ca_sg_test_py, METH_O, "sg_test(gid) -> ECA"},
-    {"sg_reset", ca_sg_reset_py, METH_O, "sg_reset(gid) -> ECA"},
-    {"_shutdown", ca_shutdown_py, METH_NOARGS, "stop delivering callbacks (atexit hook)"},
+    {"change_connection_event", FAST ca_change_connection_event_py, FAST_FLAGS,
+     "change_connection_event(chid, callback=None)\n--\n\n-> ECA"},
+    {"replace_access_rights_event", FAST ca_replace_access_rights_event_py, FAST_FLAGS,
+     "replace_access_rights_event(chid, callback=None)\n--\n\n-> ECA"},
+    {"add_exception_event", FAST ca_add_exception_event_py, FAST_FLAGS,
+     "add_exception_event(callback=None)\n--\n\n-> ECA"},
+    {"replace_printf_handler", FAST ca_replace_printf_handler_py, FAST_FLAGS,
+     "replace_printf_handler(callback=None)\n--\n\n-> ECA"},
+    {"get", FAST ca_get_py, FAST_FLAGS,
+     "get(chid, chtype=None, count=None, callback=None, use_numpy=False, out=None)\n--\n\n"
+     "-> (ECA, DBRValue|None)"},
+    {"put", FAST ca_put_py, FAST_FLAGS,
+     "put(chid, value, chtype=None, count=None, callback=None)\n--\n\n-> ECA"},
+    {"create_subscription", FAST ca_create_subscription_py, FAST_FLAGS,
+     "create_subscription(chid, callback, chtype=None, count=None, mask=None, "
+     "use_numpy=False)\n--\n\n-> (ECA, evid|None)"},
+    {"clear_subscription", FAST ca_clear_subscription_py, FAST_FLAGS,
+     "clear_subscription(evid)\n--\n\n-> ECA"},
+    {"pend_io", FAST ca_pend_io_py, FAST_FLAGS,
+     "pend_io(timeout)\n--\n\n-> ECA"},
+    {"pend_event", FAST ca_pend_event_py, FAST_FLAGS,
+     "pend_event(timeout)\n--\n\n-> ECA"},
+    {"poll", ca_poll_py, METH_NOARGS,
+     "poll()\n--\n\n-> ECA"},
+    {"pend", FAST ca_pend_py, FAST_FLAGS,
+     "pend(timeout, early)\n--\n\n-> ECA"},
+    {"flush_io", ca_flush_io_py, METH_NOARGS,
+     "flush_io()\n--\n\n-> ECA"},
+    {"test_io", ca_test_io_py, METH_NOARGS,
+     "test_io()\n--\n\n-> ECA"},
+    {"field_type", FAST ca_field_type_py, FAST_FLAGS,
+     "field_type(chid)\n--\n\n-> DBF"},
+    {"element_count", FAST ca_element_count_py, FAST_FLAGS,
+     "element_count(chid)\n--\n\n-> int"},
+    {"name", FAST ca_name_py, FAST_FLAGS,
+     "name(chid)\n--\n\n-> str"},
+    {"state", FAST ca_state_py, FAST_FLAGS,
+     "state(chid)\n--\n\n-> ChannelState"},
+    {"host_name", FAST ca_host_name_py, FAST_FLAGS,
+     "host_name(chid)\n--\n\n-> str"},
+    {"read_access", FAST ca_read_access_py, FAST_FLAGS,
+     "read_access(chid)\n--\n\n-> bool"},
+    {"write_access", FAST ca_write_access_py, FAST_FLAGS,
+     "write_access(chid)\n--\n\n-> bool"},
+    {"message", FAST ca_message_py, FAST_FLAGS,
+     "message(status)\n--\n\n-> str"},
+    {"version", ca_version_py, METH_NOARGS,
+     "version()\n--\n\n-> str"},
+    {"sg_create", ca_sg_create_py, METH_NOARGS,
+     "sg_create()\n--\n\n-> (ECA, gid|None)"},
+    {"sg_delete", FAST ca_sg_delete_py, FAST_FLAGS,
+     "sg_delete(gid)\n--\n\n-> ECA"},
+    {"sg_get", FAST ca_sg_get_py, FAST_FLAGS,
+     "sg_get(gid, chid, chtype=None, count=None, use_numpy=False)\n--\n\n"
+     "-> (ECA, DBRValue|None)"},
+    {"sg_put", FAST ca_sg_put_py, FAST_FLAGS,
+     "sg_put(gid, chid, value, chtype=None, count=None)\n--\n\n-> ECA"},
+    {"sg_block", FAST ca_sg_block_py, FAST_FLAGS,
+     "sg_block(gid, timeout)\n--\n\n-> ECA"},
+    {"sg_test", FAST ca_sg_test_py, FAST_FLAGS,
+     "sg_test(gid)\n--\n\n-> ECA"},
+    {"sg_reset", FAST ca_sg_reset_py, FAST_FLAGS,
+     "sg_reset(gid)\n--\n\n-> ECA"},
+    {"_shutdown", ca_shutdown_py, METH_NOARGS,
+     "_shutdown()\n--\n\n-> None\n\n"
+     "Stop delivering callbacks (atexit hook)."},
     {"_after_fork_child", ca_after_fork_child_py, METH_NOARGS,
-     "abandon the inherited CA state in a child after fork (os.register_at_fork hook)"},
+     "_after_fork_child()\n--\n\n-> None\n\n"
+     "Abandon the inherited CA state in a child after fork (os.register_at_fork "
+     "hook)."},
     {NULL}
 };
 

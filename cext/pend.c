@@ -31,8 +31,11 @@ pend_event_impl(double t)
 }
 
 PyObject *
-ca_pend_io_py(PyObject *m, PyObject *arg)
+ca_pend_io_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("pend_io", "timeout", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     double t;
     if (parse_timeout(arg, &t) < 0)
         return NULL;
@@ -40,8 +43,11 @@ ca_pend_io_py(PyObject *m, PyObject *arg)
 }
 
 PyObject *
-ca_pend_event_py(PyObject *m, PyObject *arg)
+ca_pend_event_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("pend_event", "timeout", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     double t;
     if (parse_timeout(arg, &t) < 0)
         return NULL;
@@ -59,13 +65,14 @@ ca_poll_py(PyObject *m, PyObject *noargs)
 }
 
 PyObject *
-ca_pend_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_pend_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"timeout", "early", NULL};
-    PyObject *tobj, *early;
-    double t;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:pend", kwlist, &tobj, &early))
+    static const char *const names[] = {"timeout", "early"};
+    PyObject *a[2] = {NULL, NULL};
+    if (bind_args("pend", names, 2, 2, args, nargs, kwnames, a) < 0)
         return NULL;
+    PyObject *tobj = a[0], *early = a[1];
+    double t;
     if (parse_timeout(tobj, &t) < 0)
         return NULL;
     int e = PyObject_IsTrue(early);

@@ -300,13 +300,15 @@ ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 /* Subscriptions */
 
 PyObject *
-ca_create_subscription_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"chid", "callback", "chtype", "count", "mask", "use_numpy", NULL};
-    PyObject *obj, *cb, *chtype = Py_None, *count = Py_None, *maskobj = Py_None;
-    int use_numpy = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOp:create_subscription", kwlist, &obj,
-                                     &cb, &chtype, &count, &maskobj, &use_numpy))
+    static const char *const names[] = {"chid", "callback", "chtype", "count", "mask", "use_numpy"};
+    PyObject *a[6] = {NULL, NULL, Py_None, Py_None, Py_None, NULL};
+    if (bind_args("create_subscription", names, 6, 2, args, nargs, kwnames, a) < 0)
+        return NULL;
+    PyObject *obj = a[0], *cb = a[1], *chtype = a[2], *count = a[3], *maskobj = a[4];
+    int use_numpy = opt_bool(a[5], 0);
+    if (use_numpy < 0)
         return NULL;
     long given_t = 0, given_n = 0, mask = DBE_VALUE | DBE_ALARM;
     ChannelObject *c;
@@ -374,8 +376,11 @@ ca_create_subscription_py(PyObject *m, PyObject *args, PyObject *kw)
 }
 
 PyObject *
-ca_clear_subscription_py(PyObject *m, PyObject *arg)
+ca_clear_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("clear_subscription", "evid", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     if (arg == Py_None)
         return ECA_OBJ(ECA_BADMONID);
     if (!PyObject_TypeCheck(arg, &EvidType)) {

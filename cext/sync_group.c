@@ -64,24 +64,31 @@ sg_settle(int which, PyObject *arg)
 }
 
 PyObject *
-ca_sg_delete_py(PyObject *m, PyObject *arg)
+ca_sg_delete_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("sg_delete", "gid", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     return sg_settle(0, arg);
 }
 
 PyObject *
-ca_sg_reset_py(PyObject *m, PyObject *arg)
+ca_sg_reset_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("sg_reset", "gid", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     return sg_settle(1, arg);
 }
 
 PyObject *
-ca_sg_block_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_sg_block_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"gid", "timeout", NULL};
-    PyObject *gidobj, *tobj;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO:sg_block", kwlist, &gidobj, &tobj))
+    static const char *const names[] = {"gid", "timeout"};
+    PyObject *a[2] = {NULL, NULL};
+    if (bind_args("sg_block", names, 2, 2, args, nargs, kwnames, a) < 0)
         return NULL;
+    PyObject *gidobj = a[0], *tobj = a[1];
     CA_SYNC_GID gid;
     double t;
     GID_OR_RETURN(gidobj, gid);
@@ -100,8 +107,11 @@ ca_sg_block_py(PyObject *m, PyObject *args, PyObject *kw)
 }
 
 PyObject *
-ca_sg_test_py(PyObject *m, PyObject *arg)
+ca_sg_test_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *arg;
+    if (bind_one("sg_test", "gid", args, nargs, kwnames, &arg) < 0)
+        return NULL;
     CA_SYNC_GID gid;
     GID_OR_RETURN(arg, gid);
     int s;
@@ -112,13 +122,15 @@ ca_sg_test_py(PyObject *m, PyObject *arg)
 }
 
 PyObject *
-ca_sg_get_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_sg_get_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"gid", "chid", "chtype", "count", "use_numpy", NULL};
-    PyObject *gidobj, *obj, *chtype = Py_None, *count = Py_None;
-    int use_numpy = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOp:sg_get", kwlist, &gidobj, &obj,
-                                     &chtype, &count, &use_numpy))
+    static const char *const names[] = {"gid", "chid", "chtype", "count", "use_numpy"};
+    PyObject *a[5] = {NULL, NULL, Py_None, Py_None, NULL};
+    if (bind_args("sg_get", names, 5, 2, args, nargs, kwnames, a) < 0)
+        return NULL;
+    PyObject *gidobj = a[0], *obj = a[1], *chtype = a[2], *count = a[3];
+    int use_numpy = opt_bool(a[4], 0);
+    if (use_numpy < 0)
         return NULL;
     CA_SYNC_GID gid;
     int r = parse_gid(gidobj, &gid);
@@ -130,13 +142,13 @@ ca_sg_get_py(PyObject *m, PyObject *args, PyObject *kw)
 }
 
 PyObject *
-ca_sg_put_py(PyObject *m, PyObject *args, PyObject *kw)
+ca_sg_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static char *kwlist[] = {"gid", "chid", "value", "chtype", "count", NULL};
-    PyObject *gidobj, *obj, *value, *chtype = Py_None, *count = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOO|OO:sg_put", kwlist, &gidobj, &obj, &value,
-                                     &chtype, &count))
+    static const char *const names[] = {"gid", "chid", "value", "chtype", "count"};
+    PyObject *a[5] = {NULL, NULL, NULL, Py_None, Py_None};
+    if (bind_args("sg_put", names, 5, 3, args, nargs, kwnames, a) < 0)
         return NULL;
+    PyObject *gidobj = a[0], *obj = a[1], *value = a[2], *chtype = a[3], *count = a[4];
     CA_SYNC_GID gid;
     GID_OR_RETURN(gidobj, gid);
     long given_t = 0, given_n = 0;
