@@ -1,4 +1,7 @@
-/* CaChannel._ca: Argument conversion shared by the functions of the module. */
+/*
+ * CaChannel._ca, args.c: argument binding and conversion shared by all
+ * functions (the one parsing style, see cachannel.h).
+ */
 #include "cachannel.h"
 
 /* ------------------------------------------------------------------------ */

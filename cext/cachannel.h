@@ -10,12 +10,19 @@
  *   dbr_encode.c  put value encoding
  *   context.c, channel.c, request.c (get/put/subscribe), pend.c, sync_group.c
  *
+ * Argument parsing: every function with parameters is METH_FASTCALL |
+ * METH_KEYWORDS and binds them with bind_args (args.c), the style the
+ * benchmarked hot paths (get, put, create_channel) need; every parameter can
+ * be given by position or by name, as in the cffi backend, and the
+ * docstrings carry text signatures equal to the cffi functions' signatures
+ * (tests/cext/test_signatures.py).
+ *
  * Rules that shape the extension:
  *  - every libca call is made with the GIL released: with a preemptive
  *    context libca runs callbacks in its own threads while holding its
  *    callback lock, and those callbacks need the GIL;
  *  - callbacks take the GIL with PyGILState_Ensure, and never run Python
- *    code once the module's atexit hook has started (see cb_enter);
+ *    code once the module's atexit hook has started (cb_enter, callbacks.c);
  *  - the Python objects handed to libca as "puser"/"usr" are kept alive by a
  *    reference libca conceptually owns, dropped only after libca promised
  *    not to call back with them (clear_channel, clear_subscription, after a

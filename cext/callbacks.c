@@ -1,7 +1,9 @@
-/* CaChannel._ca: The libca side: callback entry/exit accounting, GIL and per-thread
- * thread states of libca's threads, and the trampolines libca calls
- * (connection, access rights, get/put completion, monitor events,
- * exceptions, printf). */
+/*
+ * CaChannel._ca, callbacks.c: what libca calls: callback entry/exit
+ * accounting against interpreter exit, the GIL and the kept thread states of
+ * libca's threads, and the trampolines (connection, access rights, get/put
+ * completion, monitor events, exceptions, printf).
+ */
 #include "cachannel.h"
 
 /* ------------------------------------------------------------------------ */

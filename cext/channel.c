@@ -1,5 +1,7 @@
-/* CaChannel._ca: Channel functions: create/clear, connection and access-rights
- * callbacks, and the channel information functions. */
+/*
+ * CaChannel._ca, channel.c: channels: create/clear, connection and
+ * access-rights callbacks, and the information functions.
+ */
 #include "cachannel.h"
 
 /* ------------------------------------------------------------------------ */

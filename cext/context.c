@@ -1,5 +1,8 @@
-/* CaChannel._ca: Context functions: create/destroy/attach/detach/current/show, and
- * the per-context exception handler and the process-wide printf handler. */
+/*
+ * CaChannel._ca, context.c: contexts (create, destroy, attach, detach,
+ * current, show), the per-context exception handler and the process-wide
+ * printf handler.
+ */
 #include "cachannel.h"
 
 /* ------------------------------------------------------------------------ */

@@ -1,5 +1,8 @@
-/* CaChannel._ca: Decoding received DBR buffers (the C twin of _common.decode), the
- * DBRValue type, and the parked buffers of callback-less reads. */
+/*
+ * CaChannel._ca, dbr_decode.c: decoding received DBR buffers (the C twin of
+ * _common.decode), the DBRValue type, and the parked buffers of callback-
+ * less reads.
+ */
 #include "cachannel.h"
 
 /* ------------------------------------------------------------------------ */

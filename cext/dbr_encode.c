@@ -1,5 +1,7 @@
-/* CaChannel._ca: Encoding put values into DBR buffers: fast paths for numbers and
- * numpy arrays, everything else through _common.encode. */
+/*
+ * CaChannel._ca, dbr_encode.c: encoding put values: fast paths for numbers
+ * and numpy arrays, everything else through _common.encode.
+ */
 #include "cachannel.h"
 
 /* ------------------------------------------------------------------------ */

@@ -1,6 +1,8 @@
-/* CaChannel._ca: The chid, evid and Context types and their validity tracking: the
- * registry of live channels, context generations, and what a cleared
- * channel or a destroyed context leaves behind. */
+/*
+ * CaChannel._ca, handles.c: the chid, evid and Context types and their
+ * validity: the registry of live channels, context generations, and what
+ * clearing a channel or destroying a context leaves behind.
+ */
 #include "cachannel.h"
 
 ChannelObject *live_channels;

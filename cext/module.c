@@ -1,5 +1,7 @@
-/* CaChannel._ca: Module state definitions, the method table, module init, and the
- * interpreter-exit and fork hooks. */
+/*
+ * CaChannel._ca, module.c: the module state, the method table and module
+ * init, and the interpreter-exit and fork hooks.
+ */
 #define CACHANNEL_MODULE_C
 #include "cachannel.h"
 

@@ -1,4 +1,7 @@
-/* CaChannel._ca: Execution: pend_io, pend_event, poll, pend, flush_io, test_io. */
+/*
+ * CaChannel._ca, pend.c: execution: pend_io, pend_event, poll, pend,
+ * flush_io, test_io.
+ */
 #include "cachannel.h"
 
 /* ------------------------------------------------------------------------ */

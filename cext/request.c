@@ -1,5 +1,7 @@
-/* CaChannel._ca: Requests on a channel: get, put and subscriptions, with the request
- * type/count resolution they share. */
+/*
+ * CaChannel._ca, request.c: requests on a channel: get, put and
+ * subscriptions, and the request type/count resolution they share.
+ */
 #include "cachannel.h"
 
 /* ------------------------------------------------------------------------ */

@@ -1,4 +1,6 @@
-/* CaChannel._ca: Synchronous groups. */
+/*
+ * CaChannel._ca, sync_group.c: synchronous groups.
+ */
 #include "cachannel.h"
 
 /* Synchronous groups */
