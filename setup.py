@@ -27,6 +27,13 @@ from setuptools_dso import Extension, setup
 from setuptools_dso import build_ext as _build_ext
 
 
+# the C extension: one private header and the files of its concerns
+CEXT_HEADER = "cext/cachannel.h"
+CEXT_SOURCES = ["cext/" + f for f in (
+    "module.c", "args.c", "handles.c", "callbacks.c", "dbr_decode.c", "dbr_encode.c",
+    "context.c", "channel.c", "request.c", "pend.c", "sync_group.c")]
+
+
 def _flag(name):
     return os.environ.get(name, "").strip().lower() not in ("", "0", "no", "false")
 
@@ -36,56 +43,59 @@ def _numpy_include():
     return numpy.get_include()
 
 
-def _site_base_extension():
-    base = os.environ["EPICS_BASE"]
-    arch = os.environ["EPICS_HOST_ARCH"]
-    inc = os.path.join(base, "include")
-    osclass = {"linux": "Linux", "darwin": "Darwin", "win32": "WIN32"}.get(
-        sys.platform, "Linux")
-    cmplr = "msvc" if sys.platform == "win32" else ("clang" if sys.platform == "darwin" else "gcc")
-    libdir = os.path.join(base, "lib", arch)
-    return Extension(
-        "CaChannel._ca",
-        sources=["cext/_ca.c"],
-        include_dirs=[inc, os.path.join(inc, "os", osclass),
-                      os.path.join(inc, "compiler", cmplr), _numpy_include()],
-        library_dirs=[libdir],
-        libraries=["ca", "Com"],
-        runtime_library_dirs=[] if sys.platform == "win32" else [libdir],
-    )
+def _site_base():
+    """(EPICS_BASE, EPICS_HOST_ARCH) when both are set, else None."""
+    base, arch = os.environ.get("EPICS_BASE"), os.environ.get("EPICS_HOST_ARCH")
+    return (base, arch) if base and arch else None
 
 
-def _epicscorelibs_extension():
-    import epicscorelibs.path
-    import epicscorelibs.config
-    inc = epicscorelibs.path.include_path
-    osclass = epicscorelibs.config.get_config_var("OS_CLASS")
-    cmplr = epicscorelibs.config.get_config_var("CMPLR_CLASS")
-    incs = [inc]
-    # the wheel flattens os/ and compiler/ headers into include/; a wheel that
-    # keeps the EPICS tree layout needs the subdirectories
-    for sub in (os.path.join("os", osclass), os.path.join("compiler", cmplr)):
-        if os.path.isdir(os.path.join(inc, sub)):
-            incs.append(os.path.join(inc, sub))
+def _extension():
+    """The Extension CaChannel._ca, linked to the libca/libCom of the site
+    EPICS base (see _site_base) or else of the epicscorelibs wheel."""
+    site = _site_base()
+    if site:
+        base, arch = site
+        inc = os.path.join(base, "include")
+        osclass = {"linux": "Linux", "darwin": "Darwin", "win32": "WIN32"}.get(
+            sys.platform, "Linux")
+        cmplr = "msvc" if sys.platform == "win32" else (
+            "clang" if sys.platform == "darwin" else "gcc")
+        libdir = os.path.join(base, "lib", arch)
+        macros = []
+        link = dict(library_dirs=[libdir], libraries=["ca", "Com"],
+                    runtime_library_dirs=[] if sys.platform == "win32" else [libdir])
+    else:
+        import epicscorelibs.path
+        import epicscorelibs.config
+        inc = epicscorelibs.path.include_path
+        osclass = epicscorelibs.config.get_config_var("OS_CLASS")
+        cmplr = epicscorelibs.config.get_config_var("CMPLR_CLASS")
+        macros = [m for m in epicscorelibs.config.get_config_var("CPPFLAGS")
+                  if isinstance(m, tuple)]
+        extra_link = []
+        if sys.platform.startswith("linux"):
+            # setuptools_dso adds an $ORIGIN-relative rpath valid for a normal
+            # install next to epicscorelibs. An editable install keeps the .so in
+            # src/, so also point at the epicscorelibs of the target environment
+            # (purelib of the interpreter running this build, which pip keeps
+            # even under build isolation).
+            target = os.path.join(sysconfig.get_paths()["purelib"], "epicscorelibs", "lib")
+            extra_link.append("-Wl,-rpath," + target)
+        link = dict(dsos=["epicscorelibs.lib.ca", "epicscorelibs.lib.Com"],
+                    extra_link_args=extra_link)
+    # an EPICS base keeps the os/ and compiler/ headers in subdirectories; the
+    # wheel flattens them into include/
+    incs = [inc] + [os.path.join(inc, sub)
+                    for sub in (os.path.join("os", osclass), os.path.join("compiler", cmplr))
+                    if os.path.isdir(os.path.join(inc, sub))]
     incs.append(_numpy_include())
-    macros = [m for m in epicscorelibs.config.get_config_var("CPPFLAGS")
-              if isinstance(m, tuple)]
-    extra_link = []
-    if sys.platform.startswith("linux"):
-        # setuptools_dso adds an $ORIGIN-relative rpath valid for a normal
-        # install next to epicscorelibs. An editable install keeps the .so in
-        # src/, so also point at the epicscorelibs of the target environment
-        # (purelib of the interpreter running this build, which pip keeps
-        # even under build isolation).
-        target = os.path.join(sysconfig.get_paths()["purelib"], "epicscorelibs", "lib")
-        extra_link.append("-Wl,-rpath," + target)
     return Extension(
         "CaChannel._ca",
-        sources=["cext/_ca.c"],
+        sources=CEXT_SOURCES,
+        depends=[CEXT_HEADER],
         include_dirs=incs,
         define_macros=macros,
-        dsos=["epicscorelibs.lib.ca", "epicscorelibs.lib.Com"],
-        extra_link_args=extra_link,
+        **link,
     )
 
 
@@ -128,15 +138,15 @@ def _configured(make):
 
 ext_modules = []
 install_requires = ["numpy", "cffi>=1.15"]
-if os.environ.get("EPICS_BASE") and os.environ.get("EPICS_HOST_ARCH"):
+if _site_base():
     install_requires.append("epicscorelibs")   # still used by the test IOC
     if not _flag("CACHANNEL_NO_EXTENSION"):
-        ext_modules.append(_site_base_extension())
+        ext_modules.append(_extension())
 else:
     import epicscorelibs.version
     install_requires.append(epicscorelibs.version.abi_requires())
     if not _flag("CACHANNEL_NO_EXTENSION"):
-        ext_modules.append(_configured(_epicscorelibs_extension))
+        ext_modules.append(_configured(_extension))
 
 ext_modules = [e for e in ext_modules if e is not None]
 cmdclass = {"build_ext": optional_build_ext}

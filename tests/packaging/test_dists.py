@@ -42,11 +42,15 @@ def test_sdist_contents_and_version(dists):
         pkg_info = tar.extractfile("%s/PKG-INFO" % dists.sdist_top).read().decode()
     assert _metadata(pkg_info)["Version"] == VERSION
     for needed in ("setup.py", "pyproject.toml", "README.md", "CHANGELOG.md", "MANIFEST.in",
-                   "python-CaChannel.spec", "cext/_ca.c", "cffi_backend/_bindings.py",
+                   "python-CaChannel.spec", "cext/cachannel.h", "cffi_backend/_bindings.py",
                    "src/CaChannel/_version.py", "src/CaChannel/testing/_iocmain.py",
                    "conda-recipe/meta.yaml", "conda-recipe/build.sh", "conda-recipe/bld.bat",
                    "tests/test.db", "tests/test.acf"):
         assert needed in names, needed
+    # every file of the C extension (setup.py lists the sources one by one)
+    cext = sorted(p.name for p in (REPO / "cext").iterdir() if p.suffix in (".c", ".h"))
+    assert len(cext) > 2, cext
+    assert [n for n in cext if "cext/" + n not in names] == []
     junk = [n for n in names if n.endswith((".so", ".pyc", ".o")) or "__pycache__" in n
             or n.startswith(("build/", "bench/", "venv/"))]
     assert not junk, junk
@@ -101,3 +105,13 @@ def test_wheel_in_fresh_venv_gets_from_ioc_on_cext(dists, fresh_venv, softioc):
         assert float(proc.stdout.split()[2]) == 7.25
     finally:
         softioc.shell("dbpf catest %s" % value)
+
+
+def test_setup_lists_every_cext_source():
+    # setup.py names the extension's sources one by one: a new file in cext/
+    # must be added there or the extension fails to link
+    text = (REPO / "setup.py").read_text()
+    block = re.search(r"CEXT_SOURCES = .*?\)\]", text, re.S).group(0)
+    listed = set(re.findall(r'"(\w+\.c)"', block))
+    assert listed == {p.name for p in (REPO / "cext").glob("*.c")}
+    assert (REPO / re.search(r'CEXT_HEADER = "([^"]+)"', text).group(1)).is_file()

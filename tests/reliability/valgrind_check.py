@@ -4,12 +4,12 @@
 
 (default pytest args: a subset of the low-level suite). valgrind runs with
 ``--track-origins=yes`` and tests/reliability/valgrind.supp. The run fails
-(exit 1) when any error report has a frame in the C extension (_ca.c /
-_ca.cpython*.so) or in the cffi backend's compiled module, or when any
-invalid read/write/free is reported at all after suppressions. Uninitialised
-values whose origin is CPython's own int objects (``_PyLong_New``: CPython
-3.11 leaves digit slack uninitialised and valgrind cannot see it is never
-used) are counted and reported but not failed.
+(exit 1) when any error report has a frame in the C extension (cext/*.c,
+shown with full paths, or _ca.cpython*.so) or in the cffi backend's compiled
+module, or when any invalid read/write/free is reported at all after
+suppressions. Uninitialised values whose origin is CPython's own int objects
+(``_PyLong_New``: CPython 3.11 leaves digit slack uninitialised and valgrind
+cannot see it is never used) are counted and reported but not failed.
 """
 import os
 import re
@@ -20,7 +20,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT = ["tests/lowlevel/test_ll_get.py", "tests/lowlevel/test_ll_put.py",
            "tests/lowlevel/test_ll_subscribe.py", "tests/reliability/test_bad_input.py"]
-OURS = re.compile(r"_ca\.c|_ca\.cpython|_cffi_ca|CaChannel/_cffi")
+OURS = re.compile(r"/cext/\w+\.[ch]:|_ca\.cpython|_cffi_ca|CaChannel/_cffi")
 VECTOR_STRING_OVERREAD = re.compile(
     r"Invalid read of size (16|32|64)\n==\d+==    at 0x[0-9A-F]+: __w?mem(cmp|chr)_(avx2|evex|sse)")
 
@@ -56,6 +56,8 @@ def main(args) -> int:
     env = dict(os.environ, PYTHONMALLOC="malloc")
     cmd = ["valgrind", "--tool=memcheck", "--track-origins=yes", "--num-callers=40",
            "--leak-check=no", "--suppressions=" + os.path.join(HERE, "valgrind.supp"),
+           # full source paths: the extension's files have common names (context.c)
+           "--fullpath-after=",
            "--log-file=" + log, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
            "-o", "timeout=3000"] + list(args)
     print("running:", " ".join(cmd), flush=True)

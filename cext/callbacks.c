@@ -1,0 +1,376 @@
+/*
+ * CaChannel._ca, callbacks.c: what libca calls: callback entry/exit
+ * accounting against interpreter exit, the GIL and the kept thread states of
+ * libca's threads, and the trampolines (connection, access rights, get/put
+ * completion, monitor events, exceptions, printf).
+ */
+#include "cachannel.h"
+
+/* ------------------------------------------------------------------------ */
+/* Callback plumbing */
+
+/* Returns 0 when the callback must not touch Python at all. The increment
+ * comes before the flag test so that the atexit hook, which sets the flag
+ * and then waits for cb_inflight to reach 0, never misses a callback that is
+ * about to take the GIL: a thread that takes the GIL during finalization is
+ * terminated by CPython, which would leave libca's locks held. */
+static int
+cb_enter(void)
+{
+    atomic_fetch_add(&cb_inflight, 1);
+    if (atomic_load(&shutting_down) || PY_FINALIZING()) {
+        atomic_fetch_sub(&cb_inflight, 1);
+        return 0;
+    }
+    return 1;
+}
+
+static void
+cb_leave(void)
+{
+    atomic_fetch_sub(&cb_inflight, 1);
+}
+
+/* libca calls back from its own long-lived threads (one per server
+ * circuit). A bare PyGILState_Ensure/Release pair creates and destroys a
+ * thread state each time, and in 3.11+ that includes mmap/munmap of the
+ * frame data stack: about half the cost of a monitor event. So the first
+ * callback on such a thread keeps its thread state (one extra Ensure that
+ * is never matched) and the thread-exit destructor below deletes it.
+ * Threads that already had a thread state (Python threads running
+ * pend_event, say) are left alone: Python owns and deletes those. */
+#ifndef _WIN32
+pthread_key_t pin_key;
+int pin_key_ok;
+
+void
+pin_release(void *p)
+{
+    /* after the atexit hook the interpreter deletes every thread state
+     * itself, and taking the GIL there could hang this thread */
+    if (!cb_enter())
+        return;
+    PyEval_RestoreThread((PyThreadState *)p);
+    PyThreadState_Clear((PyThreadState *)p);
+    PyThreadState_DeleteCurrent();
+    cb_leave();
+}
+#endif
+
+static PyGILState_STATE
+gil_take(void)
+{
+#ifndef _WIN32
+    if (pin_key_ok && !pthread_getspecific(pin_key)
+        && !PyGILState_GetThisThreadState()) {
+        PyGILState_STATE g = PyGILState_Ensure();
+        if (pthread_setspecific(pin_key, PyThreadState_Get()) == 0)
+            PyGILState_Ensure();   /* the pin; its count is never released */
+        return g;
+    }
+#endif
+    return PyGILState_Ensure();
+}
+
+/* Print and swallow the pending exception. PyErr_Print is not used: it
+ * would exit the process on SystemExit and keep the traceback alive in
+ * sys.last_value. */
+static void
+report_callback_error(void)
+{
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    if (!t)
+        return;
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb && v)
+        PyException_SetTraceback(v, tb);
+    PySys_WriteStderr("Exception in CaChannel callback:\n");
+    PyErr_Display(t, v, tb);
+    Py_XDECREF(t);
+    Py_XDECREF(v);
+    Py_XDECREF(tb);
+    PyErr_Clear();
+}
+
+/* Calls callback(arg) and consumes the reference to arg (which may be NULL
+ * after a failed build, then the build error is reported instead). */
+static void
+call_user(PyObject *callback, PyObject *arg)
+{
+    if (!arg) {
+        report_callback_error();
+        return;
+    }
+    PyObject *r = PyObject_CallOneArg(callback, arg);
+    Py_DECREF(arg);
+    if (!r)
+        report_callback_error();
+    else
+        Py_DECREF(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Callbacks from libca */
+
+
+request_ctx *
+request_new(PyObject *cb, ChannelObject *chan, int use_numpy)
+{
+    request_ctx *r = PyMem_Malloc(sizeof(*r));
+    if (!r) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    Py_INCREF(cb);
+    Py_INCREF(chan);
+    r->callback = cb;
+    r->chan = chan;
+    r->use_numpy = use_numpy;
+    r->prev = NULL;
+    r->next = chan->requests;
+    if (chan->requests)
+        chan->requests->prev = r;
+    chan->requests = r;
+    return r;
+}
+
+void
+request_free(request_ctx *r)
+{
+    ChannelObject *c = r->chan;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        c->requests = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    Py_DECREF(r->callback);
+    PyMem_Free(r);
+    Py_DECREF(c);
+}
+
+/* After ca_clear_channel/ca_context_destroy: libca dropped the requests
+ * still outstanding without calling back. */
+void
+requests_cancelled(ChannelObject *c)
+{
+    Py_INCREF(c);   /* the last request may hold the last reference */
+    while (c->requests)
+        request_free(c->requests);
+    Py_DECREF(c);
+}
+
+/* {"chid", "type", "count", "status"}: the put callback's argument and the
+ * start of the get/monitor one */
+static PyObject *
+request_dict(ChannelObject *chan, struct event_handler_args *args)
+{
+    PyObject *d = PyDict_New();
+    if (!d)
+        return NULL;
+    if (PyDict_SetItem(d, keys[K_CHID], (PyObject *)chan) < 0 ||
+        set_key(d, K_TYPE, DBR_OBJ(args->type)) < 0 ||
+        set_key(d, K_COUNT, PyLong_FromLong(args->count)) < 0 ||
+        set_key(d, K_STATUS, ECA_OBJ(args->status)) < 0) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    return d;
+}
+
+static PyObject *
+event_dict(ChannelObject *chan, struct event_handler_args *args, int use_numpy)
+{
+    PyObject *value;
+    if (args->status == ECA_NORMAL && args->dbr && args->type >= 0
+        && args->type <= LAST_BUFFER_TYPE) {
+        value = decode_dbr(args->type, args->count, args->dbr, use_numpy);
+        if (!value)
+            return NULL;
+    } else {
+        value = Py_NewRef(Py_None);
+    }
+    PyObject *d = request_dict(chan, args);
+    if (!d || set_key(d, K_VALUE, value) < 0) {
+        Py_XDECREF(d);
+        if (!d)
+            Py_DECREF(value);
+        return NULL;
+    }
+    return d;
+}
+
+void
+get_handler(struct event_handler_args args)
+{
+    if (!cb_enter())
+        return;   /* the request context leaks at exit; nothing may be freed now */
+    PyGILState_STATE g = gil_take();
+    request_ctx *r = args.usr;
+    if (r->chan->valid)   /* else cleared, its libca clear deferred (chan_leave) */
+        call_user(r->callback, event_dict(r->chan, &args, r->use_numpy));
+    request_free(r);
+    PyGILState_Release(g);
+    cb_leave();
+}
+
+void
+put_handler(struct event_handler_args args)
+{
+    if (!cb_enter())
+        return;
+    PyGILState_STATE g = gil_take();
+    request_ctx *r = args.usr;
+    if (r->chan->valid)
+        call_user(r->callback, request_dict(r->chan, &args));
+    request_free(r);
+    PyGILState_Release(g);
+    cb_leave();
+}
+
+void
+event_handler(struct event_handler_args args)
+{
+    if (!cb_enter())
+        return;
+    PyGILState_STATE g = gil_take();
+    EvidObject *e = args.usr;
+    if (e->valid && e->chan->valid && e->callback) {
+        /* the callback may clear this subscription: hold it until done */
+        Py_INCREF(e);
+        PyObject *cb = Py_NewRef(e->callback);
+        call_user(cb, event_dict(e->chan, &args, e->use_numpy));
+        Py_DECREF(cb);
+        Py_DECREF(e);
+    }
+    PyGILState_Release(g);
+    cb_leave();
+}
+
+void
+connection_handler(struct connection_handler_args args)
+{
+    if (!cb_enter())
+        return;
+    PyGILState_STATE g = gil_take();
+    ChannelObject *c = ca_puser(args.chid);
+    if (c && c->valid) {
+        if (!c->ch)   /* ran inside ca_create_channel, before it returned */
+            c->ch = args.chid;
+        if (c->conn_cb) {
+            Py_INCREF(c);
+            PyObject *cb = Py_NewRef(c->conn_cb);
+            PyObject *d = PyDict_New();
+            if (d && (PyDict_SetItem(d, keys[K_CHID], (PyObject *)c) < 0 ||
+                      set_key(d, K_OP, OP_OBJ(args.op)) < 0))
+                Py_CLEAR(d);
+            call_user(cb, d);
+            Py_DECREF(cb);
+            Py_DECREF(c);
+        }
+    }
+    PyGILState_Release(g);
+    cb_leave();
+}
+
+void
+access_handler(struct access_rights_handler_args args)
+{
+    if (!cb_enter())
+        return;
+    PyGILState_STATE g = gil_take();
+    ChannelObject *c = ca_puser(args.chid);
+    if (c && c->valid && c->access_cb) {
+        if (!c->ch)
+            c->ch = args.chid;
+        Py_INCREF(c);
+        PyObject *cb = Py_NewRef(c->access_cb);
+        PyObject *d = PyDict_New();
+        if (d && (PyDict_SetItem(d, keys[K_CHID], (PyObject *)c) < 0 ||
+                  PyDict_SetItem(d, keys[K_READ_ACCESS],
+                                 args.ar.read_access ? Py_True : Py_False) < 0 ||
+                  PyDict_SetItem(d, keys[K_WRITE_ACCESS],
+                                 args.ar.write_access ? Py_True : Py_False) < 0))
+            Py_CLEAR(d);
+        call_user(cb, d);
+        Py_DECREF(cb);
+        Py_DECREF(c);
+    }
+    PyGILState_Release(g);
+    cb_leave();
+}
+
+static PyObject *
+text_or_empty(const char *s)
+{
+    if (!s)
+        return PyUnicode_FromString("");
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
+}
+
+void
+exception_handler(struct exception_handler_args args)
+{
+    if (!cb_enter())
+        return;
+    PyGILState_STATE g = gil_take();
+    exc_slot *slot = args.usr;
+    if (slot && slot->callback) {
+        PyObject *cb = Py_NewRef(slot->callback);
+        PyObject *ch = NULL;
+        if (args.chid) {
+            /* the handler is per context, so the channel may belong to
+             * another user of libca (e.g. the cffi backend) whose puser is
+             * not ours: find it among our channels instead of trusting it */
+            for (ChannelObject *c = live_channels; c; c = c->next) {
+                if (c->ch == args.chid && c->valid) {
+                    ch = Py_NewRef((PyObject *)c);
+                    break;
+                }
+            }
+        }
+        if (!ch)
+            ch = Py_NewRef(Py_None);
+        PyObject *type = DBR_OBJ(args.type), *stat = ECA_OBJ(args.stat);
+        PyObject *op = OP_OBJ(args.op);
+        PyObject *ctx = text_or_empty(args.ctx), *file = text_or_empty(args.pFile);
+        PyObject *d = NULL;
+        if (type && stat && op && ctx && file)
+            d = Py_BuildValue("{s:O,s:O,s:l,s:O,s:O,s:O,s:O,s:O,s:I}",
+                              "chid", ch, "type", type, "count", args.count,
+                              "state", stat, "stat", stat, "op", op, "ctx", ctx,
+                              "file", file, "lineNo", args.lineNo);
+        Py_XDECREF(type);
+        Py_XDECREF(stat);
+        Py_XDECREF(op);
+        Py_XDECREF(ctx);
+        Py_XDECREF(file);
+        Py_DECREF(ch);
+        call_user(cb, d);
+        Py_DECREF(cb);
+    }
+    PyGILState_Release(g);
+    cb_leave();
+}
+
+int
+printf_handler(const char *fmt, va_list ap)
+{
+    /* format before taking the GIL; the stack buffer keeps threads apart */
+    char buf[1024];
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    if (!cb_enter())
+        return n;
+    PyGILState_STATE g = gil_take();
+    if (printf_callback) {
+        PyObject *cb = Py_NewRef(printf_callback);
+        call_user(cb, PyUnicode_DecodeUTF8(buf, (Py_ssize_t)strlen(buf), "replace"));
+        Py_DECREF(cb);
+    } else {
+        fputs(buf, stderr);
+    }
+    PyGILState_Release(g);
+    cb_leave();
+    return n;
+}

@@ -1,0 +1,407 @@
+/*
+ * CaChannel._ca, request.c: requests on a channel: get, put and
+ * subscriptions, and the request type/count resolution they share.
+ */
+#include "cachannel.h"
+
+/* ------------------------------------------------------------------------ */
+/* Request type resolution shared by get/put/subscribe */
+
+/* ECA_NORMAL and *t, or an error status. chtype already checked for type. */
+int
+resolve_type(short ft, PyObject *chtype, long given, long *t)
+{
+    if (chtype == NULL || chtype == Py_None) {
+        if (ft < 0 || ft > LAST_TYPE)
+            return ECA_BADTYPE;
+        *t = ft;
+        return ECA_NORMAL;
+    }
+    if (given < 0 || given > LAST_BUFFER_TYPE)
+        return ECA_BADTYPE;
+    *t = given;
+    return ECA_NORMAL;
+}
+
+/* one GIL release for all three: each release/reacquire costs as much as
+ * the libca getter itself */
+void
+channel_info(ChannelObject *c, short *ft, long *native, int *connected)
+{
+    unsigned long n;
+    enum channel_state st;
+    short f;
+    CHAN_CALL(c, (f = ca_field_type(c->ch), n = ca_element_count(c->ch),
+                  st = ca_state(c->ch)));
+    *ft = f;
+    *native = (long)n;
+    *connected = st == cs_conn;
+}
+
+/* Validate out= and pick type/count. -1 with an exception set. */
+static int
+out_request(PyObject *out, PyObject *chtype, long given_t, PyObject *countobj, long given_n,
+            long native, long *t, long *n)
+{
+    if (!PyArray_Check(out)) {
+        PyErr_Format(PyExc_TypeError, "out must be a numpy array, not %.100s",
+                     Py_TYPE(out)->tp_name);
+        return -1;
+    }
+    PyArrayObject *a = (PyArrayObject *)out;
+    if (!PyArray_IS_C_CONTIGUOUS(a) || !PyArray_ISWRITEABLE(a)) {
+        PyErr_SetString(PyExc_ValueError, "out must be a writable C-contiguous numpy array");
+        return -1;
+    }
+    PyArray_Descr *d = PyArray_DESCR(a);
+    int tn = d->type_num;
+    if (!PyArray_ISNBO(d->byteorder)) {
+        tn = -1;
+    }
+    long dt = -1;
+    switch (tn) {
+    case NPY_INT16: dt = DBR_SHORT; break;
+    case NPY_FLOAT32: dt = DBR_FLOAT; break;
+    case NPY_UINT16: dt = DBR_ENUM; break;
+    case NPY_UINT8: dt = DBR_CHAR; break;
+    case NPY_INT32: dt = DBR_LONG; break;
+    case NPY_FLOAT64: dt = DBR_DOUBLE; break;
+    default:
+        /* int32/int64 spelled as long on some platforms */
+        if (tn == NPY_LONG && sizeof(long) == 4) dt = DBR_LONG;
+        else if (tn == NPY_INT && sizeof(int) == 4) dt = DBR_LONG;
+        break;
+    }
+    if (chtype == NULL || chtype == Py_None) {
+        if (dt < 0) {
+            PyErr_Format(PyExc_TypeError, "no DBR type reads into an array of dtype %R",
+                         (PyObject *)d);
+            return -1;
+        }
+        *t = dt;
+    } else {
+        if (given_t < DBR_SHORT || given_t > DBR_DOUBLE || dt != given_t) {
+            PyErr_Format(PyExc_TypeError, "out dtype %R does not match DBR type %ld",
+                         (PyObject *)d, given_t);
+            return -1;
+        }
+        *t = given_t;
+    }
+    long size = (long)PyArray_SIZE(a);
+    if (countobj == NULL || countobj == Py_None) {
+        *n = native < size ? native : size;
+    } else {
+        if (given_n > size) {
+            PyErr_Format(PyExc_ValueError, "count %ld exceeds the size of out (%ld)",
+                         given_n, size);
+            return -1;
+        }
+        *n = (given_n <= 0 || given_n > native) ? (native < size ? native : size) : given_n;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* get */
+
+/* (ECA(s), obj), consuming obj */
+PyObject *
+status_pair(int s, PyObject *obj)
+{
+    PyObject *t = PyTuple_New(2);
+    PyObject *st = ECA_OBJ(s);
+    if (!t || !st) {
+        Py_XDECREF(t);
+        Py_XDECREF(st);
+        Py_DECREF(obj);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, st);
+    PyTuple_SET_ITEM(t, 1, obj);
+    return t;
+}
+
+PyObject *
+status_none(int s)
+{
+    return status_pair(s, Py_NewRef(Py_None));
+}
+
+/* the body shared by get (gid == NULL) and sg_get */
+PyObject *
+do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, PyObject *cb,
+       int use_numpy, PyObject *out)
+{
+    long given_t = 0, given_n = 0;
+    ChannelObject *c;
+    int r = get_channel(obj, &c);
+    if (r < 0 || check_callback(cb) < 0)
+        return NULL;
+    if (opt_index(chtype, "chtype", &given_t) == -1 ||
+        opt_index(countobj, "count", &given_n) == -1)
+        return NULL;
+    int with_cb = cb && cb != Py_None;
+    if (out && out != Py_None && with_cb) {
+        PyErr_SetString(PyExc_ValueError, "out= is for synchronous gets (no callback)");
+        return NULL;
+    }
+    /* the conversions above ran Python code (__index__), which may have
+     * cleared the channel or destroyed its context */
+    if (r == 0 || !c->valid)
+        return status_none(ECA_BADCHID);
+    long native, t = 0, n;
+    int connected;
+    short ft;
+    channel_info(c, &ft, &native, &connected);
+    int has_out = out && out != Py_None;
+    if (has_out) {
+        if (out_request(out, chtype, given_t, countobj, given_n, native, &t, &n) < 0)
+            return NULL;
+        if (!connected)
+            return status_none(ECA_DISCONN);
+    } else {
+        int s = resolve_type(ft, chtype, given_t, &t);
+        if (s != ECA_NORMAL)
+            return status_none(s);
+        if (!connected)
+            return status_none(ECA_DISCONN);
+        int no_count = countobj == NULL || countobj == Py_None;
+        if (with_cb)
+            n = (no_count || given_n < 0 || given_n > native) ? native : given_n;
+        else
+            n = (no_count || given_n <= 0 || given_n > native) ? native : given_n;
+        if (t == DBR_CLASS_NAME)
+            n = 1;   /* one string whatever the channel's count; the server
+                        pads further elements with garbage */
+    }
+    int s;
+    if (with_cb) {
+        if (!c->valid)
+            return status_none(ECA_BADCHID);
+        request_ctx *rq = request_new(cb, c, use_numpy);
+        if (!rq)
+            return NULL;
+        CHAN_CALL(c, s = ca_array_get_callback(t, n, c->ch, get_handler, rq));
+        if (s != ECA_NORMAL)
+            request_free(rq);
+        return status_none(s);
+    }
+    DBRValueObject *v;
+    void *data;
+    if (has_out) {
+        v = PyObject_New(DBRValueObject, &DBRValueType);
+        if (!v)
+            return NULL;
+        v->type = t;
+        v->count = n;
+        v->use_numpy = 1;
+        v->mode = BUF_OUT;
+        v->buf = Py_NewRef(out);
+        if (n == (long)PyArray_SIZE((PyArrayObject *)out)) {
+            v->result = Py_NewRef(out);
+        } else {
+            PyObject *stop = PyLong_FromLong(n);
+            PyObject *slice = stop ? PySlice_New(NULL, stop, NULL) : NULL;
+            Py_XDECREF(stop);
+            v->result = slice ? PyObject_GetItem(out, slice) : NULL;
+            Py_XDECREF(slice);
+            if (!v->result) {
+                dbrvalue_discard(v);
+                return NULL;
+            }
+        }
+        data = PyArray_DATA((PyArrayObject *)out);
+    } else {
+        v = dbrvalue_new(t, n, use_numpy, &data);
+        if (!v)
+            return NULL;
+    }
+    /* out[:n] may run Python code (an ndarray subclass) */
+    if (!c->valid) {
+        dbrvalue_discard(v);
+        return status_none(ECA_BADCHID);
+    }
+    struct ca_client_context *set_ctx = c->ctx;
+    if (gid)   /* a group belongs to the calling thread's context */
+        CHAN_CALL(c, (s = ca_sg_array_get(*gid, t, n, c->ch, data),
+                      set_ctx = ca_current_context()));
+    else
+        CHAN_CALL(c, s = ca_array_get(t, n, c->ch, data));
+    if (s != ECA_NORMAL) {
+        dbrvalue_discard(v);
+        return status_none(s);
+    }
+    /* libca fills the buffer when the reply comes: it lives until the
+     * settle point of its own request set, whatever happens to v */
+    if (read_hold(set_ctx, gid ? (long long)*gid : -1, v->buf) < 0) {
+        PyErr_Clear();
+        Py_INCREF(v->buf);   /* no memory to track it: never free it */
+    }
+    return status_pair(s, (PyObject *)v);
+}
+
+PyObject *
+ca_get_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"chid", "chtype", "count", "callback", "use_numpy",
+                                        "out"};
+    PyObject *a[6] = {NULL, Py_None, Py_None, Py_None, NULL, Py_None};
+    if (bind_args("get", names, 6, 1, args, nargs, kwnames, a) < 0)
+        return NULL;
+    int use_numpy = opt_bool(a[4], 0);
+    if (use_numpy < 0)
+        return NULL;
+    return do_get(NULL, a[0], a[1], a[2], a[3], use_numpy, a[5]);
+}
+
+PyObject *
+ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"chid", "value", "chtype", "count", "callback"};
+    PyObject *a[5] = {NULL, NULL, Py_None, Py_None, Py_None};
+    if (bind_args("put", names, 5, 2, args, nargs, kwnames, a) < 0)
+        return NULL;
+    PyObject *obj = a[0], *value = a[1], *chtype = a[2], *count = a[3], *cb = a[4];
+    long given_t = 0, given_n = 0;
+    ChannelObject *c;
+    int r = get_channel(obj, &c);
+    if (r < 0 || check_callback(cb) < 0 || opt_index(chtype, "chtype", &given_t) == -1 ||
+        opt_index(count, "count", &given_n) == -1)
+        return NULL;
+    if (r == 0 || !c->valid)   /* __index__ above may have cleared it */
+        return ECA_OBJ(ECA_BADCHID);
+    put_req p;
+    int s = prepare_put(c, value, chtype, given_t, count, given_n, &p);
+    if (s < 0)
+        return NULL;
+    if (s != ECA_NORMAL)
+        return ECA_OBJ(s);
+    if (!c->valid) {
+        /* the conversion ran Python code (__float__, __len__, a finalizer)
+         * that cleared the channel or destroyed its context */
+        put_req_release(&p);
+        return ECA_OBJ(ECA_BADCHID);
+    }
+    if (cb != Py_None) {
+        request_ctx *rq = request_new(cb, c, 0);
+        if (!rq) {
+            put_req_release(&p);
+            return NULL;
+        }
+        CHAN_CALL(c, s = ca_array_put_callback(p.type, p.count, c->ch, p.data, put_handler, rq));
+        if (s != ECA_NORMAL)
+            request_free(rq);
+    } else {
+        CHAN_CALL(c, s = ca_array_put(p.type, p.count, c->ch, p.data));
+    }
+    put_req_release(&p);
+    return ECA_OBJ(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Subscriptions */
+
+PyObject *
+ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"chid", "callback", "chtype", "count", "mask", "use_numpy"};
+    PyObject *a[6] = {NULL, NULL, Py_None, Py_None, Py_None, NULL};
+    if (bind_args("create_subscription", names, 6, 2, args, nargs, kwnames, a) < 0)
+        return NULL;
+    PyObject *obj = a[0], *cb = a[1], *chtype = a[2], *count = a[3], *maskobj = a[4];
+    int use_numpy = opt_bool(a[5], 0);
+    if (use_numpy < 0)
+        return NULL;
+    long given_t = 0, given_n = 0, mask = DBE_VALUE | DBE_ALARM;
+    ChannelObject *c;
+    int r = get_channel(obj, &c);
+    if (r < 0)
+        return NULL;
+    if (!PyCallable_Check(cb)) {
+        /* a subscription exists only to call back: None is an error here */
+        PyErr_Format(PyExc_TypeError, "callback must be callable, not %.100s",
+                     Py_TYPE(cb)->tp_name);
+        return NULL;
+    }
+    if (opt_index(chtype, "chtype", &given_t) == -1 ||
+        opt_index(count, "count", &given_n) == -1 || opt_index(maskobj, "mask", &mask) == -1)
+        return NULL;
+    if (r == 0 || !c->valid)   /* __index__ above may have cleared it */
+        return status_none(ECA_BADCHID);
+    long t, native;
+    int connected;
+    short ft;
+    channel_info(c, &ft, &native, &connected);
+    if (!c->valid)
+        return status_none(ECA_BADCHID);
+    int s = resolve_type(ft, chtype, given_t, &t);
+    if (s != ECA_NORMAL)
+        return status_none(s);
+    long n = (count == Py_None || given_n < 0 || (native > 0 && given_n > native))
+             ? native : given_n;
+    EvidObject *e = PyObject_New(EvidObject, &EvidType);
+    if (!e)
+        return NULL;
+    e->ev = NULL;
+    e->valid = 1;
+    e->use_numpy = use_numpy;
+    e->chan = (ChannelObject *)Py_NewRef((PyObject *)c);
+    e->callback = Py_NewRef(cb);
+    /* in the channel's list (which keeps it alive for libca) before the
+     * first event, which may arrive inside ca_create_subscription */
+    if (PyList_Append(c->evids, (PyObject *)e) < 0) {
+        Py_DECREF(e);
+        return NULL;
+    }
+    evid ev = NULL;
+    if (!c->valid) {
+        e->valid = 0;
+        Py_ssize_t i = PySequence_Index(c->evids, (PyObject *)e);
+        if (i >= 0)
+            PySequence_DelItem(c->evids, i);
+        PyErr_Clear();
+        Py_DECREF(e);
+        return status_none(ECA_BADCHID);
+    }
+    CHAN_CALL(c, s = ca_create_subscription(t, n, c->ch, mask, event_handler, e, &ev));
+    if (s != ECA_NORMAL) {
+        e->valid = 0;
+        Py_ssize_t i = c->evids ? PySequence_Index(c->evids, (PyObject *)e) : -1;
+        if (i >= 0)
+            PySequence_DelItem(c->evids, i);
+        PyErr_Clear();
+        Py_DECREF(e);
+        return status_none(s);
+    }
+    e->ev = ev;
+    return Py_BuildValue("(NN)", ECA_OBJ(s), (PyObject *)e);
+}
+
+PyObject *
+ca_clear_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *arg;
+    if (bind_one("clear_subscription", "evid", args, nargs, kwnames, &arg) < 0)
+        return NULL;
+    if (arg == Py_None)
+        return ECA_OBJ(ECA_BADMONID);
+    if (!PyObject_TypeCheck(arg, &EvidType)) {
+        PyErr_Format(PyExc_TypeError, "expected an evid from create_subscription, not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    EvidObject *e = (EvidObject *)arg;
+    ChannelObject *c = e->chan;
+    if (!e->valid || !c->valid || !e->ev)
+        return ECA_OBJ(ECA_BADMONID);
+    e->valid = 0;   /* claimed: a second clear returns BADMONID */
+    int s;
+    evid ev = e->ev;
+    CHAN_CALL(c, s = ca_clear_subscription(ev));
+    /* drop the keep-alive reference held by the channel's list */
+    Py_ssize_t i = PySequence_Index(c->evids, arg);
+    if (i >= 0)
+        PySequence_DelItem(c->evids, i);
+    PyErr_Clear();
+    return ECA_OBJ(s);
+}
