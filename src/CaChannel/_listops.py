@@ -40,6 +40,10 @@ def _label(name: Any) -> str:
     return repr(name)
 
 
+def _ignore_connection(_args: Dict[str, Any]) -> None:
+    """Connection handler of the channels handed to util's cache."""
+
+
 def _adopt(name: Any, chid: Any) -> CaChannel:
     """A CaChannel object for a channel created here (for util's cache)."""
     chan = CaChannel(name)
@@ -155,7 +159,10 @@ class _Batch:
         for name, chid in self.new.items():
             if self.connected.get(name):
                 try:
-                    ca.change_connection_event(chid, None)
+                    # a handler, not None: libca counts a channel without one
+                    # that disconnects before the context's next pend_io as
+                    # outstanding IO, so that pend_io would wait for it
+                    ca.change_connection_event(chid, _ignore_connection)
                 except Exception:
                     pass
                 with self.cache_lock:
