@@ -104,6 +104,9 @@ def test_get_variants(softioc):
     assert nomon.auto_monitor is False and nomon.auto_monitor_mask is None
     nomon.put(2.0, wait=True)
     assert nomon.get() == 2.0
+    md = PV("catest", auto_monitor=False).get_with_metadata(with_ctrlvars=True, timeout=TIMEOUT)
+    assert (md["value"], md["units"], md["upper_disp_limit"]) == (2.0, "mm", 20.0)
+    assert PV("catest").get(with_ctrlvars=True, as_string=True, timeout=TIMEOUT) == "2.0000"
     # string and enum
     s = PV("ca:scalar:STRING")
     s.put("hello", wait=True)
