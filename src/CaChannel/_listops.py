@@ -40,6 +40,10 @@ def _label(name: Any) -> str:
     return repr(name)
 
 
+def _ignore_connection(args: Dict[str, Any]) -> None:
+    """Connection callback of the channels util caches from list operations."""
+
+
 def _adopt(name: Any, chid: Any) -> CaChannel:
     """A CaChannel object for a channel created here (for util's cache)."""
     chan = CaChannel(name)
@@ -155,7 +159,11 @@ class _Batch:
         for name, chid in self.new.items():
             if self.connected.get(name):
                 try:
-                    ca.change_connection_event(chid, None)
+                    # Keep a (no-op) connection callback rather than none: libca counts
+                    # a disconnected callback-less channel as outstanding I/O, so one
+                    # cached channel whose server went away would make every later
+                    # ca.pend_io() in the process (e.g. CaChannel.searchw) time out.
+                    ca.change_connection_event(chid, _ignore_connection)
                 except Exception:
                     pass
                 with self.cache_lock:

@@ -158,7 +158,13 @@ def test_epics_motor_moves_and_waits_for_dmov(cl, motor_sim):
     motor.destroy()
 
 
-def test_signal_disconnect_and_reconnect(cl, reconnect_ioc):
+@pytest.fixture
+def forget_util_channels():
+    yield
+    util.clear_cache()  # no cached channel to the reconnect IOC once it is stopped
+
+
+def test_signal_disconnect_and_reconnect(cl, reconnect_ioc, forget_util_channels):
     """One IOC kill and restart: the signal and a plain PV see both transitions."""
     from ophyd import EpicsSignal
     sig = EpicsSignal("rc:ao", name="rc")
