@@ -40,8 +40,8 @@ def _label(name: Any) -> str:
     return repr(name)
 
 
-def _ignore_connection(_args: Dict[str, Any]) -> None:
-    """Connection handler of the channels handed to util's cache."""
+def _ignore_connection(args: Dict[str, Any]) -> None:
+    """Connection callback of the channels util caches from list operations."""
 
 
 def _adopt(name: Any, chid: Any) -> CaChannel:
@@ -159,9 +159,10 @@ class _Batch:
         for name, chid in self.new.items():
             if self.connected.get(name):
                 try:
-                    # a handler, not None: libca counts a channel without one
-                    # that disconnects before the context's next pend_io as
-                    # outstanding IO, so that pend_io would wait for it
+                    # Keep a (no-op) connection callback rather than none: libca counts
+                    # a disconnected callback-less channel as outstanding I/O, so one
+                    # cached channel whose server went away would make every later
+                    # ca.pend_io() in the process (e.g. CaChannel.searchw) time out.
                     ca.change_connection_event(chid, _ignore_connection)
                 except Exception:
                     pass

@@ -698,6 +698,9 @@ class PV:
         if as_string:
             metad["value"] = self._char_value(val, fetch=not _in_ca_thread(), long_string=True)
         elif val is not None and (self._args.get("nelm") or 1) > 1:
+            if not isinstance(val, (list, tuple, str, bytes)) and not (
+                    _np is not None and isinstance(val, _np.ndarray)):
+                val = [val]  # an array PV holding one element (e.g. NORD 1) is still an array
             if isinstance(val, (list, tuple)) or (_np is not None and isinstance(val, _np.ndarray)):
                 if as_numpy and _np is not None and not isinstance(val, _np.ndarray) \
                         and self._field_type != ca.DBF_STRING:

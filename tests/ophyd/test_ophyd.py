@@ -9,7 +9,7 @@ import importlib.util
 
 import pytest
 
-from CaChannel import PV, CaChannelException, ca, util
+from CaChannel import PV, CaChannel, CaChannelException, ca, util
 
 # ophyd is imported by the ``cl`` fixture (CaChannel.ophyd.use()), not here: importing it
 # at collection would let it start another control layer's CA client (pyepics, if
@@ -158,7 +158,13 @@ def test_epics_motor_moves_and_waits_for_dmov(cl, motor_sim):
     motor.destroy()
 
 
-def test_signal_disconnect_and_reconnect(cl, reconnect_ioc):
+@pytest.fixture
+def forget_util_channels():
+    yield
+    util.clear_cache()  # no cached channel to the reconnect IOC once it is stopped
+
+
+def test_signal_disconnect_and_reconnect(cl, reconnect_ioc, forget_util_channels):
     """One IOC kill and restart: the signal and a plain PV see both transitions."""
     from ophyd import EpicsSignal
     sig = EpicsSignal("rc:ao", name="rc")
@@ -197,3 +203,12 @@ def test_signal_disconnect_and_reconnect(cl, reconnect_ioc):
     assert pv.get(use_monitor=False) == 2.5
     assert util.caget(["rc:ao"], timeout=TIMEOUT) == [2.5]
     sig.destroy()
+    # util still caches rc:ao; with its IOC gone, other searches must not wait for it
+    # (libca's pend_io counts disconnected channels that have no connection callback)
+    reconnect_ioc.kill()
+    assert states.get(timeout=TIMEOUT) is False
+    chan = CaChannel("cabo")
+    start = time.monotonic()
+    chan.searchw()  # pend_io: raises on timeout (3 s)
+    assert time.monotonic() - start < 2.5
+    chan.clear_channel()

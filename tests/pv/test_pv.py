@@ -99,11 +99,20 @@ def test_get_variants(softioc):
     assert pv.get(as_numpy=False, count=3) == [0.0, 1.0, 2.0]
     assert pv.get(use_monitor=False, count=2).tolist() == [0.0, 1.0]
     assert pv.char_value.startswith("<array size=")
+    var = PV("ca:varwave")  # NELM 100, NORD follows the writes
+    assert var.put([7.0], wait=True) == 1
+    assert var.get(use_monitor=False).tolist() == [7.0]
+    assert var.get(as_numpy=False) == [7.0]
+    assert var.put([1.0, 2.0, 3.0], wait=True) == 1
+    assert var.get().tolist() == [1.0, 2.0, 3.0] and var.count == 3 and var.nelm == 100
     nomon = PV("catest", auto_monitor=False)
     assert nomon.wait_for_connection(TIMEOUT)
     assert nomon.auto_monitor is False and nomon.auto_monitor_mask is None
     nomon.put(2.0, wait=True)
     assert nomon.get() == 2.0
+    md = PV("catest", auto_monitor=False).get_with_metadata(with_ctrlvars=True, timeout=TIMEOUT)
+    assert (md["value"], md["units"], md["upper_disp_limit"]) == (2.0, "mm", 20.0)
+    assert PV("catest").get(with_ctrlvars=True, as_string=True, timeout=TIMEOUT) == "2.0000"
     # string and enum
     s = PV("ca:scalar:STRING")
     s.put("hello", wait=True)
