@@ -17,10 +17,11 @@ its own context.
 """
 import importlib as _importlib
 import os as _os
+import types as _types
 import warnings as _warnings
 
 
-def _select():
+def _select() -> _types.ModuleType:
     if _os.environ.get("CACHANNEL_BACKEND", "").strip().lower() == "caffi":
         return _importlib.import_module(__package__ + "._cffi")
     try:
@@ -32,7 +33,19 @@ def _select():
     return _importlib.import_module(__package__ + "._cffi")
 
 
+def _check_layouts(impl: _types.ModuleType) -> None:
+    """The C extension decodes with libca's layouts and encodes/sizes some
+    buffers with CaChannel._common's tables: both must agree (the cffi backend
+    checks itself through its ffi when it is imported)."""
+    if getattr(impl, "backend", None) != "cext":
+        return
+    from . import _common, _libca
+    arrays = _libca.dbr_layout_arrays(getattr(impl, "__file__", None))
+    _common.check_dbr_layouts(*arrays, source="read with ctypes for the C extension")
+
+
 _impl = _select()
+_check_layouts(_impl)
 __all__ = list(_impl.__all__)
 globals().update({_name: getattr(_impl, _name) for _name in __all__})
-del _select
+del _select, _check_layouts
