@@ -118,5 +118,7 @@ def dbr_layout_arrays(linked_by: Optional[str] = None) -> Tuple[List[int], List[
             lib = None
     if lib is None:
         lib = ctypes.CDLL(load())
-    return tuple([list((ctypes.c_ushort * n).in_dll(lib, name))  # type: ignore[return-value]
-                  for name in ("dbr_size", "dbr_value_size", "dbr_value_offset")])
+    size, value_size, value_offset = (list((ctypes.c_ushort * n).in_dll(lib, name))
+                                      for name in ("dbr_size", "dbr_value_size",
+                                                   "dbr_value_offset"))
+    return size, value_size, value_offset
