@@ -3,7 +3,9 @@
 ``CACHANNEL_BACKEND=caffi`` selects the cffi backend (``CaChannel._cffi``).
 Otherwise the C extension (``CaChannel._ca``) is used; when it cannot be
 imported, the cffi backend takes over. ``ca.backend`` names the active one
-(``'cext'`` or ``'caffi'``). Both export exactly the same names.
+(``'cext'`` or ``'caffi'``). Both export exactly the same names, written
+down with their signatures in the stub ``ca.pyi`` (what type checkers and
+IDEs read; ``tests/test_contract.py`` holds both backends to it).
 
 Both backends treat dead handles alike: after ``destroy_context()`` the
 channels, subscriptions and context object of that context are dead
