@@ -32,6 +32,10 @@ from ._bindings import ffi, lib, vsnprintf, thread_init
 from ._handles import (Context, DBRValue, chid, evid, registry, new_token, as_usr,
                        token_of, live_channels, context_gens, dead_text)
 
+# a libca with other DBR struct layouts than _common's tables would decode garbage
+_common.check_dbr_layouts(lib.dbr_size, lib.dbr_value_size, lib.dbr_value_offset,
+                          "read through the cffi backend's ffi")
+
 backend = "caffi"
 HAS_NUMPY = True
 

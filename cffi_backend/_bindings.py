@@ -101,6 +101,11 @@ int ca_sg_array_put(const CA_SYNC_GID gid, chtype type, unsigned long count,
 int vsnprintf(char *str, size_t size, const char *format, void *ap);
 
 void *epicsThreadGetIdSelf(void);
+
+/* db_access.h: the DBR struct layouts, checked against CaChannel._common at import */
+extern const unsigned short dbr_size[39];
+extern const unsigned short dbr_value_size[39];
+extern const unsigned short dbr_value_offset[39];
 """)
 
 lib = ffi.dlopen(_libca.load())

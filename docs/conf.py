@@ -24,3 +24,6 @@ autodoc_typehints = "signature"
 exclude_patterns = ["_build"]
 html_theme = "alabaster"
 html_static_path = []
+# docs/architecture.md is written for GitHub (no Markdown parser here): it is
+# copied next to the HTML pages, where index.rst links to it
+html_extra_path = ["architecture.md"]

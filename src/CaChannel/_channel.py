@@ -38,7 +38,7 @@ from . import ca
 try:  # numpy is optional for the high-level layer
     import numpy as _np
 except ImportError:  # pragma: no cover
-    _np = None
+    _np = None  # type: ignore[assignment]
 
 __all__ = ["CaChannel", "CaChannelException"]
 
@@ -240,21 +240,21 @@ class CaChannel:
     #: default timeout (seconds) of objects without their own :meth:`setTimeout`
     ca_timeout: float = 3.0
 
-    _context = None
+    _context: Optional[ca._Context] = None
     _context_lock = threading.Lock()
 
     # ------------------------------------------------------------------ setup
     def __init__(self, pvName: Optional[Union[str, bytes]] = None) -> None:
         self.pvname = pvName
-        self._chid = None
+        self._chid: Optional[ca._Chid] = None
         self._fork_generation = _fork_generation
         self._timeout: Optional[float] = None
-        self._evid = None
+        self._evid: Optional[ca._Evid] = None
         self._event_cb: Optional[Tuple[Callable, tuple, bool]] = None
-        self._get_cb: Optional[Tuple[Callable, tuple, bool, bool]] = None
+        self._get_cb: Optional[Tuple[Callable, tuple, bool]] = None
         self._conn_cb: Optional[Tuple[Callable, tuple]] = None
         self._access_cb: Optional[Tuple[Callable, Any]] = None
-        self._dbrvalue = None
+        self._dbrvalue: Optional[ca.DBRValue] = None
         self._dbrvalue_numpy = False
         self._char_as_string = False
         self._enum_strs: Optional[tuple] = None
@@ -267,9 +267,10 @@ class CaChannel:
         try:
             if sys.is_finalizing():
                 return  # libca may already be torn down
-            if getattr(self, "_chid", None) is not None:
+            chid = getattr(self, "_chid", None)
+            if chid is not None:
                 self._evid = None
-                status = ca.clear_channel(self._chid)
+                status = ca.clear_channel(chid)
                 self._chid = None
                 # not for a dead channel (its context destroyed, or inherited
                 # across fork): flush_io would make a context for this thread
@@ -629,7 +630,8 @@ class CaChannel:
             done.set()
 
         try:
-            status, _ = ca.get(self._chid, ca.DBR_GR_ENUM, 1, on_get)
+            # no channel (None) raises TypeError, caught below
+            status, _ = ca.get(self._chid, ca.DBR_GR_ENUM, 1, on_get)  # type: ignore[arg-type]
             if status != _NORMAL:
                 return None
             ca.flush_io()

@@ -23,7 +23,7 @@ import os
 import struct
 import sys
 from numbers import Number
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -326,7 +326,8 @@ class AlarmCondition(_PrintableIntEnum):
 # Module-level integer constants (``ECA_NORMAL``, ``DBR_TIME_DOUBLE``, ...)
 
 def _module_ints() -> dict:
-    names = {}
+    names: Dict[str, int] = {}
+    member: enum.IntEnum  # the loops below walk several enum classes
     for member_name, member in ECA.__members__.items():
         names["ECA_" + member_name] = int(member)
     names["ECA_16KARRAYCLIENT"] = int(ECA.ARRAY16KCLIENT)
@@ -417,19 +418,19 @@ def _as_int(t: Any) -> Optional[int]:
 
 
 def dbf_type_is_valid(t: int) -> bool:
-    t = _as_int(t)
-    return t is not None and 0 <= t <= LAST_TYPE
+    i = _as_int(t)
+    return i is not None and 0 <= i <= LAST_TYPE
 
 
 def dbr_type_is_valid(t: int) -> bool:
-    t = _as_int(t)
-    return t is not None and 0 <= t <= LAST_BUFFER_TYPE
+    i = _as_int(t)
+    return i is not None and 0 <= i <= LAST_BUFFER_TYPE
 
 
 def _family(lo: int, hi: int):
     def test(t: int) -> bool:
-        t = _as_int(t)
-        return t is not None and lo <= t <= hi
+        i = _as_int(t)
+        return i is not None and lo <= i <= hi
     return test
 
 
@@ -487,11 +488,11 @@ _DBR_TEXT = tuple(
 
 def dbf_type_to_text(t: int) -> str:
     """``'DBF_DOUBLE'`` for 6, ``'TYPENOTCONN'`` for -1, else ``'DBF_invalid'``."""
-    t = _as_int(t)
-    if t == -1:
+    i = _as_int(t)
+    if i == -1:
         return "TYPENOTCONN"
-    if t is not None and 0 <= t <= LAST_TYPE:
-        return _DBF_TEXT[t]
+    if i is not None and 0 <= i <= LAST_TYPE:
+        return _DBF_TEXT[i]
     return "DBF_invalid"
 
 
@@ -504,9 +505,9 @@ def dbf_text_to_type(text: str) -> Union[DBF, int]:
 
 def dbr_type_to_text(t: int) -> str:
     """``'DBR_CTRL_DOUBLE'`` for 34; ``'DBR_invalid'`` outside 0..38."""
-    t = _as_int(t)
-    if t is not None and 0 <= t <= LAST_BUFFER_TYPE:
-        return _DBR_TEXT[t]
+    i = _as_int(t)
+    if i is not None and 0 <= i <= LAST_BUFFER_TYPE:
+        return _DBR_TEXT[i]
     return "DBR_invalid"
 
 
@@ -588,22 +589,22 @@ _ELEMENT = {
 }
 
 #: numpy dtype of one value element, by DBR type.
-DBR_DTYPE = {}
+DBR_DTYPE: Dict[int, np.dtype] = {}
 #: byte offset of the first value element inside the DBR struct.
-DBR_VALUE_OFFSET = {}
+DBR_VALUE_OFFSET: Dict[int, int] = {}
 #: sizeof the DBR struct (metadata + one element + trailing padding).
-DBR_SIZE = {}
+DBR_SIZE: Dict[int, int] = {}
 #: size of one value element.
-DBR_VALUE_SIZE = {}
+DBR_VALUE_SIZE: Dict[int, int] = {}
 #: metadata struct format (fields in the order of the C struct).
-DBR_META_FORMAT = {}
+DBR_META_FORMAT: Dict[int, str] = {}
 
 _LIMITS6 = ("upper_disp_limit", "lower_disp_limit", "upper_alarm_limit",
             "upper_warning_limit", "lower_warning_limit", "lower_alarm_limit")
 _LIMITS8 = _LIMITS6 + ("upper_ctrl_limit", "lower_ctrl_limit")
 
 #: metadata field names matching DBR_META_FORMAT (None = padding already in fmt)
-DBR_META_FIELDS = {}
+DBR_META_FIELDS: Dict[int, Tuple[str, ...]] = {}
 
 
 def _layout(t: int, fmt: str, fields: Tuple[str, ...], kind: int) -> None:
@@ -659,6 +660,30 @@ _layout(36, "=", (), 3)                   # PUT_ACKS: epicsUInt16
 _layout(37, "=hhHH", _STS + ("ackt", "acks"), 0)
 _layout(38, "=", (), 0)                   # CLASS_NAME: char[40]
 del _k
+
+
+def check_dbr_layouts(dbr_size: Sequence[int], dbr_value_size: Sequence[int],
+                      dbr_value_offset: Sequence[int], source: str) -> None:
+    """Compare the layout tables above with libca's own arrays.
+
+    ``dbr_size``, ``dbr_value_size`` and ``dbr_value_offset`` are libca's
+    exported arrays of ``LAST_BUFFER_TYPE + 1`` unsigned shorts (``db_access.h``)
+    as read by a backend; ``source`` says how (it appears in the message).
+    Each backend calls this once at import: a libca built with other struct
+    layouts would otherwise decode garbage. Raises ``ImportError`` naming
+    every entry that differs.
+    """
+    wrong = []
+    for cname, table, libca in (("dbr_size", DBR_SIZE, dbr_size),
+                                ("dbr_value_size", DBR_VALUE_SIZE, dbr_value_size),
+                                ("dbr_value_offset", DBR_VALUE_OFFSET, dbr_value_offset)):
+        for t in range(LAST_BUFFER_TYPE + 1):
+            if int(libca[t]) != table[t]:
+                wrong.append("%s[%s] is %d in libca, %d in CaChannel._common"
+                             % (cname, _DBR_TEXT[t], int(libca[t]), table[t]))
+    if wrong:
+        raise ImportError("CaChannel: the DBR struct layouts of CaChannel._common do not "
+                          "match the loaded libca (%s): %s" % (source, "; ".join(wrong)))
 
 
 def dbr_size_n(dbrtype: int, count: int) -> int:
@@ -811,7 +836,7 @@ def _number(x) -> Union[int, float]:
         except ValueError:
             raise ValueError("cannot convert %r to a number" % (x,)) from None
     if isinstance(x, Number) and not isinstance(x, complex):
-        return float(x)
+        return float(x)  # type: ignore[arg-type]  # any real Number converts
     raise TypeError("cannot put a value of type %s as a number" % type(x).__name__)
 
 
@@ -1023,8 +1048,8 @@ def encode_name(name: Union[str, bytes]) -> bytes:
 
 #: names every backend re-exports from this module
 __all__ = [n for n in list(globals()) if n.isidentifier() and not n.startswith("_") and n not in (
-    "annotations", "enum", "math", "os", "sys", "struct", "np", "Number", "Any", "Optional",
+    "annotations", "enum", "math", "os", "sys", "struct", "np", "Number", "Any", "Dict", "Optional",
     "Sequence", "Tuple", "Union", "decode", "decode_values", "decode_cstring",
     "encode", "put_count", "index_count", "request_type", "encode_name", "to_eca",
     "to_dbr", "to_ca_op", "PUT_TYPES", "DBR_DTYPE", "DBR_VALUE_OFFSET", "DBR_SIZE",
-    "DBR_VALUE_SIZE", "DBR_META_FORMAT", "DBR_META_FIELDS")]
+    "DBR_VALUE_SIZE", "DBR_META_FORMAT", "DBR_META_FIELDS", "check_dbr_layouts")]

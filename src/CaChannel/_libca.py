@@ -15,7 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 #: default for ``EPICS_CA_MAX_ARRAY_BYTES``: 64 MiB, room for 8M doubles.
 DEFAULT_MAX_ARRAY_BYTES = 64 * 1024 * 1024
@@ -96,3 +96,29 @@ def load() -> str:
         ctypes.CDLL(ca)
         _loaded = ca
     return _loaded
+
+
+def dbr_layout_arrays(linked_by: Optional[str] = None) -> Tuple[List[int], List[int], List[int]]:
+    """libca's ``dbr_size``, ``dbr_value_size`` and ``dbr_value_offset`` arrays.
+
+    ``linked_by`` is the path of a shared object linked against libca (the C
+    extension): the symbols are then looked up through that object's own
+    dependencies, i.e. in exactly the libca it uses. Without it (or where the
+    lookup fails, as on Windows, whose loader does not search dependencies),
+    the libca of :func:`load` is used. Reading the three arrays costs a few
+    tens of microseconds.
+    """
+    n = 39  # LAST_BUFFER_TYPE + 1
+    lib = None
+    if linked_by is not None:
+        try:
+            lib = ctypes.CDLL(linked_by)
+            (ctypes.c_ushort * n).in_dll(lib, "dbr_size")
+        except (OSError, ValueError):
+            lib = None
+    if lib is None:
+        lib = ctypes.CDLL(load())
+    size, value_size, value_offset = (list((ctypes.c_ushort * n).in_dll(lib, name))
+                                      for name in ("dbr_size", "dbr_value_size",
+                                                   "dbr_value_offset"))
+    return size, value_size, value_offset

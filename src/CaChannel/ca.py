@@ -3,7 +3,9 @@
 ``CACHANNEL_BACKEND=caffi`` selects the cffi backend (``CaChannel._cffi``).
 Otherwise the C extension (``CaChannel._ca``) is used; when it cannot be
 imported, the cffi backend takes over. ``ca.backend`` names the active one
-(``'cext'`` or ``'caffi'``). Both export exactly the same names.
+(``'cext'`` or ``'caffi'``). Both export exactly the same names, written
+down with their signatures in the stub ``ca.pyi`` (what type checkers and
+IDEs read; ``tests/test_contract.py`` holds both backends to it).
 
 Both backends treat dead handles alike: after ``destroy_context()`` the
 channels, subscriptions and context object of that context are dead
@@ -17,10 +19,11 @@ its own context.
 """
 import importlib as _importlib
 import os as _os
+import types as _types
 import warnings as _warnings
 
 
-def _select():
+def _select() -> _types.ModuleType:
     if _os.environ.get("CACHANNEL_BACKEND", "").strip().lower() == "caffi":
         return _importlib.import_module(__package__ + "._cffi")
     try:
@@ -32,7 +35,19 @@ def _select():
     return _importlib.import_module(__package__ + "._cffi")
 
 
+def _check_layouts(impl: _types.ModuleType) -> None:
+    """The C extension decodes with libca's layouts and encodes/sizes some
+    buffers with CaChannel._common's tables: both must agree (the cffi backend
+    checks itself through its ffi when it is imported)."""
+    if getattr(impl, "backend", None) != "cext":
+        return
+    from . import _common, _libca
+    arrays = _libca.dbr_layout_arrays(getattr(impl, "__file__", None))
+    _common.check_dbr_layouts(*arrays, source="read with ctypes for the C extension")
+
+
 _impl = _select()
+_check_layouts(_impl)
 __all__ = list(_impl.__all__)
 globals().update({_name: getattr(_impl, _name) for _name in __all__})
-del _select
+del _select, _check_layouts

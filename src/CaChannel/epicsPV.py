@@ -40,11 +40,14 @@ class callBack:
     the last callback dict is also set as an attribute.
     """
 
+    #: status of the last put callback (set by putWait and its callback)
+    putStatus: Optional[int]
+
     def __init__(self) -> None:
         self.newMonitor = 0
         self.putComplete = 0
         self.monitorState = 0
-        self.pv_value = None
+        self.pv_value: Any = None
 
 
 def getCallback(epicsArgs: Dict[str, Any], userArgs: Sequence[Any]) -> None:

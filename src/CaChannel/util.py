@@ -148,7 +148,7 @@ def caget(name: Union[str, Sequence[str]], as_string: bool = False, count: Optio
             return None
     chan = _channel(name)
     ftype = chan.field_type()
-    req = ca.dbf_type_to_DBR(ftype)
+    req: int = ca.dbf_type_to_DBR(ftype)
     if as_string and ftype == ca.DBF_ENUM:
         req = ca.DBR_STRING
     value = chan.getw(req, count)
@@ -251,7 +251,7 @@ def camonitor(name: str, as_string: bool = False, count: Optional[int] = None,
     if callback is None:
         callback = _print_monitor
     ftype = chan.field_type()
-    req = ca.dbf_type_to_DBR_TIME(ftype)
+    req: int = ca.dbf_type_to_DBR_TIME(ftype)
     if as_string and ftype == ca.DBF_ENUM:
         req = ca.DBR_TIME_STRING
     convert = as_string and ftype == ca.DBF_CHAR

@@ -19,5 +19,8 @@ def test_sphinx_build_without_warnings(tmp_path):
     assert proc.returncode == 0, "sphinx-build -W failed:\n%s\n%s" % (proc.stdout, proc.stderr)
     for page in ("index", "ca", "channel", "util", "epicspv", "testing", "cli", "demo"):
         assert (tmp_path / "html" / (page + ".html")).is_file(), page
+    # the architecture notes (Markdown, for GitHub) are copied next to the pages
+    assert (tmp_path / "html" / "architecture.md").is_file()
+    assert 'href="architecture.md"' in (tmp_path / "html" / "index.html").read_text()
     ca_page = (tmp_path / "html" / "ca.html").read_text()
     assert 'id="CaChannel.ca.create_channel"' in ca_page

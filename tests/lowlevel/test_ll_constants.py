@@ -193,6 +193,61 @@ def test_layout_tables_match_libca():
         assert [arr[i] for i in range(39)] == [table[i] for i in range(39)], cname
 
 
+# A fresh interpreter breaks one entry of _common's tables, then imports a
+# backend: the import itself must fail with a message naming the entry.
+_BREAK_AND_IMPORT = r"""
+import importlib, sys
+from CaChannel import _common
+_common.DBR_VALUE_OFFSET[20] += 1          # DBR_TIME_DOUBLE
+try:
+    if sys.argv[1] == "caffi":
+        import CaChannel._cffi             # not imported yet: the C extension is active
+    else:
+        import CaChannel.ca
+        importlib.reload(CaChannel.ca)     # selects the C extension again
+except ImportError as exc:
+    print("ImportError:", exc)
+else:
+    print("imported")
+"""
+
+
+@pytest.mark.parametrize("which", ["caffi", "cext"])
+def test_broken_layout_table_fails_the_import(which):
+    """The import-time check (cffi through its ffi, C extension through
+    ctypes in ca.py) rejects a table that disagrees with libca."""
+    import os
+    import subprocess
+    import sys
+    try:
+        import CaChannel._ca  # noqa: F401
+    except ImportError:
+        pytest.skip("needs the C extension (the other backend must be importable first)")
+    # the C extension is active (it passed its check) when _common is patched
+    env = dict(os.environ, CACHANNEL_BACKEND="")
+    proc = subprocess.run([sys.executable, "-c", _BREAK_AND_IMPORT, which], env=env,
+                          capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert "ImportError: CaChannel: the DBR struct layouts" in out, out
+    assert "dbr_value_offset[DBR_TIME_DOUBLE] is 16 in libca, 17 in CaChannel._common" in out, out
+    assert ("cffi" if which == "caffi" else "C extension") in out, out
+
+
+def test_layout_check_accepts_libca_and_names_every_wrong_entry():
+    from CaChannel import _libca
+    arrays = _libca.dbr_layout_arrays()
+    _common.check_dbr_layouts(*arrays, source="test")     # the real tables pass
+    size, vsize, voffset = (list(a) for a in arrays)
+    size[6] += 8
+    voffset[34] -= 1
+    with pytest.raises(ImportError) as info:
+        _common.check_dbr_layouts(size, vsize, voffset, source="test")
+    text = str(info.value)
+    assert "dbr_size[DBR_DOUBLE] is 16 in libca, 8 in CaChannel._common" in text
+    assert "dbr_value_offset[DBR_CTRL_DOUBLE]" in text
+    assert "dbr_value_size" not in text
+
+
 def test_misc_module_attributes():
     assert ca.HAS_NUMPY
     assert ca.backend in ("cext", "caffi")

@@ -44,6 +44,7 @@ def test_sdist_contents_and_version(dists):
     for needed in ("setup.py", "pyproject.toml", "README.md", "CHANGELOG.md", "MANIFEST.in",
                    "python-CaChannel.spec", "cext/cachannel.h", "cffi_backend/_bindings.py",
                    "src/CaChannel/_version.py", "src/CaChannel/testing/_iocmain.py",
+                   "src/CaChannel/ca.pyi", "src/CaChannel/py.typed",
                    "conda-recipe/meta.yaml", "conda-recipe/build.sh", "conda-recipe/bld.bat",
                    "tests/test.db", "tests/test.acf"):
         assert needed in names, needed
@@ -71,7 +72,8 @@ def test_wheel_contents_and_version(dists):
     assert any(r.startswith(("numpy", "cffi")) for r in requires), requires
     assert [n for n in names if re.match(r"CaChannel/_ca\..*\.so$", n)], sorted(names)
     for needed in ("CaChannel/__init__.py", "CaChannel/_version.py", "CaChannel/_cffi/__init__.py",
-                   "CaChannel/testing/__init__.py", "ca.py", "epicsPV.py", "epicsMotor.py"):
+                   "CaChannel/testing/__init__.py", "ca.py", "epicsPV.py", "epicsMotor.py",
+                   "CaChannel/py.typed", "CaChannel/ca.pyi"):
         assert needed in names, needed
     assert re.search(r"caRepeater\s*=\s*CaChannel\._repeater:main", entry_points)
     assert not [n for n in names if n.startswith(("tests/", "cext/"))]
