@@ -8,10 +8,9 @@ backends, each imported directly (``CaChannel._cffi`` always,
 - constants have the stub's values, enum classes the stub's members (aliases
   included) and methods, ``DBRValue`` the stub's attributes;
 - every function takes the stub's parameters: names, kinds and defaults equal
-  ``inspect.signature`` of the cffi backend, and of the C extension where
-  ``inspect.signature`` works on it (text signatures). C functions that have
-  none yet are listed in ``C_WITHOUT_SIGNATURE``: a C function missing from
-  that list must have a matching signature; the list can only shrink.
+  ``inspect.signature`` of the cffi backend and of the C extension (every C
+  function carries a text signature; ``C_WITHOUT_SIGNATURE`` is empty and
+  must stay so).
 """
 from __future__ import annotations
 
@@ -31,15 +30,7 @@ STUB = os.path.join(os.path.dirname(CaChannel.__file__), "ca.pyi")
 
 #: C functions allowed (for now) to have no text signature. Tighten this as
 #: the C extension gains them: remove names, and finally the whole list.
-C_WITHOUT_SIGNATURE = frozenset({
-    "add_exception_event", "attach_context", "change_connection_event", "clear_channel",
-    "clear_subscription", "create_channel", "create_context", "create_subscription",
-    "current_context", "destroy_context", "detach_context", "element_count", "field_type",
-    "flush_io", "get", "host_name", "message", "name", "pend", "pend_event", "pend_io",
-    "poll", "put", "read_access", "replace_access_rights_event", "replace_printf_handler",
-    "sg_block", "sg_create", "sg_delete", "sg_get", "sg_put", "sg_reset", "sg_test",
-    "show_context", "state", "test_io", "version", "write_access",
-})
+C_WITHOUT_SIGNATURE: frozenset = frozenset()
 
 _KIND = {
     "posonly": inspect.Parameter.POSITIONAL_ONLY,

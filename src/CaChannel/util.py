@@ -40,7 +40,7 @@ from __future__ import annotations
 import datetime
 import os
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union, cast
 
 from . import _listops, ca
 from ._channel import CaChannel, CaChannelException, _chars_to_str
@@ -146,7 +146,7 @@ def caget(name: Union[str, Sequence[str]], as_string: bool = False, count: Optio
             if throw:
                 raise _single_failure(exc) from None
             return None
-    chan = _channel(name)
+    chan = _channel(cast(str, name))
     ftype = chan.field_type()
     req: int = ca.dbf_type_to_DBR(ftype)
     if as_string and ftype == ca.DBF_ENUM:
@@ -158,7 +158,8 @@ def caget(name: Union[str, Sequence[str]], as_string: bool = False, count: Optio
 
 
 def caput(name: Union[str, Sequence[str]], value: Any, wait: bool = False,
-          timeout: Optional[float] = None, throw: bool = True) -> Optional[List[Optional[bool]]]:
+          timeout: Optional[float] = None,
+          throw: bool = True) -> Union[None, bool, List[Optional[bool]]]:
     """Write ``value`` to PV ``name`` (or ``value[i]`` to ``name[i]`` for a list of names).
 
     With ``wait`` the call blocks until the server completed the write (and the
@@ -187,10 +188,10 @@ def caput(name: Union[str, Sequence[str]], value: Any, wait: bool = False,
         except CaChannelException:
             return None
         return True
-    chan = _channel(name)
+    chan = _channel(cast(str, name))
     if not wait:
         chan.putw(value)
-        return
+        return None
     chan._precheck_put(value, None)
     done = threading.Event()
     result: Dict[str, Any] = {}
@@ -205,6 +206,7 @@ def caput(name: Union[str, Sequence[str]], value: Any, wait: bool = False,
     status = result.get("status")
     if status is not None and status != ca.ECA_NORMAL:
         raise CaChannelException(status, "write of %r to %r" % (value, name))
+    return None
 
 
 def _print_monitor(epics_args: Dict[str, Any], _user_args: Any) -> None:
@@ -306,7 +308,7 @@ def cainfo(name: Union[str, Sequence[str]], timeout: Optional[float] = None, thr
         found, failures = _listops.connect([name], _channels_, _cache_lock, timeout)
         if failures:
             raise next(iter(failures.values()))
-    chan = _channel(name)
+    chan = _channel(cast(str, name))
     connected = chan.state() == ca.cs_conn
     ftype = chan.field_type()
     read, write = chan.read_access(), chan.write_access()

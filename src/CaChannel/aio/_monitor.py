@@ -20,7 +20,7 @@ import sys
 import threading
 import traceback
 import types
-from typing import Any, Awaitable, Callable, List, Optional, Union
+from typing import Any, Awaitable, Callable, List, Optional, Union, overload
 
 from .. import ca
 from ._channels import get_channel
@@ -291,6 +291,20 @@ def _current_task(loop: asyncio.AbstractEventLoop) -> Optional[asyncio.Task]:
         return asyncio.current_task(loop)
     except RuntimeError:
         return None
+
+
+@overload
+def camonitor(pv: str, callback: Callable[..., Any], events: Optional[int] = None,
+              datatype: Any = None, format: int = FORMAT_RAW, count: int = 0,
+              all_updates: bool = False, notify_disconnect: bool = False,
+              connect_timeout: Timeout = None) -> Subscription: ...
+
+
+@overload
+def camonitor(pv: Union[List[str], tuple], callback: Callable[..., Any],
+              events: Optional[int] = None, datatype: Any = None, format: int = FORMAT_RAW,
+              count: int = 0, all_updates: bool = False, notify_disconnect: bool = False,
+              connect_timeout: Timeout = None) -> List[Subscription]: ...
 
 
 def camonitor(pv: Union[str, List[str], tuple], callback: Callable[..., Any],
