@@ -1,0 +1,144 @@
+"""Monitors delivered off libca's thread (CaChannel.monitor): policies, counts, high level."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from CaChannel import CaChannel, ca
+from CaChannel.monitor import Monitor, subscribe
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    """Bounded wait for a counter to reach a value (the updates come from the IOC)."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def counter(mon_ioc):
+    status, chid = ca.create_channel("mon:counter")
+    assert status == ca.ECA_NORMAL
+    assert ca.pend_io(5) == ca.ECA_NORMAL
+    ca.put(chid, 0)
+    ca.pend_io(2)
+    assert ca.get(chid)[1] is not None and ca.pend_io(5) == ca.ECA_NORMAL
+    yield chid
+    ca.clear_channel(chid)
+    ca.flush_io()
+
+
+def put_values(chid, values):
+    for v in values:
+        assert ca.put(chid, v) == ca.ECA_NORMAL
+    ca.flush_io()
+
+
+def test_latest_keeps_newest_and_counts(counter):
+    status, sub = subscribe(counter, policy="latest")
+    assert status == ca.ECA_NORMAL
+    with sub:
+        ca.flush_io()
+        wait_for(lambda: sub.stats.received == 1, what="initial update")
+        put_values(counter, range(1, 21))
+        wait_for(lambda: sub.stats.received == 21, what="21 updates")
+        st = sub.stats
+        assert st.pending == 1 and st.dropped == 20 and st.delivered == 0
+        event = sub.get(1.0)
+        assert event["value"] == 20
+        assert sub.get(0.05) is None
+        st = sub.stats
+        assert st.received == st.delivered + st.dropped + st.pending == 21
+
+
+def test_all_is_bounded_fifo(counter):
+    status, sub = subscribe(counter, policy="all", maxlen=5)
+    assert status == ca.ECA_NORMAL
+    with sub:
+        ca.flush_io()
+        wait_for(lambda: sub.stats.received == 1, what="initial update")
+        put_values(counter, range(1, 21))
+        wait_for(lambda: sub.stats.received == 21, what="21 updates")
+        assert sub.stats.pending == 5 and sub.stats.dropped == 16
+        assert [sub.get(1.0)["value"] for _ in range(5)] == [16, 17, 18, 19, 20]
+        assert sub.stats == (21, 5, 16, 0)
+
+
+@pytest.mark.parametrize("policy", ["latest", "all"])
+def test_slow_callback_runs_off_libca_thread(counter, policy):
+    calls = []
+    in_callback = threading.Event()
+
+    def slow(event):
+        calls.append((threading.current_thread().name, event["value"]))
+        in_callback.set()
+        time.sleep(0.02)   # a deliberately slow consumer (a plot, a fit)
+
+    status, sub = subscribe(counter, slow, policy=policy, maxlen=4)
+    assert status == ca.ECA_NORMAL
+    with sub:
+        ca.flush_io()
+        assert in_callback.wait(5)
+        put_values(counter, range(1, 31))
+        wait_for(lambda: sub.stats.received == 31, what="31 updates")
+        wait_for(lambda: sub.stats.pending == 0 and len(calls) == sub.stats.delivered,
+                 what="delivery to finish")
+        st = sub.stats
+        assert st.received == st.delivered + st.dropped == 31
+        assert st.dropped > 0, "a 20 ms consumer cannot take 30 quick updates"
+        assert len(calls) == st.delivered
+        assert calls[-1][1] == 30, "the newest update is always delivered"
+        assert {name for name, _ in calls} == {"CaChannel-monitor"}
+        values = [v for _, v in calls]
+        assert values == sorted(values)
+    assert sub.closed
+
+
+def test_close_counts_waiting_as_dropped(counter):
+    status, sub = subscribe(counter, policy="all", maxlen=50)
+    ca.flush_io()
+    wait_for(lambda: sub.stats.received == 1)
+    put_values(counter, range(1, 11))
+    wait_for(lambda: sub.stats.received == 11)
+    sub.get(1)
+    sub.close()
+    assert sub.stats == (11, 1, 10, 0)
+    assert sub.get(0.01) is None
+    sub.close()  # idempotent
+
+
+def test_bad_policy():
+    with pytest.raises(ValueError):
+        subscribe(None, policy="newest")
+    with pytest.raises(ValueError):
+        subscribe(None, policy="all", maxlen=0)
+
+
+def test_high_level_monitor_with_channel_and_name(counter):
+    chan = CaChannel("mon:counter")
+    chan.searchw()
+    got = []
+    done = threading.Event()
+
+    def cb(epics_args, user_args):
+        got.append((epics_args["pv_value"], epics_args.get("pv_severity"), user_args))
+        if epics_args["pv_value"] == 7:
+            done.set()
+
+    with Monitor(chan, cb, "u", req_type=ca.DBR_STS_LONG, policy="all", maxlen=100) as mon:
+        with Monitor("mon:counter", policy="latest") as pull:
+            assert pull.get(5)["pv_value"] == 0
+            put_values(counter, range(1, 8))
+            assert done.wait(5)
+            wait_for(lambda: pull.stats.received == 8)
+            assert pull.get(1)["pv_value"] == 7
+        assert [v for v, _, _ in got] == list(range(0, 8))
+        assert got[0][1] == ca.AlarmSeverity.No and got[0][2] == ("u",)
+        assert mon.stats == (8, 8, 0, 0)
+    chan.clear_channel()
+    with pytest.raises(TypeError):
+        Monitor(42)
