@@ -116,13 +116,24 @@ def _report(what: str) -> None:
 _LIVE: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 
-@atexit.register
 def _close_all_at_exit() -> None:
     for obj in list(_LIVE):
         try:
             obj.close()
         except Exception:  # pragma: no cover - best effort at exit
             pass
+
+
+atexit.register(_close_all_at_exit)
+# threading's own exit hook runs before the interpreter joins non-daemon
+# threads: a consumer thread blocked in ``for frame in monitor`` is woken by
+# the close (StopIteration) instead of keeping the process alive for ever.
+_register_threading_atexit = getattr(threading, "_register_atexit", None)
+if _register_threading_atexit is not None:
+    try:
+        _register_threading_atexit(_close_all_at_exit)
+    except RuntimeError:  # pragma: no cover - imported during shutdown
+        pass
 
 
 class _EventQueue:
@@ -562,9 +573,8 @@ class Frame:
     being overwritten: copy (``frame.array.copy()``) what you keep.
 
     Attributes: ``seq`` (1-based number of the update among all received by
-    the monitor: gaps are updates dropped by the policy), ``timestamp`` (POSIX
-    seconds, float), ``seconds``/``nanoseconds`` are not kept separately;
-    ``status`` (``ca.AlarmCondition``), ``severity`` (``ca.AlarmSeverity``),
+    the monitor: gaps are updates dropped by the policy), ``timestamp`` (the
+    server's time stamp, POSIX seconds as a float), ``status`` (``ca.AlarmCondition``), ``severity`` (``ca.AlarmSeverity``),
     ``count`` (elements received), ``tag`` (what the producer attached, e.g.
     the image metadata of :class:`CaChannel.areadetector.ImageReader`).
     """

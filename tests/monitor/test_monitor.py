@@ -32,10 +32,19 @@ def counter(mon_ioc):
     ca.flush_io()
 
 
-def put_values(chid, values):
+def put_values(chid, values, sub=None):
+    """Put values; with ``sub``, each after the previous one arrived.
+
+    The IOC's event queue coalesces events of a subscription beyond a few
+    queued ones, so the updates are paced by their arrival (the consumer under
+    test stays as slow as it likes).
+    """
     for v in values:
+        before = None if sub is None else sub.stats.received
         assert ca.put(chid, v) == ca.ECA_NORMAL
-    ca.flush_io()
+        ca.flush_io()
+        if sub is not None:
+            wait_for(lambda: sub.stats.received == before + 1, what="update %r" % v)
 
 
 def test_latest_keeps_newest_and_counts(counter):
@@ -44,7 +53,7 @@ def test_latest_keeps_newest_and_counts(counter):
     with sub:
         ca.flush_io()
         wait_for(lambda: sub.stats.received == 1, what="initial update")
-        put_values(counter, range(1, 21))
+        put_values(counter, range(1, 21), sub)
         wait_for(lambda: sub.stats.received == 21, what="21 updates")
         st = sub.stats
         assert st.pending == 1 and st.dropped == 20 and st.delivered == 0
@@ -61,7 +70,7 @@ def test_all_is_bounded_fifo(counter):
     with sub:
         ca.flush_io()
         wait_for(lambda: sub.stats.received == 1, what="initial update")
-        put_values(counter, range(1, 21))
+        put_values(counter, range(1, 21), sub)
         wait_for(lambda: sub.stats.received == 21, what="21 updates")
         assert sub.stats.pending == 5 and sub.stats.dropped == 16
         assert [sub.get(1.0)["value"] for _ in range(5)] == [16, 17, 18, 19, 20]
@@ -83,7 +92,7 @@ def test_slow_callback_runs_off_libca_thread(counter, policy):
     with sub:
         ca.flush_io()
         assert in_callback.wait(5)
-        put_values(counter, range(1, 31))
+        put_values(counter, range(1, 31), sub)
         wait_for(lambda: sub.stats.received == 31, what="31 updates")
         wait_for(lambda: sub.stats.pending == 0 and len(calls) == sub.stats.delivered,
                  what="delivery to finish")
@@ -102,7 +111,7 @@ def test_close_counts_waiting_as_dropped(counter):
     status, sub = subscribe(counter, policy="all", maxlen=50)
     ca.flush_io()
     wait_for(lambda: sub.stats.received == 1)
-    put_values(counter, range(1, 11))
+    put_values(counter, range(1, 11), sub)
     wait_for(lambda: sub.stats.received == 11)
     sub.get(1)
     sub.close()
@@ -132,7 +141,7 @@ def test_high_level_monitor_with_channel_and_name(counter):
     with Monitor(chan, cb, "u", req_type=ca.DBR_STS_LONG, policy="all", maxlen=100) as mon:
         with Monitor("mon:counter", policy="latest") as pull:
             assert pull.get(5)["pv_value"] == 0
-            put_values(counter, range(1, 8))
+            put_values(counter, range(1, 8), pull)
             assert done.wait(5)
             wait_for(lambda: pull.stats.received == 8)
             assert pull.get(1)["pv_value"] == 7
