@@ -24,7 +24,7 @@ _IOCS = {}
 
 def _start() -> IOC:
     if "mon" not in _IOCS:
-        ioc = IOC([MONITOR_DB, ADSIM_DB], macros="P=sim:")
+        ioc = IOC([MONITOR_DB, ADSIM_DB], macros="PLUGIN=sim:")
         ioc.start()
         _IOCS["mon"] = ioc
         addrs = os.environ.get("EPICS_CA_ADDR_LIST", "").split()

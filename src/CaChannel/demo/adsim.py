@@ -1,13 +1,13 @@
 """A simulated areaDetector NDStdArrays plugin: soft records plus a frame writer.
 
-``adsim.db`` (:data:`DATABASE`) holds the records an image client reads
+``adsim.db`` (:data:`DATABASE`, macro ``PLUGIN``: the prefix) holds the records an image client reads
 (``$(P)ArrayData``, ``ArraySize0_RBV``..``ArraySize2_RBV``,
 ``NDimensions_RBV``, ``ColorMode_RBV``, ``DataType_RBV``, ``UniqueId_RBV``,
 ``ArrayCounter_RBV``); load it in any IOC, e.g. ::
 
     from CaChannel.testing import IOC
     from CaChannel.demo.adsim import DATABASE, SimDetector
-    with IOC([DATABASE], macros="P=sim:") as ioc:   # and point the client at it
+    with IOC([DATABASE], macros="PLUGIN=sim:") as ioc:   # and point the client at it
         with SimDetector("sim:", width=256, height=256) as det:
             det.write(10)                # ten frames, synchronously
             det.start(rate=20)           # or a stream at 20 frames/s
@@ -32,7 +32,7 @@ from typing import Any, Dict, Optional, Tuple
 
 __all__ = ["DATABASE", "DATA_TYPES", "COLOR_MODES", "SimDetector"]
 
-#: the NDStdArrays record database (macros P, FTVL, NELM)
+#: the NDStdArrays record database (macros PLUGIN, FTVL, NELM)
 DATABASE = Path(__file__).with_name("adsim.db")
 #: NDDataType_t names in ``DataType_RBV`` order
 DATA_TYPES = ("Int8", "UInt8", "Int16", "UInt16", "Int32", "UInt32", "Int64", "UInt64",
