@@ -494,6 +494,10 @@ class _RingSink:
     def offer(self, values: Any, count: int, status: int, severity: int,
               stamp: float, tag: Any = None) -> None:
         """Copy one update into a slot and wake the consumer (libca's thread)."""
+        values = _np.asarray(values)       # no copy for the backend's array
+        if values.ndim == 0:
+            values = values.reshape(1)
+        n = max(0, min(int(count), self.capacity, values.shape[0]))
         with self.cond:
             if self.closed:
                 return
@@ -510,12 +514,12 @@ class _RingSink:
             else:                                  # every slot held: nothing to fill
                 self.dropped += 1
                 return
-            n = min(int(count), self.capacity)
-            row = self.data[slot]
-            if n == 1 and _np.ndim(values) == 0:
-                row[0] = values
-            else:
-                row[:n] = values[:n]
+            try:
+                self.data[slot, :n] = values[:n]
+            except (TypeError, ValueError):       # unconvertible data: not a frame
+                self.free.append(slot)
+                self.dropped += 1
+                return
             self.counts[slot] = n
             self.seqs[slot] = seq
             self.stamps[slot] = stamp
@@ -653,8 +657,10 @@ class ArrayMonitor:
     ``policy``: ``"latest"`` (only the newest undelivered frame is kept) or
     ``"all"`` (up to ``buffers - 1`` frames wait; when none is free the oldest
     waiting is dropped). :attr:`stats` counts received/delivered/dropped/pending
-    exactly. Disconnections are counted in :attr:`disconnects`; libca
-    re-subscribes by itself on reconnection. Use as a context manager or call
+    exactly. Disconnections are counted in :attr:`disconnects` and listed in
+    :attr:`outages` (``(down, up)`` ``time.time()`` pairs, ``up`` None while
+    down); libca re-subscribes by itself on reconnection and the frames go on
+    (``seq`` keeps counting). Use as a context manager or call
     :meth:`close` (live monitors are closed at interpreter exit).
     """
 
@@ -673,6 +679,8 @@ class ArrayMonitor:
         self.name = name
         self.policy = policy
         self.disconnects = 0
+        #: ``[(down, up), ...]``: ``time.time()`` of each disconnection and reconnection
+        self.outages: List[Tuple[float, Optional[float]]] = []
         self._tag = tag
         self._connected = threading.Event()
         self._lock = threading.Lock()
@@ -710,10 +718,13 @@ class ArrayMonitor:
     # libca's thread ------------------------------------------------------
     def _on_connection(self, args: Dict[str, Any]) -> None:
         if args.get("op") == ca.CA_OP.CONN_UP:
+            if self.outages and self.outages[-1][1] is None:
+                self.outages[-1] = (self.outages[-1][0], time.time())
             self._connected.set()
         else:
             self._connected.clear()
             self.disconnects += 1
+            self.outages.append((time.time(), None))
 
     def _on_event(self, args: Dict[str, Any]) -> None:
         value = args.get("value")

@@ -34,14 +34,27 @@ def _start() -> IOC:
     return _IOCS["mon"]
 
 
+def _start_restart_ioc() -> IOC:
+    if "restart" not in _IOCS:
+        ioc = IOC([HERE / "restart.db"])
+        ioc.start()
+        _IOCS["restart"] = ioc
+        os.environ["EPICS_CA_ADDR_LIST"] = " ".join(
+            os.environ.get("EPICS_CA_ADDR_LIST", "").split() + ["127.0.0.1:%d" % ioc.port])
+    return _IOCS["restart"]
+
+
 def pytest_collection_finish(session):
     _start()
+    if any(item.name.startswith("test_ioc_restart") for item in session.items):
+        _start_restart_ioc()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    ioc = _IOCS.pop("mon", None)
-    if ioc is not None:
-        ioc.stop()
+    for key in ("mon", "restart"):
+        ioc = _IOCS.pop(key, None)
+        if ioc is not None:
+            ioc.stop()
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +63,11 @@ def mon_ioc(softioc):
     ioc = _start()
     with channels_held_open(["mon:counter"]):
         yield ioc
+
+
+@pytest.fixture
+def restart_ioc(mon_ioc):
+    """An IOC of its own (tests/monitor/restart.db) that a test may kill and restart."""
+    if "restart" not in _IOCS:
+        pytest.skip("the restart IOC starts only when a test_ioc_restart* test is collected")
+    return _IOCS["restart"]

@@ -44,7 +44,7 @@ def put_values(chid, values, sub=None):
         assert ca.put(chid, v) == ca.ECA_NORMAL
         ca.flush_io()
         if sub is not None:
-            wait_for(lambda: sub.stats.received == before + 1, what="update %r" % v)
+            wait_for(lambda: sub.stats.received > before, what="update %r" % v)
 
 
 def test_latest_keeps_newest_and_counts(counter):
