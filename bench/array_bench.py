@@ -8,6 +8,9 @@ One run, one IOC (``CaChannel/demo/adsim.db`` with a USHORT ``ArrayData`` of
            out with put-callback pacing): frames/s received by the client and
            client CPU seconds (user+sys of the whole process, libca's threads
            included) per GB received.
+Each cell also reports the client's RSS growth over the measured frames
+(after a 1 s warm-up): it must stay flat (no per-frame growth).
+
 ``slow``   (1 Mpixel image flat out, consumer spends 20 ms per frame, plus a
            scalar ``bench:tick`` put at 100 Hz by the writer): the scalar's
            delivery latency p50/p99 (client receive time minus the record's
@@ -39,6 +42,11 @@ import threading
 import time
 
 PREFIX = "bench:image1:"
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def cpu() -> float:
@@ -133,7 +141,7 @@ def client(args) -> None:
         with lock:
             result["frames"] = result["bytes"] = 0
         lat.clear()
-        c0, t0 = cpu(), time.monotonic()
+        c0, t0, r0 = cpu(), time.monotonic(), rss_mb()
         time.sleep(seconds)
     else:
         from CaChannel import ca
@@ -178,13 +186,13 @@ def client(args) -> None:
         with lock:
             result["frames"] = result["bytes"] = 0
         lat.clear()
-        c0, t0 = cpu(), time.monotonic()
+        c0, t0, r0 = cpu(), time.monotonic(), rss_mb()
         time.sleep(seconds)
     with lock:
         elapsed = time.monotonic() - t0
         used = cpu() - c0
         frames, nbytes = result["frames"], result["bytes"]
-    out = {"fps": frames / elapsed, "MBps": nbytes / 1e6 / elapsed,
+    out = {"frames": frames, "rss_growth_MB": rss_mb() - r0, "fps": frames / elapsed, "MBps": nbytes / 1e6 / elapsed,
            "cpu_per_GB": used / (nbytes / 1e9) if nbytes else None, "cpu": used}
     if lat:
         lat.sort()
@@ -293,17 +301,19 @@ def main() -> int:
 
     def f(v, fmt):
         return "-" if v is None else fmt % v
-    print("| workload | contender | frames/s | MB/s | CPU s/GB | scalar p50 ms | scalar p99 ms |")
-    print("|---|---|---|---|---|---|---|")
+    print("| workload | contender | frames/s | MB/s | CPU s/GB | scalar p50 ms | scalar p99 ms "
+          "| RSS growth MB (frames) |")
+    print("|---|---|---|---|---|---|---|---|")
     ref = {}
     for wl, c, r in rows:
         if "error" in r:
-            print("| %s | %s | error: %s | | | | |" % (wl, c, r["error"].splitlines()[-1][:60]))
+            print("| %s | %s | error: %s | | | | | |" % (wl, c, r["error"].splitlines()[-1][:60]))
             continue
-        print("| %s | %s | %s | %s | %s | %s | %s |" % (
+        print("| %s | %s | %s | %s | %s | %s | %s | %.1f (%d) |" % (
             wl, c, f(r.get("fps"), "%.1f"), f(r.get("MBps"), "%.0f"),
             f(r.get("cpu_per_GB") if wl.startswith("image") else None, "%.2f"),
-            f(r.get("p50_ms"), "%.2f"), f(r.get("p99_ms"), "%.2f")))
+            f(r.get("p50_ms"), "%.2f"), f(r.get("p99_ms"), "%.2f"), r.get("rss_growth_MB", 0.0),
+            r.get("frames", 0)))
         if wl.startswith("image") and c == "callback":
             ref[wl] = r
     for wl, c, r in rows:

@@ -318,7 +318,13 @@ def subscribe(chid: Any, callback: Optional[Callable[[Dict[str, Any]], Any]] = N
     if callback is not None and not callable(callback):
         raise TypeError("callback must be callable or None")
     sub = Subscription(policy, maxlen, callback)
-    status, evid = ca.create_subscription(chid, sub._on_event, chtype, count, mask, use_numpy)
+    try:
+        status, evid = ca.create_subscription(chid, sub._on_event, chtype, count, mask,
+                                              use_numpy)
+    except BaseException:
+        sub._queue.close()
+        _LIVE.discard(sub)
+        raise
     if status != ca.ECA_NORMAL:
         sub._queue.close()
         _LIVE.discard(sub)
@@ -660,7 +666,8 @@ class ArrayMonitor:
     exactly. Disconnections are counted in :attr:`disconnects` and listed in
     :attr:`outages` (``(down, up)`` ``time.time()`` pairs, ``up`` None while
     down); libca re-subscribes by itself on reconnection and the frames go on
-    (``seq`` keeps counting). Use as a context manager or call
+    (``seq`` keeps counting). One consumer thread per monitor: taking a
+    frame releases the previous one, whoever holds it. Use as a context manager or call
     :meth:`close` (live monitors are closed at interpreter exit).
     """
 

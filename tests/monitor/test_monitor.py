@@ -151,3 +151,8 @@ def test_high_level_monitor_with_channel_and_name(counter):
     chan.clear_channel()
     with pytest.raises(TypeError):
         Monitor(42)
+
+
+def test_bad_handle_is_a_clear_error(mon_ioc):
+    with pytest.raises((TypeError, ValueError)):
+        subscribe("not a chid")
