@@ -36,7 +36,7 @@ element count not matching the sizes).
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, Iterator, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterator, NamedTuple, Optional
 
 from . import ca
 from .monitor import _LIVE, ArrayMonitor, Frame

@@ -8,7 +8,7 @@ from CaChannel import ca
 from CaChannel.areadetector import ImageReader
 from CaChannel.demo.adsim import SimDetector
 
-from test_monitor import wait_for
+from mon_helpers import wait_for
 
 
 @pytest.fixture

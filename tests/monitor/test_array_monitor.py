@@ -13,7 +13,7 @@ import pytest
 from CaChannel import ca
 from CaChannel.monitor import ArrayMonitor
 
-from test_monitor import wait_for
+from mon_helpers import wait_for
 
 
 @pytest.fixture

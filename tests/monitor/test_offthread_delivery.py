@@ -9,14 +9,7 @@ import pytest
 from CaChannel import CaChannel, ca
 from CaChannel.monitor import Monitor, subscribe
 
-
-def wait_for(pred, timeout=10.0, what="condition"):
-    """Bounded wait for a counter to reach a value (the updates come from the IOC)."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for %s" % what)
-        time.sleep(0.005)
+from mon_helpers import wait_for
 
 
 @pytest.fixture
