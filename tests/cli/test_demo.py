@@ -55,6 +55,9 @@ def test_demo_runs_and_cleans_up(backend):
     rates = re.findall(r"frames +(\d+) +([\d.]+) frames/s +([\d.]+) MB/s", out)
     assert rates and int(rates[-1][0]) > 0 and float(rates[-1][2]) > 0
     assert "ca.get(chid, out=frame): shape (1024, 1024), dtype uint16" in out
+    images = re.findall(r"images +(\d+) +[\d.]+ images/s +([\d.]+) MB/s +dropped \d+ +lost \d+", out)
+    assert images and int(images[-1][0]) > 0, "ImageReader section"
+    assert "last image: shape (480, 640), UInt16, Mono" in out
     assert "demo IOC and CA repeater stopped" in out
     assert "Virtual circuit disconnect" not in proc.stderr
     assert elapsed < 60

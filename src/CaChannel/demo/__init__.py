@@ -13,14 +13,18 @@ shipped ``beamline.db`` (PV prefix ``demo:``):
 ``demo:sample:temp:setpoint``  ao: temperature set-point (degC)
 ``demo:sample:temp``           calc: temperature, alarm limits 10/30 and 5/40
 ``demo:det:image``             waveform: 1024 x 1024 USHORT detector image
+``demo:image1:ArrayData`` ...  a simulated areaDetector NDStdArrays plugin
+                               (``adsim.db``, see :mod:`CaChannel.demo.adsim`)
 =============================  ================================================
 
 It points the client environment (``EPICS_CA_ADDR_LIST`` ...) at that IOC
 before the first CA context exists, runs a writer thread that refreshes the
 image several times per second with CaChannel puts, and then shows
 ``cainfo``, ``caget`` with units and alarm state, ``caput`` with wait and the
-readback, a ``camonitor`` of the ring current and an image monitor with frame
-rate and throughput. It ends after about ``seconds`` seconds and stops the
+readback, a ``camonitor`` of the ring current, an image monitor with frame
+rate and throughput, and an areaDetector image reader
+(:class:`CaChannel.areadetector.ImageReader`) on the simulated plugin with
+images/s, MB/s and the frames dropped and lost. It ends after about ``seconds`` seconds and stops the
 IOC and the repeater by PID (also on Ctrl-C or SIGTERM).
 
 The database can be used for your own experiments::
@@ -50,6 +54,8 @@ __all__ = ["DATABASE", "PREFIX", "run"]
 DATABASE = Path(__file__).with_name("beamline.db")
 #: PV prefix of the demo records
 PREFIX = "demo:"
+#: PV prefix of the simulated NDStdArrays plugin
+AD_PREFIX = "demo:image1:"
 
 WIDTH = HEIGHT = 1024
 _FRAME_RATE = 10.0  # writer thread target, frames per second
@@ -212,7 +218,9 @@ def run(seconds: float = 15.0, port: Optional[int] = None, out: Optional[TextIO]
     try:
         repeater.start()
         os.environ["EPICS_CA_REPEATER_PORT"] = str(repeater.port)
-        ioc = IOC([DATABASE], port=port, ready_pv=PREFIX + "ring:current",
+        from .adsim import DATABASE as ADSIM_DATABASE
+        ioc = IOC([DATABASE, ADSIM_DATABASE], macros="PLUGIN=" + AD_PREFIX,
+                  port=port, ready_pv=PREFIX + "ring:current",
                   env={"EPICS_CA_REPEATER_PORT": str(repeater.port),
                        "EPICS_CAS_BEACON_PORT": str(repeater.port)})
         ioc.start()
@@ -341,10 +349,13 @@ def _tour(out: TextIO, seconds: float, t0: float, writer: _ImageWriter) -> None:
     util.camonitor(P + "ring:current", callback=())
     sys.stdout.flush()
 
-    image_s = max(1.0, seconds - (time.monotonic() - t0) - 0.8)
+    image_s = max(1.0, (seconds - (time.monotonic() - t0) - 0.8) / 2)
     _section(out, "image monitor %s (%dx%d USHORT) for %.1f s"
              % (P + "det:image", WIDTH, HEIGHT, image_s))
     _image_monitor(out, image_s)
+    reader_s = max(1.0, seconds - (time.monotonic() - t0) - 0.8)
+    _section(out, "areaDetector ImageReader %s for %.1f s" % (AD_PREFIX, reader_s))
+    _image_reader(out, reader_s)
 
     # one synchronous read straight into a caller-owned 2-D array (no copy)
     status, chid = ca.create_channel(P + "det:image")
@@ -407,4 +418,44 @@ def _image_monitor(out: TextIO, duration: float) -> None:
     finally:
         chan.clear_event()
         chan.clear_channel()
+        out.flush()
+
+
+def _image_reader(out: TextIO, duration: float) -> None:
+    """Stream the simulated plugin at 20 images/s into an ImageReader; print the rates."""
+    from ..areadetector import ImageReader
+    from .adsim import SimDetector
+
+    with SimDetector(AD_PREFIX, width=640, height=480, data_type="UInt16") as det:
+        det.write(1)
+        with ImageReader(AD_PREFIX, buffers=4, policy="latest") as reader:
+            det.start(rate=20)
+            tty = hasattr(out, "isatty") and out.isatty()
+            start = time.monotonic()
+            images = nbytes = 0
+            shape = None
+            last_print = 0.0
+            while True:
+                image = reader.get(0.25)
+                if image is not None:
+                    images += 1
+                    nbytes += image.nbytes
+                    shape = (image.array.shape, image.data_type, image.color_mode)
+                elapsed = time.monotonic() - start
+                st = reader.stats
+                line = ("  %5.1f s  images %4d  %6.1f images/s  %7.1f MB/s  dropped %d  lost %d"
+                        % (elapsed, images, images / max(elapsed, 1e-9),
+                           nbytes / 1e6 / max(elapsed, 1e-9), st.dropped, st.lost))
+                if elapsed >= duration:
+                    out.write(("\r" + line + "\n") if tty else (line + "\n"))
+                    break
+                if tty:
+                    out.write("\r" + line)
+                elif elapsed - last_print >= 1.0:
+                    out.write(line + "\n")
+                    last_print = elapsed
+                out.flush()
+            det.stop()
+            if shape is not None:
+                out.write("  last image: shape %s, %s, %s; %s\n" % (shape + (tuple(reader.stats),)))
         out.flush()

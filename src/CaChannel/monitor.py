@@ -1,0 +1,831 @@
+"""Monitors delivered off libca's thread, and array monitors into a ring of buffers.
+
+Every CA monitor callback normally runs on libca's receive thread: a callback
+that takes 20 ms (a plot, a fit, a file write) stalls that thread and with it
+every other channel of the same server. The classes here keep user code off
+libca's thread. libca's callback only stores the update and wakes a consumer;
+the consumer is either your own thread (pull: :meth:`Subscription.get`,
+iteration) or a delivery thread that calls your callback.
+
+What is kept when the consumer is slower than the updates is chosen per
+subscription by its *policy*:
+
+``"latest"``
+    keep only the newest undelivered update; an update replaced before it was
+    delivered is counted as dropped.
+``"all"``
+    a bounded queue (``maxlen`` updates); when it is full the oldest waiting
+    update is dropped and counted.
+
+Nothing is lost silently: :attr:`Subscription.stats` (and
+:attr:`ArrayMonitor.stats`) always satisfies
+``received == delivered + dropped + pending``; after ``close()`` updates that
+were still waiting are counted as dropped, so ``pending`` is 0.
+
+Three ways in:
+
+* :func:`subscribe` (the ``ca`` level): like ``ca.create_subscription`` but the
+  callback (the same event dict) runs on a delivery thread, or you pull events;
+* :class:`Monitor` (the high level): for a :class:`CaChannel.CaChannel` or a
+  PV name, the callback gets the ``(epicsArgs, user_args)`` of
+  ``CaChannel.add_masked_array_event``;
+* :class:`ArrayMonitor`: array updates copied into a ring of preallocated
+  numpy buffers, handed out as :class:`Frame` objects (views into the ring).
+
+Example::
+
+    from CaChannel.monitor import ArrayMonitor
+    with ArrayMonitor("13SIM1:image1:ArrayData", buffers=4) as mon:
+        for frame in mon:              # blocks; ends when mon is closed
+            process(frame.array)       # a view into a ring slot, valid until
+            if done:                   # the next frame is taken or release()
+                break
+        print(mon.stats)
+
+Design note, the C fast path: the copy of an update into a ring slot is done by
+one small internal object, :class:`_RingSink`. Its memory is plain numpy
+arrays (``data[buffers, capacity]`` and per-slot ``counts``, ``seqs``,
+``stamps``, ``alarm``), its slot bookkeeping is a free list and a pending
+queue guarded by one lock, and the producer side is the single method
+:meth:`_RingSink.offer`. Today ``offer`` runs in Python on libca's thread, fed
+by a ``ca.create_subscription`` callback with ``use_numpy=True`` (the backend
+allocates an array per event, which ``offer`` then copies into the slot). A C
+sink will take the addresses of the same arrays, be installed as the
+subscription's C event handler, copy libca's event buffer straight into a free
+slot without the GIL and without creating Python objects, and wake the
+consumer through an OS-level semaphore instead of the ``threading.Condition``;
+the consumer side (:meth:`_RingSink.take`, :meth:`_RingSink.give_back`), the
+:class:`Frame` objects and the public API stay as they are.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import sys
+import threading
+import time
+import traceback
+import weakref
+from typing import Any, Callable, Deque, Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+from . import ca
+
+try:
+    import numpy as _np
+except ImportError:  # pragma: no cover - numpy is a dependency of array monitors only
+    _np = None
+
+__all__ = ["POLICIES", "MonitorStats", "Subscription", "subscribe", "Monitor",
+           "Frame", "ArrayMonitor"]
+
+#: the delivery policies
+POLICIES = ("latest", "all")
+_EPICS_EPOCH = 631152000
+
+
+class MonitorStats(NamedTuple):
+    """Counters of one subscription.
+
+    ``received == delivered + dropped + pending`` at every instant (read under
+    the subscription's lock). ``dropped`` counts updates replaced or pushed out
+    by the policy, and after ``close()`` the ones that were still waiting.
+    """
+    received: int
+    delivered: int
+    dropped: int
+    pending: int
+
+
+def _check_policy(policy: str, maxlen: int) -> None:
+    if policy not in POLICIES:
+        raise ValueError("policy must be one of %s, not %r" % (POLICIES, policy))
+    if not isinstance(maxlen, int) or isinstance(maxlen, bool) or maxlen < 1:
+        raise ValueError("maxlen must be an int >= 1, not %r" % (maxlen,))
+
+
+def _report(what: str) -> None:
+    try:
+        sys.stderr.write("CaChannel: exception in %s callback (ignored):\n" % what)
+        traceback.print_exc()
+    except Exception:  # pragma: no cover - stderr gone at shutdown
+        pass
+
+
+# Live subscriptions/monitors, closed at interpreter exit (before libca's
+# context goes away and before daemon delivery threads are frozen).
+_LIVE: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def _close_all_at_exit() -> None:
+    for obj in list(_LIVE):
+        try:
+            obj.close()
+        except Exception:  # pragma: no cover - best effort at exit
+            pass
+
+
+atexit.register(_close_all_at_exit)
+# threading's own exit hook runs before the interpreter joins non-daemon
+# threads: a consumer thread blocked in ``for frame in monitor`` is woken by
+# the close (StopIteration) instead of keeping the process alive for ever.
+_register_threading_atexit = getattr(threading, "_register_atexit", None)
+if _register_threading_atexit is not None:
+    try:
+        _register_threading_atexit(_close_all_at_exit)
+    except RuntimeError:  # pragma: no cover - imported during shutdown
+        pass
+
+
+class _EventQueue:
+    """The policy core of :class:`Subscription`: a lock, a condition and a deque."""
+
+    def __init__(self, policy: str, maxlen: int) -> None:
+        _check_policy(policy, maxlen)
+        self.policy = policy
+        self.maxlen = 1 if policy == "latest" else maxlen
+        self.items: Deque[Any] = collections.deque()
+        self.cond = threading.Condition(threading.Lock())
+        self.received = self.delivered = self.dropped = 0
+        self.closed = False
+
+    def put(self, item: Any) -> None:
+        """Store one update (libca's thread): constant time, no user code."""
+        with self.cond:
+            if self.closed:
+                return
+            self.received += 1
+            if len(self.items) >= self.maxlen:
+                self.items.popleft()
+                self.dropped += 1
+            self.items.append(item)
+            self.cond.notify()
+
+    def get(self, timeout: Optional[float]) -> Tuple[bool, Any]:
+        """``(True, item)``, or ``(False, None)`` on timeout or when closed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.cond:
+            while not self.items:
+                if self.closed:
+                    return False, None
+                if deadline is None:
+                    self.cond.wait()
+                else:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self.cond.wait(left):
+                        if not self.items:
+                            return False, None
+            self.delivered += 1
+            return True, self.items.popleft()
+
+    def close(self) -> None:
+        with self.cond:
+            if self.closed:
+                return
+            self.closed = True
+            self.dropped += len(self.items)
+            self.items.clear()
+            self.cond.notify_all()
+
+    def stats(self) -> MonitorStats:
+        with self.cond:
+            return MonitorStats(self.received, self.delivered, self.dropped, len(self.items))
+
+
+class Subscription:
+    """A CA subscription whose updates are delivered off libca's thread.
+
+    Made by :func:`subscribe`. With a callback, a delivery thread (daemon,
+    named ``CaChannel-monitor``, attached to the CA context of the caller of
+    :func:`subscribe`) calls ``callback(event)`` with the event dict of
+    ``ca.create_subscription``; exceptions are printed and swallowed. Without
+    one, take the updates with :meth:`get` or by iterating (iteration ends when
+    the subscription is closed). Close with :meth:`close` or a ``with`` block;
+    live subscriptions are closed at interpreter exit.
+    """
+
+    def __init__(self, policy: str = "latest", maxlen: int = 16,
+                 callback: Optional[Callable[[Dict[str, Any]], Any]] = None) -> None:
+        self._queue = _EventQueue(policy, maxlen)
+        self._callback = callback
+        self._evid: Any = None
+        self._context = ca.current_context()
+        self._thread: Optional[threading.Thread] = None
+        _LIVE.add(self)
+
+    @property
+    def policy(self) -> str:
+        """``"latest"`` or ``"all"``."""
+        return self._queue.policy
+
+    @property
+    def stats(self) -> MonitorStats:
+        """:class:`MonitorStats` (received, delivered, dropped, pending)."""
+        return self._queue.stats()
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._queue.closed
+
+    def _on_event(self, args: Dict[str, Any]) -> None:  # libca's thread
+        self._queue.put(args)
+
+    def _start(self) -> None:
+        if self._callback is not None:
+            self._thread = threading.Thread(target=self._deliver, name="CaChannel-monitor",
+                                            daemon=True)
+            self._thread.start()
+
+    def _deliver(self) -> None:
+        if self._context is not None:
+            try:
+                ca.attach_context(self._context)
+            except Exception:  # context gone: callbacks just cannot use CA
+                pass
+        callback = self._callback
+        while True:
+            ok, item = self._queue.get(None)
+            if not ok:
+                return
+            try:
+                callback(item)
+            except Exception:
+                _report("monitor")
+
+    def get(self, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
+        """The next update's event dict; ``None`` on timeout or once closed.
+
+        Not for subscriptions with a callback (their thread takes the updates).
+        """
+        if self._callback is not None:
+            raise RuntimeError("this subscription delivers to its callback")
+        ok, item = self._queue.get(timeout)
+        return item if ok else None
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        while True:
+            item = self.get()
+            if item is None:
+                return
+            yield item
+
+    def close(self) -> None:
+        """Cancel the CA subscription, count waiting updates as dropped, stop delivery.
+
+        Idempotent. Called from the delivery thread itself (inside the
+        callback) it does not wait for that thread.
+        """
+        evid, self._evid = self._evid, None
+        if evid is not None:
+            try:
+                if ca.current_context() is None and self._context is not None:
+                    ca.attach_context(self._context)
+                ca.clear_subscription(evid)
+                ca.flush_io()
+            except Exception:
+                pass
+        self._queue.close()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5.0)
+        _LIVE.discard(self)
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<Subscription %s %s%s>" % (self.policy, tuple(self.stats),
+                                          " closed" if self.closed else "")
+
+
+def subscribe(chid: Any, callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
+              chtype: Optional[int] = None, count: Optional[int] = None,
+              mask: Optional[int] = None, use_numpy: bool = False, *,
+              policy: str = "latest", maxlen: int = 16) -> Tuple[int, Optional[Subscription]]:
+    """``ca.create_subscription`` with delivery off libca's thread.
+
+    Arguments as ``ca.create_subscription`` (``callback`` may be ``None``:
+    then pull with :meth:`Subscription.get`), plus ``policy`` (``"latest"`` or
+    ``"all"``) and ``maxlen`` (queue bound of ``"all"``). Returns
+    ``(ECA, Subscription or None)``; the subscription is queued like any CA
+    request (flush or pend to send it). Call from a thread in a CA context;
+    the delivery thread attaches to that context, so the callback may call
+    ``ca`` functions (blocking ones too: it is not libca's thread).
+    """
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable or None")
+    sub = Subscription(policy, maxlen, callback)
+    try:
+        status, evid = ca.create_subscription(chid, sub._on_event, chtype, count, mask,
+                                              use_numpy)
+    except BaseException:
+        sub._queue.close()
+        _LIVE.discard(sub)
+        raise
+    if status != ca.ECA_NORMAL:
+        sub._queue.close()
+        _LIVE.discard(sub)
+        return status, None
+    sub._evid = evid
+    sub._start()
+    return status, sub
+
+
+class Monitor:
+    """High-level monitor delivered off libca's thread.
+
+    ``source`` is a :class:`CaChannel.CaChannel` (connected, e.g. after
+    ``searchw()``) or a PV name (a channel is made and waited for, up to
+    ``timeout`` seconds). ``callback(epicsArgs, user_args)`` gets the same
+    ``pv_*`` dict as with ``CaChannel.add_masked_array_event``, but on a
+    delivery thread; without a callback pull with :meth:`get` (returns that
+    dict) or iterate. ``req_type``, ``count``, ``mask`` and ``use_numpy`` are as
+    in ``add_masked_array_event``; ``policy`` and ``maxlen`` as in
+    :func:`subscribe`. The channel's own ``add_masked_array_event``
+    subscription is not touched. Use as a context manager or call
+    :meth:`close`.
+    """
+
+    def __init__(self, source: Any, callback: Optional[Callable[..., Any]] = None,
+                 *user_args: Any, req_type: Optional[int] = None, count: Optional[int] = None,
+                 mask: Optional[int] = None, use_numpy: Optional[bool] = None,
+                 policy: str = "latest", maxlen: int = 16, timeout: float = 5.0) -> None:
+        from ._channel import CaChannel, CaChannelException, _use_numpy
+        if callback is not None and not callable(callback):
+            raise TypeError("callback must be callable or None")
+        _check_policy(policy, maxlen)
+        if isinstance(source, CaChannel):
+            self.channel = source
+            self._own_channel = False
+        elif isinstance(source, (str, bytes)):
+            self.channel = CaChannel(source)
+            self.channel.setTimeout(timeout)
+            self.channel.searchw()
+            self._own_channel = True
+        else:
+            raise TypeError("source must be a CaChannel or a PV name, not %s"
+                            % type(source).__name__)
+        chid = self.channel._need_chid()
+        CaChannel._attach()
+        numpy_flag = _use_numpy(use_numpy)
+        self._numpy = numpy_flag
+        self._user_callback = callback
+        self._user_args = user_args
+        deliver = None if callback is None else self._deliver
+        status, sub = subscribe(chid, deliver, req_type, count, mask, numpy_flag,
+                                policy=policy, maxlen=maxlen)
+        if sub is None:
+            if self._own_channel:
+                self.channel.clear_channel()
+            raise CaChannelException(status, "subscription to %s" % self.channel.name())
+        ca.flush_io()
+        self._sub = sub
+        _LIVE.add(self)
+
+    def _epics_args(self, event: Dict[str, Any]) -> Dict[str, Any]:
+        from ._channel import CaChannel
+        return CaChannel._epics_args(event, self._numpy)
+
+    def _deliver(self, event: Dict[str, Any]) -> None:
+        self._user_callback(self._epics_args(event), self._user_args)
+
+    @property
+    def stats(self) -> MonitorStats:
+        """:class:`MonitorStats` (received, delivered, dropped, pending)."""
+        return self._sub.stats
+
+    @property
+    def policy(self) -> str:
+        """``"latest"`` or ``"all"``."""
+        return self._sub.policy
+
+    def get(self, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
+        """The next update as an ``epicsArgs`` dict; ``None`` on timeout or once closed."""
+        event = self._sub.get(timeout)
+        return None if event is None else self._epics_args(event)
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        for event in self._sub:
+            yield self._epics_args(event)
+
+    def close(self) -> None:
+        """Cancel the subscription (and clear the channel if this monitor made it)."""
+        self._sub.close()
+        if self._own_channel and self.channel._chid is not None:
+            try:
+                self.channel.clear_channel()
+                self.channel.flush_io()
+            except Exception:
+                pass
+        _LIVE.discard(self)
+
+    def __enter__(self) -> "Monitor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------- array monitors
+
+# numpy dtype name -> (plain DBR request type, dtype libca's value arrives in)
+_DTYPE_REQUEST = {
+    "int8": ("DBR_CHAR", "uint8"),
+    "uint8": ("DBR_CHAR", "uint8"),
+    "int16": ("DBR_SHORT", "int16"),
+    "uint16": ("DBR_ENUM", "uint16"),   # CA has no unsigned short; ENUM is one
+    "int32": ("DBR_LONG", "int32"),
+    "uint32": ("DBR_LONG", "int32"),
+    "float32": ("DBR_FLOAT", "float32"),
+    "float64": ("DBR_DOUBLE", "float64"),
+}
+_NATIVE_DTYPE = {"CHAR": "uint8", "SHORT": "int16", "ENUM": "uint16", "LONG": "int32",
+                 "FLOAT": "float32", "DOUBLE": "float64"}
+_PLAIN_TO_TIME = {"DBR_CHAR": "DBR_TIME_CHAR", "DBR_SHORT": "DBR_TIME_SHORT",
+                  "DBR_ENUM": "DBR_TIME_ENUM", "DBR_LONG": "DBR_TIME_LONG",
+                  "DBR_FLOAT": "DBR_TIME_FLOAT", "DBR_DOUBLE": "DBR_TIME_DOUBLE"}
+
+
+def _request_for(dtype: Any, field_type: int) -> Tuple[Any, Any, int]:
+    """(user dtype, wire dtype, DBR_TIME_* request type) for a dtype or the field type."""
+    if dtype is None:
+        name = getattr(ca.DBF(int(field_type)), "name", "")
+        if name not in _NATIVE_DTYPE:
+            raise ValueError("field type %s has no numeric array dtype" % (name or field_type))
+        dtype = _NATIVE_DTYPE[name]
+    user = _np.dtype(dtype)
+    if user.name not in _DTYPE_REQUEST:
+        raise ValueError("dtype %s is not supported (use one of %s)"
+                         % (user, ", ".join(sorted(_DTYPE_REQUEST))))
+    plain, wire = _DTYPE_REQUEST[user.name]
+    return user, _np.dtype(wire), int(getattr(ca, _PLAIN_TO_TIME[plain]))
+
+
+class _RingSink:
+    """The ring of preallocated slots and the one producer entry point, :meth:`offer`.
+
+    Slots are rows of ``data``; a slot is *free*, *pending* (filled, not yet
+    taken) or *held* (taken by the consumer until :meth:`give_back`). The
+    policy decides what happens when an update arrives and no slot is free:
+    ``"latest"`` keeps at most one pending slot (an older pending one is
+    dropped and reused at once), ``"all"`` drops the oldest pending slot.
+    Everything is guarded by ``cond``. See the module docstring for how a C
+    implementation of :meth:`offer` plugs in.
+    """
+
+    def __init__(self, buffers: int, capacity: int, dtype: Any, policy: str) -> None:
+        _check_policy(policy, 1)
+        if buffers < 2:
+            raise ValueError("buffers must be >= 2 (one held by the consumer, one to fill)")
+        self.policy = policy
+        self.data = _np.zeros((buffers, max(int(capacity), 1)), dtype=dtype)
+        self.counts = _np.zeros(buffers, dtype=_np.int64)
+        self.seqs = _np.zeros(buffers, dtype=_np.int64)
+        self.stamps = _np.zeros(buffers, dtype=_np.float64)
+        self.alarm = _np.zeros((buffers, 2), dtype=_np.int16)  # status, severity
+        self.tags: List[Any] = [None] * buffers
+        self.free: Deque[int] = collections.deque(range(buffers))
+        self.pending: Deque[int] = collections.deque()
+        self.cond = threading.Condition(threading.Lock())
+        self.received = self.delivered = self.dropped = 0
+        self.closed = False
+
+    @property
+    def capacity(self) -> int:
+        return int(self.data.shape[1])
+
+    def offer(self, values: Any, count: int, status: int, severity: int,
+              stamp: float, tag: Any = None) -> None:
+        """Copy one update into a slot and wake the consumer (libca's thread)."""
+        values = _np.asarray(values)       # no copy for the backend's array
+        if values.ndim == 0:
+            values = values.reshape(1)
+        n = max(0, min(int(count), self.capacity, values.shape[0]))
+        with self.cond:
+            if self.closed:
+                return
+            self.received += 1
+            seq = self.received
+            if self.policy == "latest" and self.pending:
+                slot = self.pending.popleft()      # replaced before delivery
+                self.dropped += 1
+            elif self.free:
+                slot = self.free.popleft()
+            elif self.pending:
+                slot = self.pending.popleft()      # "all": drop the oldest waiting
+                self.dropped += 1
+            else:                                  # every slot held: nothing to fill
+                self.dropped += 1
+                return
+            try:
+                self.data[slot, :n] = values[:n]
+            except (TypeError, ValueError):       # unconvertible data: not a frame
+                self.free.append(slot)
+                self.dropped += 1
+                return
+            self.counts[slot] = n
+            self.seqs[slot] = seq
+            self.stamps[slot] = stamp
+            self.alarm[slot, 0] = status
+            self.alarm[slot, 1] = severity
+            self.tags[slot] = tag
+            self.pending.append(slot)
+            self.cond.notify()
+
+    def take(self, timeout: Optional[float]) -> Optional[int]:
+        """The next pending slot (now held); ``None`` on timeout or when closed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.cond:
+            while not self.pending:
+                if self.closed:
+                    return None
+                if deadline is None:
+                    self.cond.wait()
+                else:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return None
+                    self.cond.wait(left)
+            self.delivered += 1
+            return self.pending.popleft()
+
+    def give_back(self, slot: int) -> None:
+        """Return a held slot to the free list."""
+        with self.cond:
+            self.tags[slot] = None
+            self.free.append(slot)
+
+    def close(self) -> None:
+        with self.cond:
+            if self.closed:
+                return
+            self.closed = True
+            self.dropped += len(self.pending)
+            self.free.extend(self.pending)
+            self.pending.clear()
+            self.cond.notify_all()
+
+    def stats(self) -> MonitorStats:
+        with self.cond:
+            return MonitorStats(self.received, self.delivered, self.dropped, len(self.pending))
+
+
+class Frame:
+    """One array update: a view into a ring slot plus its metadata.
+
+    ``array`` is valid until the frame is released: explicitly with
+    :meth:`release` (or leaving a ``with frame:`` block), or implicitly when the
+    consumer takes the next frame of the same monitor. After that ``array``
+    raises ``ValueError``, and arrays obtained from it earlier see the slot
+    being overwritten: copy (``frame.array.copy()``) what you keep.
+
+    Attributes: ``seq`` (1-based number of the update among all received by
+    the monitor: gaps are updates dropped by the policy), ``timestamp`` (the
+    server's time stamp, POSIX seconds as a float), ``status`` (``ca.AlarmCondition``), ``severity`` (``ca.AlarmSeverity``),
+    ``count`` (elements received), ``tag`` (what the producer attached, e.g.
+    the image metadata of :class:`CaChannel.areadetector.ImageReader`).
+    """
+
+    __slots__ = ("_sink", "_slot", "_array", "seq", "timestamp", "status", "severity",
+                 "count", "tag", "__weakref__")
+
+    def __init__(self, sink: _RingSink, slot: int, dtype: Any) -> None:
+        self._sink: Optional[_RingSink] = sink
+        self._slot = slot
+        self.count = int(sink.counts[slot])
+        self.seq = int(sink.seqs[slot])
+        self.timestamp = float(sink.stamps[slot])
+        self.status = _enum_or_int(ca.AlarmCondition, int(sink.alarm[slot, 0]))
+        self.severity = _enum_or_int(ca.AlarmSeverity, int(sink.alarm[slot, 1]))
+        self.tag = sink.tags[slot]
+        view = sink.data[slot, :self.count]
+        self._array = view if view.dtype == dtype else view.view(dtype)
+
+    @property
+    def array(self) -> Any:
+        """The data: a 1-D numpy view into the ring slot (``count`` elements)."""
+        if self._sink is None:
+            raise ValueError("frame %d was released; its slot may hold another frame now"
+                             % self.seq)
+        return self._array
+
+    @property
+    def released(self) -> bool:
+        """True once the slot went back to the ring."""
+        return self._sink is None
+
+    def release(self) -> None:
+        """Give the slot back to the ring (idempotent)."""
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            self._array = None
+            sink.give_back(self._slot)
+
+    def __enter__(self) -> "Frame":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return "<Frame seq=%d count=%d t=%.6f %s>" % (
+            self.seq, self.count, self.timestamp, "released" if self._sink is None else "held")
+
+
+def _enum_or_int(enum_cls: Any, value: int) -> Any:
+    try:
+        return enum_cls(value)
+    except ValueError:
+        return value
+
+
+class ArrayMonitor:
+    """Monitor an array PV into a ring of ``buffers`` preallocated numpy buffers.
+
+    ``ArrayMonitor(name, buffers=4, dtype=None, count=None, policy="latest")``
+    connects to ``name`` (waiting up to ``timeout`` s, ``TimeoutError``
+    otherwise), allocates ``buffers`` slots of ``count`` elements (default: the
+    channel's native element count) and subscribes with ``DBR_TIME_*``. Each
+    update is copied into a free slot on libca's thread; no user code runs
+    there. Take frames by iterating (blocks; ends when closed) or with
+    :meth:`get`; each is a :class:`Frame` whose ``array`` views its slot until
+    the next frame is taken or it is released.
+
+    ``dtype``: numpy dtype of the frames, default from the field type.
+    ``uint16`` is requested as ``DBR_ENUM`` (2 bytes a pixel on the wire, CA has
+    no unsigned short), ``int8``/``uint8`` as ``DBR_CHAR``, ``uint32`` as
+    ``DBR_LONG`` viewed unsigned. ``count=None`` subscribes with count 0, so
+    variable-length arrays arrive with their current length.
+
+    ``policy``: ``"latest"`` (only the newest undelivered frame is kept) or
+    ``"all"`` (up to ``buffers - 1`` frames wait; when none is free the oldest
+    waiting is dropped). :attr:`stats` counts received/delivered/dropped/pending
+    exactly. Disconnections are counted in :attr:`disconnects` and listed in
+    :attr:`outages` (``(down, up)`` ``time.time()`` pairs, ``up`` None while
+    down); libca re-subscribes by itself on reconnection and the frames go on
+    (``seq`` keeps counting). One consumer thread per monitor: taking a
+    frame releases the previous one, whoever holds it. Use as a context manager or call
+    :meth:`close` (live monitors are closed at interpreter exit).
+    """
+
+    def __init__(self, name: str, buffers: int = 4, dtype: Any = None,
+                 count: Optional[int] = None, policy: str = "latest", *,
+                 timeout: float = 5.0, mask: Optional[int] = None,
+                 tag: Optional[Callable[[], Any]] = None) -> None:
+        if _np is None:
+            raise ImportError("ArrayMonitor needs numpy")
+        from ._channel import CaChannel, CaChannelException
+        _check_policy(policy, 1)
+        if not isinstance(buffers, int) or buffers < 2:
+            raise ValueError("buffers must be an int >= 2, not %r" % (buffers,))
+        if count is not None and (not isinstance(count, int) or count < 1):
+            raise ValueError("count must be None or an int >= 1, not %r" % (count,))
+        self.name = name
+        self.policy = policy
+        self.disconnects = 0
+        #: ``[(down, up), ...]``: ``time.time()`` of each disconnection and reconnection
+        self.outages: List[Tuple[float, Optional[float]]] = []
+        self._tag = tag
+        self._connected = threading.Event()
+        self._lock = threading.Lock()
+        self._chid: Any = None
+        self._evid: Any = None
+        self._current: Optional[Frame] = None
+        self._closed = False
+        CaChannel._attach()
+        self._context = ca.current_context()
+        status, chid = ca.create_channel(name, self._on_connection)
+        if status != ca.ECA_NORMAL:
+            raise CaChannelException(status, "create channel %s" % name)
+        self._chid = chid
+        ca.flush_io()
+        try:
+            if not self._connected.wait(timeout):
+                raise TimeoutError("%s did not connect within %g s" % (name, timeout))
+            native = ca.element_count(chid)
+            self.dtype, wire, self.request_type = _request_for(dtype, ca.field_type(chid))
+            capacity = native if count is None else min(count, native)
+            self._sink = _RingSink(buffers, capacity, wire, policy)
+            status, evid = ca.create_subscription(chid, self._on_event, self.request_type,
+                                                  0 if count is None else capacity, mask, True)
+            if status != ca.ECA_NORMAL:
+                raise CaChannelException(status, "subscription to %s" % name)
+            self._evid = evid
+            ca.flush_io()
+        except BaseException:
+            ca.clear_channel(chid)
+            ca.flush_io()
+            self._chid = None
+            raise
+        _LIVE.add(self)
+
+    # libca's thread ------------------------------------------------------
+    def _on_connection(self, args: Dict[str, Any]) -> None:
+        if args.get("op") == ca.CA_OP.CONN_UP:
+            if self.outages and self.outages[-1][1] is None:
+                self.outages[-1] = (self.outages[-1][0], time.time())
+            self._connected.set()
+        else:
+            self._connected.clear()
+            self.disconnects += 1
+            self.outages.append((time.time(), None))
+
+    def _on_event(self, args: Dict[str, Any]) -> None:
+        value = args.get("value")
+        if args.get("status") != ca.ECA_NORMAL or not isinstance(value, dict):
+            return  # no data (read access lost): not a frame
+        stamp = value.get("stamp") or {}
+        self._sink.offer(value["value"], args["count"], value.get("status", 0),
+                         value.get("severity", 0), stamp.get("timestamp", 0.0),
+                         None if self._tag is None else self._tag())
+
+    # consumer side ------------------------------------------------------
+    @property
+    def stats(self) -> MonitorStats:
+        """:class:`MonitorStats`: received, delivered, dropped, pending."""
+        return self._sink.stats()
+
+    @property
+    def buffers(self) -> int:
+        """Number of ring slots."""
+        return int(self._sink.data.shape[0])
+
+    @property
+    def capacity(self) -> int:
+        """Elements per ring slot."""
+        return self._sink.capacity
+
+    @property
+    def connected(self) -> bool:
+        """Whether the channel is connected now."""
+        return self._connected.is_set()
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    def get(self, timeout: Optional[float] = None) -> Optional[Frame]:
+        """The next frame, releasing the previous one; ``None`` on timeout or once closed."""
+        self.release()
+        slot = self._sink.take(timeout)
+        if slot is None:
+            return None
+        frame = Frame(self._sink, slot, self.dtype)
+        self._current = frame
+        return frame
+
+    def release(self) -> None:
+        """Release the frame last handed out (if any) so its slot can be refilled."""
+        frame, self._current = self._current, None
+        if frame is not None:
+            frame.release()
+
+    def __iter__(self) -> "ArrayMonitor":
+        return self
+
+    def __next__(self) -> Frame:
+        frame = self.get()
+        if frame is None:
+            raise StopIteration
+        return frame
+
+    def close(self) -> None:
+        """Cancel the subscription, clear the channel, wake a waiting consumer.
+
+        Frames still waiting are counted as dropped. A frame held by the
+        consumer stays readable until released (its buffer stays alive).
+        Idempotent.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        chid, self._chid = self._chid, None
+        try:
+            if ca.current_context() is None and self._context is not None:
+                ca.attach_context(self._context)
+            if chid is not None:
+                ca.clear_channel(chid)   # cancels the subscription too
+                ca.flush_io()
+        except Exception:
+            pass
+        self._evid = None
+        sink = getattr(self, "_sink", None)
+        if sink is not None:
+            sink.close()
+        _LIVE.discard(self)
+
+    def __enter__(self) -> "ArrayMonitor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<ArrayMonitor %r %s buffers=%d %s%s>" % (
+            self.name, self.policy, self.buffers, tuple(self.stats),
+            " closed" if self._closed else "")
