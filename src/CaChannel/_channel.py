@@ -130,12 +130,12 @@ def _enum_or_int(enum_cls, item):
         return item
 
 
-def _chars_to_str(value: Any) -> Union[str, bytes]:
-    """Char-as-string: integers (list/array/scalar) up to the first 0 -> ``str``."""
-    if value is None:
-        return ""
+def _char_bytes(value: Any) -> bytearray:
+    """The bytes of a char array value (list/array/scalar of ints) up to the first 0."""
     if _np is not None and isinstance(value, _np.ndarray):
         items = value.tolist()
+        if not isinstance(items, list):  # a 0-d array
+            items = [items]
     elif isinstance(value, (list, tuple)):
         items = list(value)
     else:
@@ -146,6 +146,14 @@ def _chars_to_str(value: Any) -> Union[str, bytes]:
         if item == 0:
             break
         raw.append(item)
+    return raw
+
+
+def _chars_to_str(value: Any) -> Union[str, bytes]:
+    """Char-as-string: integers (list/array/scalar) up to the first 0 -> ``str``."""
+    if value is None:
+        return ""
+    raw = _char_bytes(value)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -69,6 +69,7 @@ import weakref
 from typing import Any, Callable, Deque, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from . import ca
+from ._channel import _report_callback_error
 
 try:
     import numpy as _np
@@ -101,14 +102,6 @@ def _check_policy(policy: str, maxlen: int) -> None:
         raise ValueError("policy must be one of %s, not %r" % (POLICIES, policy))
     if not isinstance(maxlen, int) or isinstance(maxlen, bool) or maxlen < 1:
         raise ValueError("maxlen must be an int >= 1, not %r" % (maxlen,))
-
-
-def _report(what: str) -> None:
-    try:
-        sys.stderr.write("CaChannel: exception in %s callback (ignored):\n" % what)
-        traceback.print_exc()
-    except Exception:  # pragma: no cover - stderr gone at shutdown
-        pass
 
 
 # Live subscriptions/monitors, closed at interpreter exit (before libca's
@@ -250,7 +243,7 @@ class Subscription:
             try:
                 callback(item)
             except Exception:
-                _report("monitor")
+                _report_callback_error("monitor")
 
     def get(self, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """The next update's event dict; ``None`` on timeout or once closed.

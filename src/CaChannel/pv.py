@@ -42,7 +42,7 @@ import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from . import ca
-from ._channel import CaChannel, CaChannelException, _report_callback_error
+from ._channel import CaChannel, CaChannelException, _char_bytes, _report_callback_error
 
 try:
     import numpy as _np
@@ -134,21 +134,7 @@ def _flatten(value: Any) -> Dict[str, Any]:
 
 def _chars(value: Any) -> str:
     """Characters of a char array up to the first 0 (pyepics' char_value)."""
-    if _np is not None and isinstance(value, _np.ndarray):
-        items = value.tolist()
-        if not isinstance(items, list):
-            items = [items]
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        items = [value]
-    raw = bytearray()
-    for item in items:
-        item = int(item) & 0xFF
-        if item == 0:
-            break
-        raw.append(item)
-    return raw.decode("utf-8", "replace").rstrip()
+    return _char_bytes(value).decode("utf-8", "replace").rstrip()
 
 
 class PV:
