@@ -65,7 +65,6 @@
 #define PY_FINALIZING() _Py_IsFinalizing()
 #endif
 
-#define POSIX_EPOCH_OFFSET 631152000
 
 #if PY_VERSION_HEX < 0x030A0000
 static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
@@ -98,6 +97,9 @@ PyModule_AddObjectRef(PyObject *m, const char *name, PyObject *v)
 
 extern PyObject *m_module;
 extern PyObject *py_encode;          /* CaChannel._common.encode */
+/* CaChannel._common.POSIX_TIME_AT_EPICS_EPOCH, read at module init: the one
+ * definition of the epoch offset added to TIME stamps (dbr_decode.c) */
+extern long long posix_epoch_offset;
 
 /* Buffers of callback-less reads (get/sg_get) that libca may still fill,
  * held until the settle point of their own request set: pend_io of the
@@ -327,6 +329,9 @@ void read_drop(struct ca_client_context *ctx, long long gid, int all);
 
 /* dbr_encode.c */
 void put_req_release(put_req *p);
+int encode_value(PyObject *value, long t, long n, put_req *p);
+PyObject *ca_encode_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+PyObject *ca_decode_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 int prepare_put(ChannelObject *c, PyObject *value, PyObject *chtype, long given_t,
                 PyObject *countobj, long given_n, put_req *p);
 

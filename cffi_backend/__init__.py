@@ -281,13 +281,8 @@ def _uint(value, what: str) -> int:
 
 def _request(ptr, chtype) -> Tuple[Optional[int], int]:
     """``(request type or None, status)`` for a get/put/subscription."""
-    if chtype is None:
-        ft = lib.ca_field_type(ptr)
-        if not 0 <= ft <= _common.LAST_TYPE:
-            return None, ECA.BADTYPE
-        return ft, ECA.NORMAL
-    t = _common.request_type(chtype)
-    if not 0 <= t <= _common.LAST_BUFFER_TYPE:
+    t = _common.resolve_request_type(chtype, lib.ca_field_type(ptr) if chtype is None else -1)
+    if t is None:
         return None, ECA.BADTYPE
     return t, ECA.NORMAL
 
@@ -675,11 +670,7 @@ def _prepare_read(ch, ptr, chtype, count, zero_ok: bool, out=None):
         t, status = _request(ptr, chtype)
         if t is None:
             return status, 0, 0
-        n = native if count is None else _common.index_count(count)
-        if n > native or n < 0 or (n == 0 and not zero_ok):
-            n = native
-        if t == _common.DBR_CLASS_NAME:
-            n = 1           # the record type is one string, whatever the channel's count
+        n = _common.get_count(count, native, zero_ok, t)
     if ch._ptr is None:     # count's __index__ cleared it or destroyed its context
         return ECA.BADCHID, 0, 0
     if lib.ca_state(ptr) != _CS_CONN:
@@ -741,10 +732,10 @@ def _prepare_put(ch, ptr, value, chtype, count) -> Tuple[int, Optional[tuple]]:
     t, status = _request(ptr, chtype)
     if t is None:
         return status, None
-    if lib.ca_state(ptr) != _CS_CONN:
-        return ECA.DISCONN, None
     if t not in _common.PUT_TYPES:
         return ECA.BADTYPE, None
+    if lib.ca_state(ptr) != _CS_CONN:
+        return ECA.DISCONN, None
     native = int(lib.ca_element_count(ptr))
     n = _common.put_count(count, max(native, 1))
     t2, n2, data = _common.encode(value, t, n)
@@ -797,9 +788,7 @@ def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = 
         if t is None:
             return to_eca(status), None
         native = int(lib.ca_element_count(cptr))
-        n = native if count is None else _common.index_count(count)
-        if n < 0 or n > native:
-            n = native
+        n = _common.subscription_count(count, native)
         if ch._ptr is None:   # count/mask's __index__ cleared it
             return ECA.BADCHID, None
         sub = evid(ch, callback, bool(use_numpy))
@@ -941,11 +930,9 @@ def version() -> str:
 # Synchronous groups
 
 
-def _gid(gid) -> int:
-    g = _uint(gid, "gid")
-    if not 0 <= g <= 0xFFFFFFFF:
-        raise ValueError("gid out of range: %d" % g)
-    return g
+def _gid(gid) -> Optional[int]:
+    """The group id, or None for one no group can have (-> ECA.BADSYNCGRP)."""
+    return _common.sync_group_id(gid)
 
 
 def sg_create() -> Tuple[ECA, Optional[int]]:
@@ -963,6 +950,8 @@ def _sg_key(g: int) -> Tuple[int, int]:
 
 def sg_delete(gid: int) -> ECA:
     g = _gid(gid)
+    if g is None:
+        return ECA.BADSYNCGRP
     status = lib.ca_sg_delete(g)
     if status == ECA.NORMAL:
         _sg_buffers.pop(_sg_key(g), None)
@@ -973,6 +962,8 @@ def sg_get(gid: int, chid: chid, chtype: Optional[int] = None, count: Optional[i
            use_numpy: bool = False) -> Tuple[ECA, Optional[DBRValue]]:
     """Queue a read in group ``gid``; the value is valid after ``sg_block``."""
     g = _gid(gid)
+    if g is None:
+        return ECA.BADSYNCGRP, None
     _check_counts(chtype, count)
     with _held(chid) as (ch, cptr):
         if ch is None:
@@ -994,6 +985,8 @@ def sg_put(gid: int, chid: chid, value: Any, chtype: Optional[int] = None,
            count: Optional[int] = None) -> ECA:
     """Queue a write in group ``gid`` (conversion as ``put``)."""
     g = _gid(gid)
+    if g is None:
+        return ECA.BADSYNCGRP
     _check_counts(chtype, count)
     with _held(chid) as (ch, cptr):
         if ch is None:
@@ -1008,6 +1001,8 @@ def sg_put(gid: int, chid: chid, value: Any, chtype: Optional[int] = None,
 def sg_block(gid: int, timeout: float) -> ECA:
     """Flush and wait for the group's requests (0 = forever)."""
     g = _gid(gid)
+    if g is None:
+        return ECA.BADSYNCGRP
     key = _sg_key(g)
     held = _sg_buffers.get(key)
     mark = len(held) if held else 0
@@ -1019,11 +1014,16 @@ def sg_block(gid: int, timeout: float) -> ECA:
 
 
 def sg_test(gid: int) -> ECA:
-    return to_eca(lib.ca_sg_test(_gid(gid)))
+    g = _gid(gid)
+    if g is None:
+        return ECA.BADSYNCGRP
+    return to_eca(lib.ca_sg_test(g))
 
 
 def sg_reset(gid: int) -> ECA:
     g = _gid(gid)
+    if g is None:
+        return ECA.BADSYNCGRP
     key = _sg_key(g)
     held = _sg_buffers.get(key)
     mark = len(held) if held else 0

@@ -392,6 +392,8 @@ SIMM_ALARM = 19
 READ_ACCESS_ALARM = 20
 WRITE_ACCESS_ALARM = 21
 
+#: POSIX seconds at the EPICS epoch (1990-01-01 UTC). The one definition:
+#: the C extension reads it from here at import (cext/module.c).
 POSIX_TIME_AT_EPICS_EPOCH = 631152000
 MAX_STRING_SIZE = 40
 MAX_UNITS_SIZE = 8
@@ -699,6 +701,27 @@ def _meta_text(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+def stamp(sec_past_epoch: int, nsec: int) -> dict:
+    """The timestamp form of the ``ca`` level (ca-api.md 2.9) for an
+    ``epicsTimeStamp``: POSIX ``seconds``, ``nanoseconds`` and the float
+    ``timestamp`` (POSIX seconds with fraction). cext/dbr_decode.c
+    (set_stamp) builds the same dict.
+    """
+    secs = sec_past_epoch + POSIX_TIME_AT_EPICS_EPOCH
+    return {"seconds": secs, "nanoseconds": nsec, "timestamp": secs + nsec * 1e-9}
+
+
+def epics_seconds(stamp: dict) -> int:
+    """Seconds since the EPICS epoch of a ``ca``-level ``stamp`` dict.
+
+    The one conversion between the two documented forms: the ``ca`` level
+    hands out POSIX seconds (ca-api.md 2.9), the CaChannel class hands out
+    ``pv_seconds`` since the EPICS epoch as CaChannel 3.x did (ca-api.md
+    4.2).
+    """
+    return int(stamp["seconds"]) - POSIX_TIME_AT_EPICS_EPOCH
+
+
 def _enum_or_int(enum_cls, v):
     try:
         return enum_cls(v)
@@ -749,10 +772,7 @@ def decode(dbrtype: int, count: int, buf, use_numpy: bool = False):
     result["status"] = _enum_or_int(AlarmCondition, result["status"])
     result["severity"] = _enum_or_int(AlarmSeverity, result["severity"])
     if "seconds" in result:
-        secs = result.pop("seconds") + POSIX_TIME_AT_EPICS_EPOCH
-        nsec = result.pop("nanoseconds")
-        result["stamp"] = {"seconds": secs, "nanoseconds": nsec,
-                           "timestamp": secs + nsec * 1e-9}
+        result["stamp"] = stamp(result.pop("seconds"), result.pop("nanoseconds"))
     if "units" in result:
         result["units"] = _meta_text(result["units"])
     if "strs" in result:
@@ -945,14 +965,91 @@ def encode(value: Any, dbrtype: int, count: int) -> Tuple[int, int, Union[bytes,
     return t, 1, struct.pack(_SCALAR_CODE[kind], _check_int(v, t))
 
 
+# ---------------------------------------------------------------------------
+# Request rules shared by both backends (ca-api.md 2.8-2.10). The C extension
+# mirrors these in cext/request.c and cext/sync_group.c for speed;
+# tests/cext/test_rule_parity.py runs both backends against these functions.
+
+
+def resolve_request_type(chtype: Any, native_type: int) -> Optional[int]:
+    """The DBR type a get/put/subscription requests, or None for ``ECA.BADTYPE``.
+
+    ``chtype`` None means the channel's native field type (``native_type``,
+    -1 while the channel was never connected). ``TypeError`` for a
+    non-integer ``chtype``.
+    """
+    if chtype is None:
+        ft = int(native_type)
+        return ft if 0 <= ft <= LAST_TYPE else None
+    t = request_type(chtype)
+    return t if 0 <= t <= LAST_BUFFER_TYPE else None
+
+
 def put_count(count: Any, native: int) -> int:
-    """Element limit for a put/get: ``None``/<=0 -> native, clamp to native."""
+    """Element limit of a put: ``None``/<=0 or above ``native`` -> ``native``.
+
+    ``native`` is the channel's element count; a put needs a connected
+    channel, so it is at least 1 (``max(native, 1)`` is passed).
+    """
     if count is None:
         return native
     c = index_count(count)
     if c <= 0 or c > native:
         return native
     return c
+
+
+def get_count(count: Any, native: int, with_callback: bool, dbrtype: int) -> int:
+    """Element count a get requests from libca (the channel is connected).
+
+    ``None``, negative or above ``native`` -> ``native``. 0 means "the
+    server's current length" for a get with callback and stays 0 there; a
+    synchronous get (its buffer is sized here) reads ``native`` instead.
+    ``DBR_CLASS_NAME`` is one string whatever the channel's count.
+    """
+    if int(dbrtype) == DBR_CLASS_NAME:
+        return 1
+    if count is None:
+        return native
+    c = index_count(count)
+    if c < 0 or c > native or (c == 0 and not with_callback):
+        return native
+    return c
+
+
+def subscription_count(count: Any, native: int) -> int:
+    """Element count of a subscription.
+
+    ``None`` or negative -> ``native``; 0 stays 0 (the server's current
+    length). Above ``native`` clamps to ``native`` only while the channel is
+    connected: before the first connection ``native`` is 0 and the count is
+    passed on as given, because libca itself clamps a subscription's count
+    against the native count each time the channel (re)connects.
+    """
+    if count is None:
+        return native
+    c = index_count(count)
+    if c < 0 or (native > 0 and c > native):
+        return native
+    return c
+
+
+#: highest value a sync-group id can have (CA_SYNC_GID is a 32-bit unsigned)
+MAX_SYNC_GID = 0xFFFFFFFF
+
+
+def sync_group_id(gid: Any) -> Optional[int]:
+    """``gid`` as an int, or None when no group can have it (-> ``ECA.BADSYNCGRP``).
+
+    ``TypeError`` for a non-integer ``gid``. An out-of-range integer (negative,
+    or above 32 bits) is an unknown group like any other, not a ValueError.
+    """
+    import operator
+    try:
+        g = operator.index(gid)
+    except TypeError:
+        raise TypeError("gid must be an integer, not %s" % type(gid).__name__) from None
+    return g if 0 <= g <= MAX_SYNC_GID else None
 
 
 def index_count(count: Any) -> int:
@@ -1025,6 +1122,7 @@ def encode_name(name: Union[str, bytes]) -> bytes:
 __all__ = [n for n in list(globals()) if n.isidentifier() and not n.startswith("_") and n not in (
     "annotations", "enum", "math", "os", "sys", "struct", "np", "Number", "Any", "Optional",
     "Sequence", "Tuple", "Union", "decode", "decode_values", "decode_cstring",
-    "encode", "put_count", "index_count", "request_type", "encode_name", "to_eca",
+    "encode", "put_count", "get_count", "subscription_count", "resolve_request_type",
+    "sync_group_id", "MAX_SYNC_GID", "stamp", "epics_seconds", "index_count", "request_type", "encode_name", "to_eca",
     "to_dbr", "to_ca_op", "PUT_TYPES", "DBR_DTYPE", "DBR_VALUE_OFFSET", "DBR_SIZE",
     "DBR_VALUE_SIZE", "DBR_META_FORMAT", "DBR_META_FIELDS")]
