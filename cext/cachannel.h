@@ -329,6 +329,9 @@ void read_drop(struct ca_client_context *ctx, long long gid, int all);
 
 /* dbr_encode.c */
 void put_req_release(put_req *p);
+long get_count_rule(int no_count, long given, long native, int with_cb, long t);
+long subscription_count_rule(int no_count, long given, long native);
+long put_count_rule(int no_count, long given, long native);
 int encode_value(PyObject *value, long t, long n, put_req *p);
 PyObject *ca_encode_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ca_decode_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs);

@@ -261,10 +261,7 @@ prepare_put(ChannelObject *c, PyObject *value, PyObject *chtype, long given_t,
         return ECA_BADTYPE;
     if (!connected)
         return ECA_DISCONN;
-    long n = (countobj == NULL || countobj == Py_None || given_n <= 0 || given_n > native)
-             ? native : given_n;
-    if (n < 1)
-        n = 1;
+    long n = put_count_rule(countobj == NULL || countobj == Py_None, given_n, native);
     if (encode_value(value, t, n, p) < 0) {
         put_req_release(p);
         return -1;

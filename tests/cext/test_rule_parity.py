@@ -295,6 +295,38 @@ def put_reference(value, t, ft, native, count, connected):
 
 PUT_PVS = ["ca:scalar:DOUBLE", "ca:scalar:LONG", "ca:scalar:ENUM", "ca:scalar:STRING",
            "ca:wave:DOUBLE", "ca:wave:SHORT", "ca:wave:CHAR", "ca:wave:STRING"]
+assert {"ca:wave:DOUBLE", "ca:wave:STRING", "ca:scalar:LONG", "ca:wave:CHAR"} <= set(PUT_PVS)
+
+
+@pytest.fixture(scope="module")
+def restore_records(ca, pairs):
+    """The put tests write to records other tests read: put back the value
+    and length (NORD) each had, with zeros behind as at IOC start."""
+    saved = {}
+    for name in PUT_PVS:
+        ch = pairs[name][0]
+        native = ca.element_count(ch)
+        done = Collector()
+        assert ca.get(ch, None, 0, callback=done)[0] == ca.ECA.NORMAL
+        ca.flush_io()
+        now = done.wait(1)[0]
+        saved[name] = (native, now["count"], now["value"])
+    yield
+    for name, (native, nord, value) in saved.items():
+        ch = pairs[name][0]
+        if native > 1:
+            blank = [""] * native if ca.field_type(ch) == ca.DBF_STRING else [0] * native
+            assert ca.put(ch, blank, count=native) == ca.ECA.NORMAL
+        if nord:
+            assert ca.put(ch, value, count=nord) == ca.ECA.NORMAL
+        assert ca.get(ch, None, 0, callback=Collector())[0] == ca.ECA.NORMAL
+    assert ca.pend_event(0.1) in (ca.ECA.TIMEOUT, ca.ECA.NORMAL)
+    for name, (native, nord, value) in saved.items():
+        done = Collector()
+        assert ca.get(pairs[name][0], None, 0, callback=done)[0] == ca.ECA.NORMAL
+        ca.flush_io()
+        got = done.wait(1)[0]
+        assert (got["count"], got["value"]) == (nord, value), name
 
 
 def put_matrix(ca, pairs, names, sample):
@@ -315,18 +347,18 @@ def put_matrix(ca, pairs, names, sample):
     cffi.flush_io()
 
 
-def test_put_parity_sample(ca, pairs):
+def test_put_parity_sample(ca, pairs, restore_records):
     put_matrix(ca, pairs, PUT_PVS, 3000)
 
 
 @pytest.mark.stress
-def test_put_parity_full(ca, pairs):
+def test_put_parity_full(ca, pairs, restore_records):
     put_matrix(ca, pairs, PUT_PVS, 0)
 
 
 @pytest.mark.parametrize("name", ["ca:wave:DOUBLE", "ca:wave:STRING", "ca:scalar:LONG",
                                   "ca:wave:CHAR"])
-def test_put_readback_parity(ca, pairs, name):
+def test_put_readback_parity(ca, pairs, restore_records, name):
     """What arrives in the record is the same from both backends."""
     chc, chf = pairs[name]
     native = ca.element_count(chc)
