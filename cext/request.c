@@ -72,7 +72,8 @@ channel_info(ChannelObject *c, short *ft, long *native, int *connected)
     *connected = st == cs_conn;
 }
 
-/* Validate out= and pick type/count. -1 with an exception set. */
+/* Validate out= and pick type/count (the C twin of _common.out_request).
+ * -1 with an exception set. */
 static int
 out_request(PyObject *out, PyObject *chtype, long given_t, PyObject *countobj, long given_n,
             long native, long *t, long *n)

@@ -293,9 +293,6 @@ _io_buffers: Dict[int, list] = {}
 # groups belong to a context: keyed by (context address, gid)
 _sg_buffers: Dict[Tuple[int, int], list] = {}
 
-_OUT_TYPES = {np.dtype(d): t for t, d in ((1, "=i2"), (2, "=f4"), (3, "=u2"), (4, "=u1"),
-                                           (5, "=i4"), (6, "=f8"))}
-
 
 def _read_buffer(t: int, count: int, use_numpy: bool):
     """``(C pointer, DBRValue)`` for a synchronous read of ``count`` x ``t``."""
@@ -304,30 +301,6 @@ def _read_buffer(t: int, count: int, use_numpy: bool):
         return ffi.from_buffer(arr, require_writable=True), DBRValue(arr, t, count, True, arr)
     buf = ffi.new("char[]", _common.dbr_size_n(t, count))
     return buf, DBRValue(buf, t, count, use_numpy)
-
-
-def _out_request(out, chtype, count, native: int):
-    if not isinstance(out, np.ndarray):
-        raise TypeError("out must be a numpy array, not %s" % type(out).__name__)
-    if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError("out must be a writable C-contiguous numpy array")
-    if chtype is None:
-        t = _OUT_TYPES.get(out.dtype.newbyteorder("="))
-        if t is None or out.dtype.byteorder not in "=|" + ("<" if sys.byteorder == "little" else ">"):
-            raise TypeError("no DBR type reads into an array of dtype %s" % out.dtype)
-    else:
-        t = _common.request_type(chtype)
-        if not 1 <= t <= 6 or _common.DBR_DTYPE[t] != out.dtype:
-            raise TypeError("out dtype %s does not match %s" % (out.dtype, _common.dbr_text(t)))
-    if count is None:
-        n = min(native, out.size)
-    else:
-        n = _common.index_count(count)
-        if n > out.size:
-            raise ValueError("count %d exceeds the size of out (%d)" % (n, out.size))
-        if n <= 0 or n > native:
-            n = min(native, out.size)
-    return t, n
 
 
 # ---------------------------------------------------------------------------
@@ -665,7 +638,7 @@ def _prepare_read(ch, ptr, chtype, count, zero_ok: bool, out=None):
     """
     native = int(lib.ca_element_count(ptr))
     if out is not None:
-        t, n = _out_request(out, chtype, count, native)
+        t, n = _common.out_request(out, chtype, count, native)
     else:
         t, status = _request(ptr, chtype)
         if t is None:

@@ -1034,6 +1034,43 @@ def subscription_count(count: Any, native: int) -> int:
     return c
 
 
+_OUT_TYPES = {np.dtype(d): t for t, d in ((1, "=i2"), (2, "=f4"), (3, "=u2"), (4, "=u1"),
+                                           (5, "=i4"), (6, "=f8"))}
+
+
+def out_request(out: Any, chtype: Any, count: Any, native: int) -> Tuple[int, int]:
+    """``(request type, count)`` of a get into ``out=`` (a numpy array libca fills).
+
+    ``out`` must be a writable C-contiguous array of a numeric DBR element
+    dtype in native byte order (``TypeError``/``ValueError`` otherwise);
+    ``chtype`` None takes the type from the dtype, a given one must match it.
+    ``count`` None -> ``min(native, out.size)``; above ``out.size`` is a
+    ``ValueError``; <= 0 or above ``native`` -> ``min(native, out.size)``.
+    cext/request.c (out_request) is the C twin.
+    """
+    if not isinstance(out, np.ndarray):
+        raise TypeError("out must be a numpy array, not %s" % type(out).__name__)
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be a writable C-contiguous numpy array")
+    if chtype is None:
+        t = _OUT_TYPES.get(out.dtype.newbyteorder("="))
+        if t is None or out.dtype.byteorder not in "=|" + ("<" if sys.byteorder == "little" else ">"):
+            raise TypeError("no DBR type reads into an array of dtype %s" % out.dtype)
+    else:
+        t = request_type(chtype)
+        if not 1 <= t <= 6 or DBR_DTYPE[t] != out.dtype:
+            raise TypeError("out dtype %s does not match %s" % (out.dtype, dbr_text(t)))
+    if count is None:
+        n = min(native, out.size)
+    else:
+        n = index_count(count)
+        if n > out.size:
+            raise ValueError("count %d exceeds the size of out (%d)" % (n, out.size))
+        if n <= 0 or n > native:
+            n = min(native, out.size)
+    return t, n
+
+
 #: highest value a sync-group id can have (CA_SYNC_GID is a 32-bit unsigned)
 MAX_SYNC_GID = 0xFFFFFFFF
 
@@ -1123,6 +1160,6 @@ __all__ = [n for n in list(globals()) if n.isidentifier() and not n.startswith("
     "annotations", "enum", "math", "os", "sys", "struct", "np", "Number", "Any", "Optional",
     "Sequence", "Tuple", "Union", "decode", "decode_values", "decode_cstring",
     "encode", "put_count", "get_count", "subscription_count", "resolve_request_type",
-    "sync_group_id", "MAX_SYNC_GID", "stamp", "epics_seconds", "index_count", "request_type", "encode_name", "to_eca",
+    "sync_group_id", "MAX_SYNC_GID", "out_request", "stamp", "epics_seconds", "index_count", "request_type", "encode_name", "to_eca",
     "to_dbr", "to_ca_op", "PUT_TYPES", "DBR_DTYPE", "DBR_VALUE_OFFSET", "DBR_SIZE",
     "DBR_VALUE_SIZE", "DBR_META_FORMAT", "DBR_META_FIELDS")]

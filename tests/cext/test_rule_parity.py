@@ -382,6 +382,53 @@ def test_put_readback_parity(ca, pairs, restore_records, name):
             same(got[0][1], got[1][1], "%s %r count %s" % (name, value, count))
 
 
+def out_arrays():
+    yield np.zeros(10, "=f8")
+    yield np.zeros(4, "=f8")
+    yield np.zeros(20, "=f8")
+    for dt in ("i1", "u1", "i2", "u2", "i4", "u4", "i8", "f4", ">f8", ">i2", "?", "c16"):
+        yield np.zeros(10, dt)
+    yield np.zeros(20)[::2]                      # not contiguous
+    ro = np.zeros(10)
+    ro.flags.writeable = False
+    yield ro
+    yield [0.0] * 10
+    yield np.zeros((2, 5))
+
+
+@pytest.mark.parametrize("name", ["ca:wave:DOUBLE", "ca:wave:SHORT", "ca:scalar:LONG"])
+def test_get_out_parity(ca, pairs, name):
+    """get(out=...): the type/count rule is _common.out_request in both."""
+    chc, chf = pairs[name]
+    native = ca.element_count(chc)
+    checks = []
+    for i, proto in enumerate(out_arrays()):
+        for t in (None, 0, 1, 2, 4, 5, 6, 20):
+            for count in (None, 0, 2, 10, 25, -1):
+                fresh = [proto.copy() if isinstance(proto, np.ndarray) else list(proto)
+                         for _ in range(2)]
+                if isinstance(proto, np.ndarray) and not proto.flags.writeable:
+                    for a in fresh:
+                        a.flags.writeable = False
+                if isinstance(proto, np.ndarray) and not proto.flags.c_contiguous:
+                    fresh = [np.zeros(20)[::2] for _ in range(2)]
+                ref = outcome(_common.out_request, fresh[0], t, count, native)
+                rc = outcome(ca.get, chc, t, count, None, False, fresh[0])
+                rf = outcome(cffi.get, chf, t, count, None, False, fresh[1])
+                if ref[0] == "raise":
+                    assert rc == rf == ref, (i, t, count, rc, rf, ref)
+                    continue
+                assert rc[0] == rf[0] == "ok", (i, t, count, rc, rf)
+                assert rc[1][0] == rf[1][0] == ca.ECA.NORMAL
+                assert rc[1][1].count == rf[1][1].count == ref[1][1], (i, t, count)
+                assert rc[1][1].dbrtype == rf[1][1].dbrtype == ref[1][0]
+                checks.append((rc[1][1], rf[1][1]))
+    assert ca.pend_io(TIMEOUT) == ca.ECA.NORMAL
+    assert checks
+    for vc, vf in checks:
+        same(vc.get(), vf.get())
+
+
 # ---------------------------------------------------------------------------
 # Requests on a channel that is not connected
 
