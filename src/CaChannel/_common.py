@@ -1081,32 +1081,27 @@ def sync_group_id(gid: Any) -> Optional[int]:
     ``TypeError`` for a non-integer ``gid``. An out-of-range integer (negative,
     or above 32 bits) is an unknown group like any other, not a ValueError.
     """
+    g = _index(gid, "gid must be an integer, not %s")
+    return g if 0 <= g <= MAX_SYNC_GID else None
+
+
+def _index(value: Any, message: str) -> int:
+    """``operator.index(value)``; ``TypeError(message % type name)`` otherwise."""
     import operator
     try:
-        g = operator.index(gid)
+        return operator.index(value)
     except TypeError:
-        raise TypeError("gid must be an integer, not %s" % type(gid).__name__) from None
-    return g if 0 <= g <= MAX_SYNC_GID else None
+        raise TypeError(message % type(value).__name__) from None
 
 
 def index_count(count: Any) -> int:
     """``count`` as an int; ``TypeError`` for non-integers (floats, strings)."""
-    import operator
-    try:
-        return operator.index(count)
-    except TypeError:
-        raise TypeError("count must be an integer or None, not %s"
-                        % type(count).__name__) from None
+    return _index(count, "count must be an integer or None, not %s")
 
 
 def request_type(chtype: Any) -> int:
     """``chtype`` as an int; ``TypeError`` for non-integers."""
-    import operator
-    try:
-        return operator.index(chtype)
-    except TypeError:
-        raise TypeError("chtype must be a DBR type (int), not %s"
-                        % type(chtype).__name__) from None
+    return _index(chtype, "chtype must be a DBR type (int), not %s")
 
 
 def _quiet_fd2(func: Any) -> None:

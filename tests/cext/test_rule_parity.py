@@ -22,7 +22,6 @@ samples it.
 """
 from __future__ import annotations
 
-import math
 import pathlib
 import random
 import threading
@@ -31,7 +30,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from cexttools import TIMEOUT, Collector, connect
+from cexttools import TIMEOUT, Collector, channel_pairs, same
 
 from CaChannel import _common
 
@@ -45,24 +44,6 @@ PVS = (["ca:scalar:%s" % t for t in TYPES] + ["ca:scalar:MBBO"]
 GET_TYPES = list(range(0, 35)) + [37, 38]
 #: request types tried on puts: the put types and some that are not
 PUT_TRY = sorted(_common.PUT_TYPES) + [7, 20, 34, 37, 38, 39, -1]
-
-
-def same(a, b, path="value"):
-    assert type(a) is type(b), (path, type(a), type(b), a, b)
-    if isinstance(a, dict):
-        assert list(a) == list(b), (path, list(a), list(b))
-        for k in a:
-            same(a[k], b[k], path + "." + k)
-    elif isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), path
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            same(x, y, "%s[%d]" % (path, i))
-    elif isinstance(a, float) and math.isnan(a):
-        assert math.isnan(b), path
-    else:
-        assert a == b, (path, a, b)
 
 
 def outcome(func, *args):
@@ -184,18 +165,7 @@ def test_epoch_constant_is_written_once():
 
 @pytest.fixture(scope="module")
 def pairs(ca):
-    chans = {}
-    for name in PVS:
-        chc = connect(ca, name)
-        st, chf = cffi.create_channel(name)
-        assert st == cffi.ECA.NORMAL
-        chans[name] = (chc, chf)
-    assert cffi.pend_io(TIMEOUT) == cffi.ECA.NORMAL
-    yield chans
-    for chc, chf in chans.values():
-        ca.clear_channel(chc)
-        cffi.clear_channel(chf)
-    ca.flush_io()
+    yield from channel_pairs(ca, cffi, PVS)
 
 
 def server_converts(ca, ch, t):
