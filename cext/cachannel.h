@@ -27,10 +27,16 @@
  *    reference libca conceptually owns, dropped only after libca promised
  *    not to call back with them (clear_channel, clear_subscription, after a
  *    get/put callback ran);
- *  - the reference conversions are CaChannel._common.decode/encode; the C
- *    code here reproduces decode exactly and takes over encode only for the
- *    common cases whose result is obvious (numbers, numpy arrays of the right
- *    dtype); everything else goes through the Python encode.
+ *  - the rules are defined once, in CaChannel._common: decode/encode for the
+ *    conversions, resolve_request_type, get_count, subscription_count,
+ *    put_count, out_request and sync_group_id for requests, stamp and
+ *    POSIX_TIME_AT_EPICS_EPOCH (read at init) for timestamps. The C code
+ *    here reproduces decode exactly, takes over encode only for the common
+ *    cases whose result is obvious (numbers, numpy arrays) and sends
+ *    everything else through the Python encode; its request rules are named
+ *    twins (resolve_type, *_count_rule, out_request, parse_gid).
+ *    tests/cext/test_rule_parity.py holds them equal, through the private
+ *    _encode/_decode hooks and on the IOC.
  */
 #ifndef CACHANNEL_H
 #define CACHANNEL_H
