@@ -338,6 +338,8 @@ void put_req_release(put_req *p);
 long get_count_rule(int no_count, long given, long native, int with_cb, long t);
 long subscription_count_rule(int no_count, long given, long native);
 long put_count_rule(int no_count, long given, long native);
+int hook_args(const char *usage, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want,
+              Py_ssize_t i, long *t, long *n);
 int encode_value(PyObject *value, long t, long n, put_req *p);
 PyObject *ca_encode_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 PyObject *ca_decode_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs);

@@ -480,13 +480,10 @@ read_drop(struct ca_client_context *ctx, long long gid, int all)
 PyObject *
 ca_decode_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "_decode(dbrtype, count, buffer, use_numpy)");
+    long t, n;
+    if (hook_args("_decode(dbrtype, count, buffer, use_numpy)", args, nargs, 4, 0, &t, &n) < 0)
         return NULL;
-    }
-    long t = PyLong_AsLong(args[0]);
-    long n = t == -1 && PyErr_Occurred() ? -1 : PyLong_AsLong(args[1]);
-    int use_numpy = PyErr_Occurred() ? -1 : PyObject_IsTrue(args[3]);
+    int use_numpy = PyObject_IsTrue(args[3]);
     if (use_numpy < 0)
         return NULL;
     if (t < 0 || t > LAST_BUFFER_TYPE || n < 1) {

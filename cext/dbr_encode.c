@@ -288,13 +288,8 @@ encode_value(PyObject *value, long t, long n, put_req *p)
 PyObject *
 ca_encode_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "_encode(value, dbrtype, count)");
-        return NULL;
-    }
-    long t = PyLong_AsLong(args[1]);
-    long n = t == -1 && PyErr_Occurred() ? -1 : PyLong_AsLong(args[2]);
-    if (PyErr_Occurred())
+    long t, n;
+    if (hook_args("_encode(value, dbrtype, count)", args, nargs, 3, 1, &t, &n) < 0)
         return NULL;
     if (!(t >= 0 && t <= DBR_DOUBLE) && t != DBR_PUT_ACKT && t != DBR_PUT_ACKS) {
         PyErr_SetString(PyExc_ValueError, "not a put type");
