@@ -176,3 +176,21 @@ parse_timeout(PyObject *obj, double *t)
     *t = v;
     return 0;
 }
+
+/* Arguments of the test hooks _encode/_decode: exactly `want` positional
+ * arguments, args[i] and args[i + 1] (DBR type and count) as C longs.
+ * 0, or -1 with TypeError/OverflowError set. */
+int
+hook_args(const char *usage, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want,
+          Py_ssize_t i, long *t, long *n)
+{
+    if (nargs != want) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    *t = PyLong_AsLong(args[i]);
+    if (*t == -1 && PyErr_Occurred())
+        return -1;
+    *n = PyLong_AsLong(args[i + 1]);
+    return *n == -1 && PyErr_Occurred() ? -1 : 0;
+}

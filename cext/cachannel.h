@@ -27,10 +27,16 @@
  *    reference libca conceptually owns, dropped only after libca promised
  *    not to call back with them (clear_channel, clear_subscription, after a
  *    get/put callback ran);
- *  - the reference conversions are CaChannel._common.decode/encode; the C
- *    code here reproduces decode exactly and takes over encode only for the
- *    common cases whose result is obvious (numbers, numpy arrays of the right
- *    dtype); everything else goes through the Python encode.
+ *  - the rules are defined once, in CaChannel._common: decode/encode for the
+ *    conversions, resolve_request_type, get_count, subscription_count,
+ *    put_count, out_request and sync_group_id for requests, stamp and
+ *    POSIX_TIME_AT_EPICS_EPOCH (read at init) for timestamps. The C code
+ *    here reproduces decode exactly, takes over encode only for the common
+ *    cases whose result is obvious (numbers, numpy arrays) and sends
+ *    everything else through the Python encode; its request rules are named
+ *    twins (resolve_type, *_count_rule, out_request, parse_gid).
+ *    tests/cext/test_rule_parity.py holds them equal, through the private
+ *    _encode/_decode hooks and on the IOC.
  */
 #ifndef CACHANNEL_H
 #define CACHANNEL_H
@@ -65,7 +71,6 @@
 #define PY_FINALIZING() _Py_IsFinalizing()
 #endif
 
-#define POSIX_EPOCH_OFFSET 631152000
 
 #if PY_VERSION_HEX < 0x030A0000
 static inline PyObject *Py_NewRef(PyObject *o) { Py_INCREF(o); return o; }
@@ -98,6 +103,9 @@ PyModule_AddObjectRef(PyObject *m, const char *name, PyObject *v)
 
 extern PyObject *m_module;
 extern PyObject *py_encode;          /* CaChannel._common.encode */
+/* CaChannel._common.POSIX_TIME_AT_EPICS_EPOCH, read at module init: the one
+ * definition of the epoch offset added to TIME stamps (dbr_decode.c) */
+extern long long posix_epoch_offset;
 
 /* Buffers of callback-less reads (get/sg_get) that libca may still fill,
  * held until the settle point of their own request set: pend_io of the
@@ -327,6 +335,14 @@ void read_drop(struct ca_client_context *ctx, long long gid, int all);
 
 /* dbr_encode.c */
 void put_req_release(put_req *p);
+long get_count_rule(int no_count, long given, long native, int with_cb, long t);
+long subscription_count_rule(int no_count, long given, long native);
+long put_count_rule(int no_count, long given, long native);
+int hook_args(const char *usage, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want,
+              Py_ssize_t i, long *t, long *n);
+int encode_value(PyObject *value, long t, long n, put_req *p);
+PyObject *ca_encode_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
+PyObject *ca_decode_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs);
 int prepare_put(ChannelObject *c, PyObject *value, PyObject *chtype, long given_t,
                 PyObject *countobj, long given_n, put_req *p);
 

@@ -98,7 +98,8 @@ ca_destroy_context_py(PyObject *m, PyObject *noargs)
             break;
         }
     }
-    Py_CLEAR(printf_callback);
+    /* the printf callback is process-wide (as in the cffi backend): it
+     * stays for the next context that installs the handler */
     Py_RETURN_NONE;
 }
 

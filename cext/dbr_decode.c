@@ -121,10 +121,12 @@ set_sts(PyObject *d, dbr_short_t status, dbr_short_t severity)
     return set_key(d, K_SEVERITY, SEV_OBJ(severity));
 }
 
+/* the C twin of _common.stamp: POSIX seconds (the epoch offset read from
+ * _common at init), nanoseconds, float timestamp */
 static int
 set_stamp(PyObject *d, const epicsTimeStamp *ts)
 {
-    long long secs = (long long)ts->secPastEpoch + POSIX_EPOCH_OFFSET;
+    long long secs = (long long)ts->secPastEpoch + posix_epoch_offset;
     PyObject *stamp = PyDict_New();
     if (!stamp)
         return -1;
@@ -470,4 +472,34 @@ read_drop(struct ca_client_context *ctx, long long gid, int all)
             pp = &r->next;
         }
     }
+}
+
+/* _decode(dbrtype, count, buffer, use_numpy) -> value: decode_dbr on any
+ * buffer, for the parity test against _common.decode
+ * (tests/cext/test_rule_parity.py). Not API. */
+PyObject *
+ca_decode_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    long t, n;
+    if (hook_args("_decode(dbrtype, count, buffer, use_numpy)", args, nargs, 4, 0, &t, &n) < 0)
+        return NULL;
+    int use_numpy = PyObject_IsTrue(args[3]);
+    if (use_numpy < 0)
+        return NULL;
+    if (t < 0 || t > LAST_BUFFER_TYPE || n < 1) {
+        PyErr_SetString(PyExc_ValueError, "bad DBR type or count");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[2], &view, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    PyObject *r;
+    if ((size_t)view.len < (size_t)dbr_size_n(t, n)) {
+        PyErr_SetString(PyExc_ValueError, "buffer too short");
+        r = NULL;
+    } else {
+        r = decode_dbr(t, n, view.buf, use_numpy);
+    }
+    PyBuffer_Release(&view);
+    return r;
 }

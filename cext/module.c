@@ -8,6 +8,7 @@
 /* module state (declared, with its rules, in cachannel.h) */
 PyObject *m_module;
 PyObject *py_encode;
+long long posix_epoch_offset;
 read_set *read_sets;
 PyObject *ctx_gens;
 PyObject *dead_ctxs;
@@ -206,6 +207,12 @@ static PyMethodDef ca_methods[] = {
      "sg_test(gid)\n--\n\n-> ECA"},
     {"sg_reset", FAST ca_sg_reset_py, FAST_FLAGS,
      "sg_reset(gid)\n--\n\n-> ECA"},
+    {"_encode", (PyCFunction)(void (*)(void))ca_encode_py, METH_FASTCALL,
+     "_encode(value, dbrtype, count)\n--\n\n-> (type, count, bytes): a put's conversion "
+     "(tests only)"},
+    {"_decode", (PyCFunction)(void (*)(void))ca_decode_py, METH_FASTCALL,
+     "_decode(dbrtype, count, buffer, use_numpy)\n--\n\n-> value: DBR buffer decoding "
+     "(tests only)"},
     {"_shutdown", ca_shutdown_py, METH_NOARGS,
      "_shutdown()\n--\n\n-> None\n\n"
      "Stop delivering callbacks (atexit hook)."},
@@ -273,6 +280,13 @@ PyInit__ca(void)
         fill_cache(common, "AlarmSeverity", sev_members, 0, 3) < 0)
         goto fail;
     py_encode = PyObject_GetAttrString(common, "encode");
+    PyObject *epoch = PyObject_GetAttrString(common, "POSIX_TIME_AT_EPICS_EPOCH");
+    if (!epoch)
+        goto fail;
+    posix_epoch_offset = PyLong_AsLongLong(epoch);
+    Py_DECREF(epoch);
+    if (posix_epoch_offset == -1 && PyErr_Occurred())
+        goto fail;
     ctx_gens = PyDict_New();
     dead_ctxs = PySet_New(NULL);
     if (!py_encode || !ctx_gens || !dead_ctxs)

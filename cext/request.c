@@ -7,7 +7,8 @@
 /* ------------------------------------------------------------------------ */
 /* Request type resolution shared by get/put/subscribe */
 
-/* ECA_NORMAL and *t, or an error status. chtype already checked for type. */
+/* ECA_NORMAL and *t, or an error status (the C twin of
+ * _common.resolve_request_type). chtype already checked for type. */
 int
 resolve_type(short ft, PyObject *chtype, long given, long *t)
 {
@@ -21,6 +22,39 @@ resolve_type(short ft, PyObject *chtype, long given, long *t)
         return ECA_BADTYPE;
     *t = given;
     return ECA_NORMAL;
+}
+
+/* The count rules, C twins of _common.get_count, subscription_count and
+ * put_count (tests/cext/test_rule_parity.py holds them equal). given is the
+ * count argument as an integer, absent when no_count. */
+long
+get_count_rule(int no_count, long given, long native, int with_cb, long t)
+{
+    if (t == DBR_CLASS_NAME)
+        return 1;   /* one string whatever the channel's count; the server
+                       pads further elements with garbage */
+    if (no_count || given < 0 || given > native || (given == 0 && !with_cb))
+        return native;
+    return given;
+}
+
+long
+subscription_count_rule(int no_count, long given, long native)
+{
+    /* native 0: never connected; libca clamps a kept count at connection */
+    if (no_count || given < 0 || (native > 0 && given > native))
+        return native;
+    return given;
+}
+
+long
+put_count_rule(int no_count, long given, long native)
+{
+    if (native < 1)
+        native = 1;
+    if (no_count || given <= 0 || given > native)
+        return native;
+    return given;
 }
 
 /* one GIL release for all three: each release/reacquire costs as much as
@@ -38,7 +72,8 @@ channel_info(ChannelObject *c, short *ft, long *native, int *connected)
     *connected = st == cs_conn;
 }
 
-/* Validate out= and pick type/count. -1 with an exception set. */
+/* Validate out= and pick type/count (the C twin of _common.out_request).
+ * -1 with an exception set. */
 static int
 out_request(PyObject *out, PyObject *chtype, long given_t, PyObject *countobj, long given_n,
             long native, long *t, long *n)
@@ -165,14 +200,7 @@ do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, Py
             return status_none(s);
         if (!connected)
             return status_none(ECA_DISCONN);
-        int no_count = countobj == NULL || countobj == Py_None;
-        if (with_cb)
-            n = (no_count || given_n < 0 || given_n > native) ? native : given_n;
-        else
-            n = (no_count || given_n <= 0 || given_n > native) ? native : given_n;
-        if (t == DBR_CLASS_NAME)
-            n = 1;   /* one string whatever the channel's count; the server
-                        pads further elements with garbage */
+        n = get_count_rule(countobj == NULL || countobj == Py_None, given_n, native, with_cb, t);
     }
     int s;
     if (with_cb) {
@@ -337,8 +365,7 @@ ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, 
     int s = resolve_type(ft, chtype, given_t, &t);
     if (s != ECA_NORMAL)
         return status_none(s);
-    long n = (count == Py_None || given_n < 0 || (native > 0 && given_n > native))
-             ? native : given_n;
+    long n = subscription_count_rule(count == Py_None, given_n, native);
     EvidObject *e = PyObject_New(EvidObject, &EvidType);
     if (!e)
         return NULL;

@@ -285,13 +285,8 @@ def _uint(value, what: str) -> int:
 
 def _request(ptr, chtype) -> Tuple[Optional[int], int]:
     """``(request type or None, status)`` for a get/put/subscription."""
-    if chtype is None:
-        ft = lib.ca_field_type(ptr)
-        if not 0 <= ft <= _common.LAST_TYPE:
-            return None, ECA.BADTYPE
-        return ft, ECA.NORMAL
-    t = _common.request_type(chtype)
-    if not 0 <= t <= _common.LAST_BUFFER_TYPE:
+    t = _common.resolve_request_type(chtype, lib.ca_field_type(ptr) if chtype is None else -1)
+    if t is None:
         return None, ECA.BADTYPE
     return t, ECA.NORMAL
 
@@ -302,9 +297,6 @@ _io_buffers: Dict[int, list] = {}
 # groups belong to a context: keyed by (context address, gid)
 _sg_buffers: Dict[Tuple[int, int], list] = {}
 
-_OUT_TYPES = {np.dtype(d): t for t, d in ((1, "=i2"), (2, "=f4"), (3, "=u2"), (4, "=u1"),
-                                           (5, "=i4"), (6, "=f8"))}
-
 
 def _read_buffer(t: int, count: int, use_numpy: bool):
     """``(C pointer, DBRValue)`` for a synchronous read of ``count`` x ``t``."""
@@ -313,30 +305,6 @@ def _read_buffer(t: int, count: int, use_numpy: bool):
         return ffi.from_buffer(arr, require_writable=True), DBRValue(arr, t, count, True, arr)
     buf = ffi.new("char[]", _common.dbr_size_n(t, count))
     return buf, DBRValue(buf, t, count, use_numpy)
-
-
-def _out_request(out, chtype, count, native: int):
-    if not isinstance(out, np.ndarray):
-        raise TypeError("out must be a numpy array, not %s" % type(out).__name__)
-    if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError("out must be a writable C-contiguous numpy array")
-    if chtype is None:
-        t = _OUT_TYPES.get(out.dtype.newbyteorder("="))
-        if t is None or out.dtype.byteorder not in "=|" + ("<" if sys.byteorder == "little" else ">"):
-            raise TypeError("no DBR type reads into an array of dtype %s" % out.dtype)
-    else:
-        t = _common.request_type(chtype)
-        if not 1 <= t <= 6 or _common.DBR_DTYPE[t] != out.dtype:
-            raise TypeError("out dtype %s does not match %s" % (out.dtype, _common.dbr_text(t)))
-    if count is None:
-        n = min(native, out.size)
-    else:
-        n = _common.index_count(count)
-        if n > out.size:
-            raise ValueError("count %d exceeds the size of out (%d)" % (n, out.size))
-        if n <= 0 or n > native:
-            n = min(native, out.size)
-    return t, n
 
 
 # ---------------------------------------------------------------------------
@@ -674,16 +642,12 @@ def _prepare_read(ch, ptr, chtype, count, zero_ok: bool, out=None):
     """
     native = int(lib.ca_element_count(ptr))
     if out is not None:
-        t, n = _out_request(out, chtype, count, native)
+        t, n = _common.out_request(out, chtype, count, native)
     else:
         t, status = _request(ptr, chtype)
         if t is None:
             return status, 0, 0
-        n = native if count is None else _common.index_count(count)
-        if n > native or n < 0 or (n == 0 and not zero_ok):
-            n = native
-        if t == _common.DBR_CLASS_NAME:
-            n = 1           # the record type is one string, whatever the channel's count
+        n = _common.get_count(count, native, zero_ok, t)
     if ch._ptr is None:     # count's __index__ cleared it or destroyed its context
         return ECA.BADCHID, 0, 0
     if lib.ca_state(ptr) != _CS_CONN:
@@ -745,10 +709,10 @@ def _prepare_put(ch, ptr, value, chtype, count) -> Tuple[int, Optional[tuple]]:
     t, status = _request(ptr, chtype)
     if t is None:
         return status, None
-    if lib.ca_state(ptr) != _CS_CONN:
-        return ECA.DISCONN, None
     if t not in _common.PUT_TYPES:
         return ECA.BADTYPE, None
+    if lib.ca_state(ptr) != _CS_CONN:
+        return ECA.DISCONN, None
     native = int(lib.ca_element_count(ptr))
     n = _common.put_count(count, max(native, 1))
     t2, n2, data = _common.encode(value, t, n)
@@ -801,9 +765,7 @@ def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = 
         if t is None:
             return to_eca(status), None
         native = int(lib.ca_element_count(cptr))
-        n = native if count is None else _common.index_count(count)
-        if n < 0 or n > native:
-            n = native
+        n = _common.subscription_count(count, native)
         if ch._ptr is None:   # count/mask's __index__ cleared it
             return ECA.BADCHID, None
         sub = evid(ch, callback, bool(use_numpy))
@@ -945,11 +907,9 @@ def version() -> str:
 # Synchronous groups
 
 
-def _gid(gid) -> int:
-    g = _uint(gid, "gid")
-    if not 0 <= g <= 0xFFFFFFFF:
-        raise ValueError("gid out of range: %d" % g)
-    return g
+def _gid(gid) -> Optional[int]:
+    """The group id, or None for one no group can have (-> ECA.BADSYNCGRP)."""
+    return _common.sync_group_id(gid)
 
 
 def sg_create() -> Tuple[ECA, Optional[int]]:
@@ -967,6 +927,8 @@ def _sg_key(g: int) -> Tuple[int, int]:
 
 def sg_delete(gid: int) -> ECA:
     g = _gid(gid)
+    if g is None:
+        return ECA.BADSYNCGRP
     status = lib.ca_sg_delete(g)
     if status == ECA.NORMAL:
         _sg_buffers.pop(_sg_key(g), None)
@@ -977,6 +939,8 @@ def sg_get(gid: int, chid: chid, chtype: Optional[int] = None, count: Optional[i
            use_numpy: bool = False) -> Tuple[ECA, Optional[DBRValue]]:
     """Queue a read in group ``gid``; the value is valid after ``sg_block``."""
     g = _gid(gid)
+    if g is None:
+        return ECA.BADSYNCGRP, None
     _check_counts(chtype, count)
     with _held(chid) as (ch, cptr):
         if ch is None:
@@ -998,6 +962,8 @@ def sg_put(gid: int, chid: chid, value: Any, chtype: Optional[int] = None,
            count: Optional[int] = None) -> ECA:
     """Queue a write in group ``gid`` (conversion as ``put``)."""
     g = _gid(gid)
+    if g is None:
+        return ECA.BADSYNCGRP
     _check_counts(chtype, count)
     with _held(chid) as (ch, cptr):
         if ch is None:
@@ -1012,6 +978,8 @@ def sg_put(gid: int, chid: chid, value: Any, chtype: Optional[int] = None,
 def sg_block(gid: int, timeout: float) -> ECA:
     """Flush and wait for the group's requests (0 = forever)."""
     g = _gid(gid)
+    if g is None:
+        return ECA.BADSYNCGRP
     key = _sg_key(g)
     held = _sg_buffers.get(key)
     mark = len(held) if held else 0
@@ -1023,11 +991,16 @@ def sg_block(gid: int, timeout: float) -> ECA:
 
 
 def sg_test(gid: int) -> ECA:
-    return to_eca(lib.ca_sg_test(_gid(gid)))
+    g = _gid(gid)
+    if g is None:
+        return ECA.BADSYNCGRP
+    return to_eca(lib.ca_sg_test(g))
 
 
 def sg_reset(gid: int) -> ECA:
     g = _gid(gid)
+    if g is None:
+        return ECA.BADSYNCGRP
     key = _sg_key(g)
     held = _sg_buffers.get(key)
     mark = len(held) if held else 0

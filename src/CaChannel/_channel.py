@@ -33,7 +33,7 @@ import threading
 import traceback
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
-from . import ca
+from . import _common, ca
 
 try:  # numpy is optional for the high-level layer
     import numpy as _np
@@ -43,7 +43,6 @@ except ImportError:  # pragma: no cover
 __all__ = ["CaChannel", "CaChannelException"]
 
 _NORMAL = ca.ECA_NORMAL
-_EPICS_EPOCH = 631152000
 
 # DBR_*_STRING request types and the matching DBR_*_CHAR ones (char-as-string)
 _STRING_TO_CHAR = {
@@ -100,20 +99,21 @@ def _plain(value: Any, use_numpy: bool) -> Any:
 
 
 def _pv_dict(value: Any, use_numpy: bool) -> Dict[str, Any]:
-    """Turn a low-level converted value (2.9) into the ``pv_*`` dict (4.2)."""
+    """Turn a low-level converted value (2.9) into the ``pv_*`` dict (4.2).
+
+    Only the keys are renamed: the ``ca`` level already gives ``status`` and
+    ``severity`` as ``AlarmCondition``/``AlarmSeverity`` members and ``strs``
+    as a tuple. The one value conversion is the timestamp's:
+    ``pv_seconds`` counts from the EPICS epoch, as in CaChannel 3.x, while
+    the ``ca`` level's ``stamp`` is POSIX (:func:`_common.epics_seconds`).
+    """
     if not isinstance(value, dict):
         return {"pv_value": _plain(value, use_numpy)}
     out: Dict[str, Any] = {}
     for key, item in value.items():
         if key == "stamp":
-            out["pv_seconds"] = int(item["seconds"]) - _EPICS_EPOCH
+            out["pv_seconds"] = _common.epics_seconds(item)
             out["pv_nseconds"] = int(item["nanoseconds"])
-        elif key == "status":
-            out["pv_status"] = _enum_or_int(ca.AlarmCondition, item)
-        elif key == "severity":
-            out["pv_severity"] = _enum_or_int(ca.AlarmSeverity, item)
-        elif key == "strs":
-            out["pv_statestrings"] = tuple(item)
         elif key == "value":
             out["pv_value"] = _plain(item, use_numpy)
         elif key in _PV_KEYS:
@@ -121,13 +121,6 @@ def _pv_dict(value: Any, use_numpy: bool) -> Dict[str, Any]:
         else:  # unknown extra key: keep it visible under a pv_ name
             out["pv_" + key] = item
     return out
-
-
-def _enum_or_int(enum_cls, item):
-    try:
-        return enum_cls(item)
-    except (ValueError, TypeError):
-        return item
 
 
 def _char_bytes(value: Any) -> bytearray:

@@ -393,6 +393,8 @@ SIMM_ALARM = 19
 READ_ACCESS_ALARM = 20
 WRITE_ACCESS_ALARM = 21
 
+#: POSIX seconds at the EPICS epoch (1990-01-01 UTC). The one definition:
+#: the C extension reads it from here at import (cext/module.c).
 POSIX_TIME_AT_EPICS_EPOCH = 631152000
 MAX_STRING_SIZE = 40
 MAX_UNITS_SIZE = 8
@@ -724,6 +726,27 @@ def _meta_text(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+def stamp(sec_past_epoch: int, nsec: int) -> dict:
+    """The timestamp form of the ``ca`` level (ca-api.md 2.9) for an
+    ``epicsTimeStamp``: POSIX ``seconds``, ``nanoseconds`` and the float
+    ``timestamp`` (POSIX seconds with fraction). cext/dbr_decode.c
+    (set_stamp) builds the same dict.
+    """
+    secs = sec_past_epoch + POSIX_TIME_AT_EPICS_EPOCH
+    return {"seconds": secs, "nanoseconds": nsec, "timestamp": secs + nsec * 1e-9}
+
+
+def epics_seconds(stamp: dict) -> int:
+    """Seconds since the EPICS epoch of a ``ca``-level ``stamp`` dict.
+
+    The one conversion between the two documented forms: the ``ca`` level
+    hands out POSIX seconds (ca-api.md 2.9), the CaChannel class hands out
+    ``pv_seconds`` since the EPICS epoch as CaChannel 3.x did (ca-api.md
+    4.2).
+    """
+    return int(stamp["seconds"]) - POSIX_TIME_AT_EPICS_EPOCH
+
+
 def _enum_or_int(enum_cls, v):
     try:
         return enum_cls(v)
@@ -774,10 +797,7 @@ def decode(dbrtype: int, count: int, buf, use_numpy: bool = False):
     result["status"] = _enum_or_int(AlarmCondition, result["status"])
     result["severity"] = _enum_or_int(AlarmSeverity, result["severity"])
     if "seconds" in result:
-        secs = result.pop("seconds") + POSIX_TIME_AT_EPICS_EPOCH
-        nsec = result.pop("nanoseconds")
-        result["stamp"] = {"seconds": secs, "nanoseconds": nsec,
-                           "timestamp": secs + nsec * 1e-9}
+        result["stamp"] = stamp(result.pop("seconds"), result.pop("nanoseconds"))
     if "units" in result:
         result["units"] = _meta_text(result["units"])
     if "strs" in result:
@@ -970,8 +990,32 @@ def encode(value: Any, dbrtype: int, count: int) -> Tuple[int, int, Union[bytes,
     return t, 1, struct.pack(_SCALAR_CODE[kind], _check_int(v, t))
 
 
+# ---------------------------------------------------------------------------
+# Request rules shared by both backends (ca-api.md 2.8-2.10). The C extension
+# mirrors these in cext/request.c and cext/sync_group.c for speed;
+# tests/cext/test_rule_parity.py runs both backends against these functions.
+
+
+def resolve_request_type(chtype: Any, native_type: int) -> Optional[int]:
+    """The DBR type a get/put/subscription requests, or None for ``ECA.BADTYPE``.
+
+    ``chtype`` None means the channel's native field type (``native_type``,
+    -1 while the channel was never connected). ``TypeError`` for a
+    non-integer ``chtype``.
+    """
+    if chtype is None:
+        ft = int(native_type)
+        return ft if 0 <= ft <= LAST_TYPE else None
+    t = request_type(chtype)
+    return t if 0 <= t <= LAST_BUFFER_TYPE else None
+
+
 def put_count(count: Any, native: int) -> int:
-    """Element limit for a put/get: ``None``/<=0 -> native, clamp to native."""
+    """Element limit of a put: ``None``/<=0 or above ``native`` -> ``native``.
+
+    ``native`` is the channel's element count; a put needs a connected
+    channel, so it is at least 1 (``max(native, 1)`` is passed).
+    """
     if count is None:
         return native
     c = index_count(count)
@@ -980,24 +1024,109 @@ def put_count(count: Any, native: int) -> int:
     return c
 
 
-def index_count(count: Any) -> int:
-    """``count`` as an int; ``TypeError`` for non-integers (floats, strings)."""
+def get_count(count: Any, native: int, with_callback: bool, dbrtype: int) -> int:
+    """Element count a get requests from libca (the channel is connected).
+
+    ``None``, negative or above ``native`` -> ``native``. 0 means "the
+    server's current length" for a get with callback and stays 0 there; a
+    synchronous get (its buffer is sized here) reads ``native`` instead.
+    ``DBR_CLASS_NAME`` is one string whatever the channel's count.
+    """
+    if int(dbrtype) == DBR_CLASS_NAME:
+        return 1
+    if count is None:
+        return native
+    c = index_count(count)
+    if c < 0 or c > native or (c == 0 and not with_callback):
+        return native
+    return c
+
+
+def subscription_count(count: Any, native: int) -> int:
+    """Element count of a subscription.
+
+    ``None`` or negative -> ``native``; 0 stays 0 (the server's current
+    length). Above ``native`` clamps to ``native`` only while the channel is
+    connected: before the first connection ``native`` is 0 and the count is
+    passed on as given, because libca itself clamps a subscription's count
+    against the native count each time the channel (re)connects.
+    """
+    if count is None:
+        return native
+    c = index_count(count)
+    if c < 0 or (native > 0 and c > native):
+        return native
+    return c
+
+
+_OUT_TYPES = {np.dtype(d): t for t, d in ((1, "=i2"), (2, "=f4"), (3, "=u2"), (4, "=u1"),
+                                           (5, "=i4"), (6, "=f8"))}
+
+
+def out_request(out: Any, chtype: Any, count: Any, native: int) -> Tuple[int, int]:
+    """``(request type, count)`` of a get into ``out=`` (a numpy array libca fills).
+
+    ``out`` must be a writable C-contiguous array of a numeric DBR element
+    dtype in native byte order (``TypeError``/``ValueError`` otherwise);
+    ``chtype`` None takes the type from the dtype, a given one must match it.
+    ``count`` None -> ``min(native, out.size)``; above ``out.size`` is a
+    ``ValueError``; <= 0 or above ``native`` -> ``min(native, out.size)``.
+    cext/request.c (out_request) is the C twin.
+    """
+    if not isinstance(out, np.ndarray):
+        raise TypeError("out must be a numpy array, not %s" % type(out).__name__)
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be a writable C-contiguous numpy array")
+    if chtype is None:
+        t = _OUT_TYPES.get(out.dtype.newbyteorder("="))
+        if t is None or out.dtype.byteorder not in "=|" + ("<" if sys.byteorder == "little" else ">"):
+            raise TypeError("no DBR type reads into an array of dtype %s" % out.dtype)
+    else:
+        t = request_type(chtype)
+        if not 1 <= t <= 6 or DBR_DTYPE[t] != out.dtype:
+            raise TypeError("out dtype %s does not match %s" % (out.dtype, dbr_text(t)))
+    if count is None:
+        n = min(native, out.size)
+    else:
+        n = index_count(count)
+        if n > out.size:
+            raise ValueError("count %d exceeds the size of out (%d)" % (n, out.size))
+        if n <= 0 or n > native:
+            n = min(native, out.size)
+    return t, n
+
+
+#: highest value a sync-group id can have (CA_SYNC_GID is a 32-bit unsigned)
+MAX_SYNC_GID = 0xFFFFFFFF
+
+
+def sync_group_id(gid: Any) -> Optional[int]:
+    """``gid`` as an int, or None when no group can have it (-> ``ECA.BADSYNCGRP``).
+
+    ``TypeError`` for a non-integer ``gid``. An out-of-range integer (negative,
+    or above 32 bits) is an unknown group like any other, not a ValueError.
+    """
+    g = _index(gid, "gid must be an integer, not %s")
+    return g if 0 <= g <= MAX_SYNC_GID else None
+
+
+def _index(value: Any, message: str) -> int:
+    """``operator.index(value)``; ``TypeError(message % type name)`` otherwise."""
     import operator
     try:
-        return operator.index(count)
+        return operator.index(value)
     except TypeError:
-        raise TypeError("count must be an integer or None, not %s"
-                        % type(count).__name__) from None
+        raise TypeError(message % type(value).__name__) from None
+
+
+def index_count(count: Any) -> int:
+    """``count`` as an int; ``TypeError`` for non-integers (floats, strings)."""
+    return _index(count, "count must be an integer or None, not %s")
 
 
 def request_type(chtype: Any) -> int:
     """``chtype`` as an int; ``TypeError`` for non-integers."""
-    import operator
-    try:
-        return operator.index(chtype)
-    except TypeError:
-        raise TypeError("chtype must be a DBR type (int), not %s"
-                        % type(chtype).__name__) from None
+    return _index(chtype, "chtype must be a DBR type (int), not %s")
 
 
 def _quiet_fd2(func: Any) -> None:
@@ -1050,6 +1179,7 @@ def encode_name(name: Union[str, bytes]) -> bytes:
 __all__ = [n for n in list(globals()) if n.isidentifier() and not n.startswith("_") and n not in (
     "annotations", "enum", "math", "os", "sys", "struct", "np", "Number", "Any", "Dict", "Optional",
     "Sequence", "Tuple", "Union", "decode", "decode_values", "decode_cstring",
-    "encode", "put_count", "index_count", "request_type", "encode_name", "to_eca",
+    "encode", "put_count", "get_count", "subscription_count", "resolve_request_type",
+    "sync_group_id", "MAX_SYNC_GID", "out_request", "stamp", "epics_seconds", "index_count", "request_type", "encode_name", "to_eca",
     "to_dbr", "to_ca_op", "PUT_TYPES", "DBR_DTYPE", "DBR_VALUE_OFFSET", "DBR_SIZE",
     "DBR_VALUE_SIZE", "DBR_META_FORMAT", "DBR_META_FIELDS", "check_dbr_layouts")]

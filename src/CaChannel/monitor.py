@@ -70,6 +70,7 @@ from typing import Any, Callable, Deque, Dict, Iterator, List, NamedTuple, Optio
 
 from . import ca
 from ._channel import _report_callback_error
+from ._common import _enum_or_int
 
 try:
     import numpy as _np
@@ -626,13 +627,6 @@ class Frame:
     def __repr__(self) -> str:
         return "<Frame seq=%d count=%d t=%.6f %s>" % (
             self.seq, self.count, self.timestamp, "released" if self._sink is None else "held")
-
-
-def _enum_or_int(enum_cls: Any, value: int) -> Any:
-    try:
-        return enum_cls(value)
-    except ValueError:
-        return value
 
 
 class ArrayMonitor:

@@ -1,8 +1,11 @@
 """Helpers of the C-extension tests: connect, read, write, collect callbacks."""
 from __future__ import annotations
 
+import math
 import threading
 import time
+
+import numpy as np
 
 TIMEOUT = 5.0
 
@@ -47,3 +50,41 @@ def write(ca, chid, value, chtype=None, count=None):
     assert ca.put(chid, value, chtype, count, callback=done) == ca.ECA_NORMAL
     ca.flush_io()
     return done.wait(1)[0]
+
+
+def same(a, b, path="value"):
+    """Assert ``a`` and ``b`` are equal values of the same types, recursively
+    (floats exact with NaN equal to NaN, arrays by dtype and content)."""
+    assert type(a) is type(b), (path, type(a), type(b), a, b)
+    if isinstance(a, dict):
+        assert list(a) == list(b), (path, list(a), list(b))
+        for k in a:
+            same(a[k], b[k], path + "." + k)
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), path
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            same(x, y, "%s[%d]" % (path, i))
+    elif isinstance(a, float) and math.isnan(a):
+        assert math.isnan(b), path
+    else:
+        assert a == b, (path, a, b)
+
+
+def channel_pairs(ca, cffi, names):
+    """Generator for a fixture: ``{name: (C chid, cffi chid)}`` of connected
+    channels (the cffi module shares the libca context the ``ca`` fixture
+    made), cleared after the ``yield``."""
+    chans = {}
+    for name in names:
+        chc = connect(ca, name)
+        st, chf = cffi.create_channel(name)
+        assert st == cffi.ECA.NORMAL
+        chans[name] = (chc, chf)
+    assert cffi.pend_io(TIMEOUT) == cffi.ECA.NORMAL
+    yield chans
+    for chc, chf in chans.values():
+        ca.clear_channel(chc)
+        cffi.clear_channel(chf)
+    ca.flush_io()

@@ -3,12 +3,10 @@ tests/test.db, read through CaChannel._ca and CaChannel._cffi in one process
 (both sit on the same libca and share the thread's context), must give equal
 values: same keys, types and numbers (floats exact, arrays by np.array_equal).
 """
-import math
 
-import numpy as np
 import pytest
 
-from cexttools import connect
+from cexttools import channel_pairs, same
 
 cffi = pytest.importorskip("CaChannel._cffi")
 
@@ -18,24 +16,6 @@ PVS = (["ca:scalar:%s" % t for t in TYPES] + ["ca:scalar:MBBO"]
        + ["ca:wave:%s" % t for t in TYPES]
        + ["catest", "cabo", "cawave", "cawavec", "cawaves", "cacalc", "ca:varwave"])
 REQUESTS = list(range(0, 35)) + [37, 38]
-
-
-def same(a, b, path="value"):
-    assert type(a) is type(b), (path, type(a), type(b), a, b)
-    if isinstance(a, dict):
-        assert list(a) == list(b), (path, list(a), list(b))
-        for k in a:
-            same(a[k], b[k], path + "." + k)
-    elif isinstance(a, np.ndarray):
-        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), path
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
-            same(x, y, "%s[%d]" % (path, i))
-    elif isinstance(a, float) and math.isnan(a):
-        assert math.isnan(b), path
-    else:
-        assert a == b, (path, a, b)
 
 
 def read_both(ca, chc, chf, t, use_numpy, count=None):
@@ -48,18 +28,7 @@ def read_both(ca, chc, chf, t, use_numpy, count=None):
 
 @pytest.fixture(scope="module")
 def pairs(ca):
-    # the cffi module talks to the same libca context the fixture created
-    chans = {}
-    for name in PVS:
-        chc = connect(ca, name)
-        st, chf = cffi.create_channel(name)
-        assert st == cffi.ECA.NORMAL
-        chans[name] = (chc, chf)
-    assert cffi.pend_io(5) == cffi.ECA.NORMAL
-    yield chans
-    for chc, chf in chans.values():
-        ca.clear_channel(chc)
-        cffi.clear_channel(chf)
+    yield from channel_pairs(ca, cffi, PVS)
     ca.flush_io()
 
 

@@ -77,9 +77,8 @@ def test_unknown_keyword(name):
 
 
 # calls without side effects, every argument given by name as the signatures
-# allow (gid 123456: a group never created; out-of-range gids differ between
-# the backends, ECA_BADSYNCGRP in C and ValueError in cffi, which is not what
-# this file checks)
+# allow (gid 123456: a group never created; out-of-range gids give
+# ECA_BADSYNCGRP in both backends, checked in test_rule_parity.py)
 _BY_NAME = [
     ("message", {"status": 1}),
     ("state", {"chid": None}),
