@@ -1032,7 +1032,7 @@ def get_count(count: Any, native: int, with_callback: bool, dbrtype: int) -> int
     synchronous get (its buffer is sized here) reads ``native`` instead.
     ``DBR_CLASS_NAME`` is one string whatever the channel's count.
     """
-    if int(dbrtype) == DBR_CLASS_NAME:
+    if int(dbrtype) == DBR.CLASS_NAME:
         return 1
     if count is None:
         return native

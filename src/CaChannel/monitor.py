@@ -70,7 +70,7 @@ from typing import Any, Callable, Deque, Dict, Iterator, List, NamedTuple, Optio
 
 from . import ca
 from ._channel import _report_callback_error
-from ._common import _enum_or_int
+from ._common import POSIX_TIME_AT_EPICS_EPOCH as _EPICS_EPOCH, _enum_or_int
 
 try:
     import numpy as _np
@@ -82,7 +82,6 @@ __all__ = ["POLICIES", "MonitorStats", "Subscription", "subscribe", "Monitor",
 
 #: the delivery policies
 POLICIES = ("latest", "all")
-_EPICS_EPOCH = 631152000
 
 
 class MonitorStats(NamedTuple):
