@@ -262,11 +262,12 @@ class Subscription:
                 return
             yield item
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         """Cancel the CA subscription, count waiting updates as dropped, stop delivery.
 
-        Idempotent. Called from the delivery thread itself (inside the
-        callback) it does not wait for that thread.
+        Idempotent. With ``wait`` (default) it waits (up to 5 s) for a
+        callback in progress to return; called from the delivery thread itself
+        (inside the callback) it never waits for that thread.
         """
         evid, self._evid = self._evid, None
         if evid is not None:
@@ -279,7 +280,7 @@ class Subscription:
                 pass
         self._queue.close()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
+        if wait and thread is not None and thread is not threading.current_thread():
             thread.join(5.0)
         _LIVE.discard(self)
 

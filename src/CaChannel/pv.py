@@ -23,7 +23,9 @@ True
 ('time_double', 1, 'read/write')
 
 Threads: callbacks (value, connection, access rights, put completion) run on
-libca's own threads, the moment libca delivers the event. Keep them short;
+libca's own threads, the moment libca delivers the event (value callbacks
+run on a delivery thread of the PV's own instead with ``PV(...,
+delivery='latest')`` or ``'all'``, see :class:`PV`). Keep them short;
 do not block in them -- a blocking :meth:`PV.get` (``use_monitor=False``),
 :meth:`PV.put` with ``wait=True`` or :meth:`PV.wait_for_connection` inside a
 callback can wait for an answer that the very thread it blocks would have
@@ -106,6 +108,11 @@ def _attach() -> None:
         _tls.attached = True
 
 
+def _monitor_policies() -> tuple:
+    from .monitor import POLICIES
+    return POLICIES
+
+
 def _in_ca_thread() -> bool:
     """True on a thread Python did not start (libca's callback threads)."""
     return isinstance(threading.current_thread(), getattr(threading, "_DummyThread", ()))
@@ -160,6 +167,13 @@ class PV:
         :data:`DEFAULT_CONNECTION_TIMEOUT`, 2 s).
     :param access_callback: ``fn(read_access, write_access, pv=)`` on every
         change of the access rights (or a list of them).
+    :param delivery: where value callbacks run. ``None`` (default, as
+        pyepics): on libca's thread, the moment the update arrives.
+        ``'latest'`` or ``'all'``: on a delivery thread of the PV's own
+        (:func:`CaChannel.monitor.subscribe`), so a slow callback never stalls
+        libca; ``'latest'`` hands a slow callback only the newest update,
+        ``'all'`` queues up to 16 (oldest dropped). ``monitor_stats`` then
+        counts received/delivered/dropped updates.
 
     Nothing blocks: the channel is searched in the background; attributes are
     ``None`` until the PV connected and its first value arrived. See the
@@ -181,7 +195,8 @@ class PV:
                  count: Optional[int] = None,
                  connection_callback: Union[Callable, List[Callable], None] = None,
                  connection_timeout: Optional[float] = None,
-                 access_callback: Union[Callable, List[Callable], None] = None) -> None:
+                 access_callback: Union[Callable, List[Callable], None] = None,
+                 delivery: Optional[str] = None) -> None:
         if isinstance(pvname, bytes):
             pvname = pvname.decode("utf-8")
         if not isinstance(pvname, str):
@@ -194,6 +209,9 @@ class PV:
         self.verbose = verbose
         self.connection_timeout: float = (DEFAULT_CONNECTION_TIMEOUT if connection_timeout is None
                                           else float(connection_timeout))
+        if delivery is not None and delivery not in _monitor_policies():
+            raise ValueError("delivery must be None, 'latest' or 'all', not %r" % (delivery,))
+        self._delivery = delivery
         self._auto_monitor = auto_monitor
         self._user_count = count
         self._args: Dict[str, Any] = dict.fromkeys(_FIELDS)
@@ -343,8 +361,13 @@ class PV:
             in_callback = _in_ca_thread()
             if not in_callback:
                 _attach()
-            status, evid = ca.create_subscription(self.chid, on_event, self.ftype,
-                                                  self._user_count or 0, mask, _USE_NUMPY)
+            if self._delivery is None:
+                status, evid = ca.create_subscription(self.chid, on_event, self.ftype,
+                                                      self._user_count or 0, mask, _USE_NUMPY)
+            else:  # a Subscription (CaChannel.monitor) delivering on its own thread
+                from .monitor import subscribe
+                status, evid = subscribe(self.chid, on_event, self.ftype, self._user_count or 0,
+                                         mask, _USE_NUMPY, policy=self._delivery)
             if status != ca.ECA_NORMAL:
                 raise CaChannelException(status, "cannot monitor %r" % (self.pvname,))
             self._evid, self._mask = evid, mask
@@ -353,12 +376,25 @@ class PV:
 
     def _clear_monitor(self) -> None:
         evid, self._evid, self._mask = self._evid, None, None
-        if evid is not None:
-            try:
-                ca.clear_subscription(evid)
-                ca.flush_io()
-            except Exception:
-                pass
+        if evid is None:
+            return
+        if self._delivery is not None:
+            # not waiting for the delivery thread: it may be waiting for our lock
+            evid.close(wait=False)
+            return
+        try:
+            ca.clear_subscription(evid)
+            ca.flush_io()
+        except Exception:
+            pass
+
+    @property
+    def monitor_stats(self) -> Any:
+        """With ``delivery='latest'``/``'all'``: the internal monitor's
+        :class:`CaChannel.monitor.MonitorStats` (received, delivered, dropped,
+        pending); else ``None``."""
+        evid = self._evid
+        return evid.stats if self._delivery is not None and evid is not None else None
 
     @property
     def auto_monitor(self) -> Union[bool, int, None]:
@@ -421,9 +457,12 @@ class PV:
             chid, self.chid = self.chid, None
             was_connected = self.connected
             self.connected = self._up = False
+            sub = self._evid if self._delivery is not None else None
             self._evid = self._mask = None
             if deepclean:
                 self.callbacks.clear()
+        if sub is not None:  # its delivery thread ends with it
+            sub.close(wait=False)
         if chid is not None:
             try:
                 ca.clear_channel(chid)
