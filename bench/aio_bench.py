@@ -282,34 +282,7 @@ def main():
     results = {c: {} for c in contenders}
     try:
         rawca = harness.compile_rawca(builddir)
-        ports = []
-        for _ in range(4):
-            ports.append(harness.free_port(ports))
-        ca_port, repeater_port, pva_port, pva_bcast = ports
-        env = harness.base_env()
-        common = {
-            'EPICS_CA_MAX_ARRAY_BYTES': '100000000',
-            'EPICS_CA_REPEATER_PORT': str(repeater_port),
-            'EPICS_PVA_SERVER_PORT': str(pva_port),
-            'EPICS_PVA_BROADCAST_PORT': str(pva_bcast),
-            'EPICS_PVA_AUTO_ADDR_LIST': 'NO',
-            'EPICS_PVA_ADDR_LIST': '127.0.0.1',
-        }
-        ioc_env = dict(env, **common)
-        ioc_env.update({
-            'EPICS_CA_SERVER_PORT': str(ca_port),
-            'EPICS_CAS_INTF_ADDR_LIST': '127.0.0.1',
-            'EPICS_CAS_AUTO_BEACON_ADDR_LIST': 'NO',
-            'EPICS_CAS_BEACON_ADDR_LIST': '127.0.0.1',
-            'EPICS_PVAS_INTF_ADDR_LIST': '127.0.0.1',
-            'EPICS_PVAS_AUTO_BEACON_ADDR_LIST': 'NO',
-            'EPICS_PVAS_BEACON_ADDR_LIST': '127.0.0.1',
-            'EPICS_PVAS_SERVER_PORT': str(pva_port),
-            'EPICS_PVAS_BROADCAST_PORT': str(pva_bcast),
-        })
-        client_env = dict(env, **common)
-        client_env.update({'EPICS_CA_ADDR_LIST': '127.0.0.1:%d' % ca_port,
-                           'EPICS_CA_AUTO_ADDR_LIST': 'NO'})
+        _ca_port, _pva_port, ioc_env, client_env = harness.bench_envs()
         repeater = subprocess.Popen([rawca, 'repeater'], stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     env=client_env)

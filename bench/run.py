@@ -187,6 +187,47 @@ def base_env():
 # ------------------------------------------------------------------------------------------------
 # running one measurement
 # ------------------------------------------------------------------------------------------------
+
+def bench_envs():
+    """Free loopback ports and the environments of the bench IOC and its clients.
+
+    Returns ``(ca_port, pva_port, ioc_env, client_env)``: the IOC serves CA and
+    PVA on private ports of 127.0.0.1 only, the clients search only it and use a
+    private repeater port (the harness runs its own repeater there).
+    """
+    ports = []
+    for _ in range(4):
+        ports.append(free_port(ports))
+    ca_port, repeater_port, pva_port, pva_bcast = ports
+    env = base_env()
+    common = {
+        'EPICS_CA_MAX_ARRAY_BYTES': '100000000',
+        'EPICS_CA_REPEATER_PORT': str(repeater_port),
+        'EPICS_PVA_SERVER_PORT': str(pva_port),
+        'EPICS_PVA_BROADCAST_PORT': str(pva_bcast),
+        'EPICS_PVA_AUTO_ADDR_LIST': 'NO',
+        'EPICS_PVA_ADDR_LIST': '127.0.0.1',
+    }
+    ioc_env = dict(env, **common)
+    ioc_env.update({
+        'EPICS_CA_SERVER_PORT': str(ca_port),
+        'EPICS_CAS_INTF_ADDR_LIST': '127.0.0.1',
+        'EPICS_CAS_AUTO_BEACON_ADDR_LIST': 'NO',
+        'EPICS_CAS_BEACON_ADDR_LIST': '127.0.0.1',
+        'EPICS_PVAS_INTF_ADDR_LIST': '127.0.0.1',
+        'EPICS_PVAS_AUTO_BEACON_ADDR_LIST': 'NO',
+        'EPICS_PVAS_BEACON_ADDR_LIST': '127.0.0.1',
+        'EPICS_PVAS_SERVER_PORT': str(pva_port),
+        'EPICS_PVAS_BROADCAST_PORT': str(pva_bcast),
+    })
+    client_env = dict(env, **common)
+    client_env.update({
+        'EPICS_CA_ADDR_LIST': '127.0.0.1:%d' % ca_port,
+        'EPICS_CA_AUTO_ADDR_LIST': 'NO',
+    })
+    return ca_port, pva_port, ioc_env, client_env
+
+
 def run_json(cmd, env, timeout):
     """Run cmd, return (parsed last-line JSON or None, error text or None).
 
@@ -457,36 +498,7 @@ def main():
     results = {c: {} for c in contenders}
     try:
         rawca = compile_rawca(builddir)
-        ports = []
-        for _ in range(4):
-            ports.append(free_port(ports))
-        ca_port, repeater_port, pva_port, pva_bcast = ports
-        env = base_env()
-        common = {
-            'EPICS_CA_MAX_ARRAY_BYTES': '100000000',
-            'EPICS_CA_REPEATER_PORT': str(repeater_port),
-            'EPICS_PVA_SERVER_PORT': str(pva_port),
-            'EPICS_PVA_BROADCAST_PORT': str(pva_bcast),
-            'EPICS_PVA_AUTO_ADDR_LIST': 'NO',
-            'EPICS_PVA_ADDR_LIST': '127.0.0.1',
-        }
-        ioc_env = dict(env, **common)
-        ioc_env.update({
-            'EPICS_CA_SERVER_PORT': str(ca_port),
-            'EPICS_CAS_INTF_ADDR_LIST': '127.0.0.1',
-            'EPICS_CAS_AUTO_BEACON_ADDR_LIST': 'NO',
-            'EPICS_CAS_BEACON_ADDR_LIST': '127.0.0.1',
-            'EPICS_PVAS_INTF_ADDR_LIST': '127.0.0.1',
-            'EPICS_PVAS_AUTO_BEACON_ADDR_LIST': 'NO',
-            'EPICS_PVAS_BEACON_ADDR_LIST': '127.0.0.1',
-            'EPICS_PVAS_SERVER_PORT': str(pva_port),
-            'EPICS_PVAS_BROADCAST_PORT': str(pva_bcast),
-        })
-        client_env = dict(env, **common)
-        client_env.update({
-            'EPICS_CA_ADDR_LIST': '127.0.0.1:%d' % ca_port,
-            'EPICS_CA_AUTO_ADDR_LIST': 'NO',
-        })
+        ca_port, pva_port, ioc_env, client_env = bench_envs()
         # our own CA repeater on a private port: clients then never spawn one themselves
         repeater = subprocess.Popen([rawca, 'repeater'], stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=client_env)

@@ -61,16 +61,14 @@ from __future__ import annotations
 
 import atexit
 import collections
-import sys
 import threading
 import time
-import traceback
 import weakref
 from typing import Any, Callable, Deque, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from . import ca
 from ._channel import _report_callback_error
-from ._common import POSIX_TIME_AT_EPICS_EPOCH as _EPICS_EPOCH, _enum_or_int
+from ._common import _enum_or_int
 
 try:
     import numpy as _np
