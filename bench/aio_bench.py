@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -198,12 +197,7 @@ def measure(contender, workload, pv, quick, rawca, client_env):
             return {'status': 'error', 'note': err}
         if 'skip' in res:
             return {'status': 'skip', 'note': res['skip']}
-    s = res['samples']
-    out = {'status': 'ok', 'samples': s, 'unit': res['unit'], 'median': statistics.median(s),
-           'min': min(s), 'max': max(s), 'extra': res.get('extra', {})}
-    if writer_info:
-        out['writer'] = writer_info
-    return out
+    return harness.ok_cell(res, writer_info)
 
 
 def evaluate(results):

@@ -344,6 +344,11 @@ def measure(contender, workload, cfg, rawca, client_env, quick):
             return {'status': 'error', 'note': err}
         if 'skip' in res:
             return {'status': 'skip', 'note': res['skip']}
+    return ok_cell(res, writer_info)
+
+
+def ok_cell(res, writer_info=None):
+    """The result cell of a measured workload: samples, unit, median, min, max, extra."""
     samples = res['samples']
     out = {'status': 'ok', 'samples': samples, 'unit': res['unit'],
            'median': statistics.median(samples), 'min': min(samples), 'max': max(samples),
