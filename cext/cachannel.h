@@ -241,7 +241,7 @@ typedef struct {
     PyObject *result;    /* BUF_OUT: out or out[:count] */
 } DBRValueObject;
 
-extern PyTypeObject ChannelType, EvidType, ContextType, DBRValueType;
+extern PyTypeObject ChannelType, EvidType, ContextType, DBRValueType, RingType;
 extern ChannelObject *live_channels;
 
 /* Release the GIL around a libca call on a channel. The caller checked
@@ -310,6 +310,8 @@ int finish_clear(ChannelObject *c);
 void chan_leave(ChannelObject *c);
 
 /* callbacks.c */
+int cb_enter(void);    /* 0: Python is going away, touch nothing */
+void cb_leave(void);
 void pin_release(void *p);
 request_ctx *request_new(PyObject *cb, ChannelObject *chan, int use_numpy);
 void request_free(request_ctx *r);
@@ -397,6 +399,10 @@ PyObject *ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize
                                     PyObject *kwnames);
 PyObject *ca_clear_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
                                    PyObject *kwnames);
+
+/* ring.c */
+PyObject *ca_ring_subscribe_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                              PyObject *kwnames);
 
 /* pend.c */
 PyObject *ca_pend_io_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);

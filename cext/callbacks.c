@@ -14,7 +14,7 @@
  * and then waits for cb_inflight to reach 0, never misses a callback that is
  * about to take the GIL: a thread that takes the GIL during finalization is
  * terminated by CPython, which would leave libca's locks held. */
-static int
+int
 cb_enter(void)
 {
     atomic_fetch_add(&cb_inflight, 1);
@@ -25,7 +25,7 @@ cb_enter(void)
     return 1;
 }
 
-static void
+void
 cb_leave(void)
 {
     atomic_fetch_sub(&cb_inflight, 1);

@@ -213,6 +213,10 @@ static PyMethodDef ca_methods[] = {
     {"_decode", (PyCFunction)(void (*)(void))ca_decode_py, METH_FASTCALL,
      "_decode(dbrtype, count, buffer, use_numpy)\n--\n\n-> value: DBR buffer decoding "
      "(tests only)"},
+    {"_ring_subscribe", FAST ca_ring_subscribe_py, FAST_FLAGS,
+     "_ring_subscribe(chid, ring, chtype, count=None, mask=None)\n--\n\n-> (ECA, evid|None): "
+     "a subscription whose events libca's thread copies into a _Ring without the GIL "
+     "(CaChannel.monitor.ArrayMonitor)"},
     {"_shutdown", ca_shutdown_py, METH_NOARGS,
      "_shutdown()\n--\n\n-> None\n\n"
      "Stop delivering callbacks (atexit hook)."},
@@ -257,7 +261,8 @@ PyInit__ca(void)
     pin_key_ok = pthread_key_create(&pin_key, pin_release) == 0;
 #endif
     if (PyType_Ready(&ChannelType) < 0 || PyType_Ready(&EvidType) < 0 ||
-        PyType_Ready(&ContextType) < 0 || PyType_Ready(&DBRValueType) < 0)
+        PyType_Ready(&ContextType) < 0 || PyType_Ready(&DBRValueType) < 0 ||
+        PyType_Ready(&RingType) < 0)
         return NULL;
     PyObject *common = PyImport_ImportModule("CaChannel._common");
     if (!common)
@@ -336,6 +341,7 @@ PyInit__ca(void)
         PyModule_AddObjectRef(m, "chid", (PyObject *)&ChannelType) < 0 ||
         PyModule_AddObjectRef(m, "evid", (PyObject *)&EvidType) < 0 ||
         PyModule_AddObjectRef(m, "Context", (PyObject *)&ContextType) < 0 ||
+        PyModule_AddObjectRef(m, "_Ring", (PyObject *)&RingType) < 0 ||
         PyModule_AddObjectRef(m, "__all__", all) < 0)
         goto fail;
 

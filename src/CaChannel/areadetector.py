@@ -188,12 +188,14 @@ class ImageReader:
                 return
             self._values[name] = int(args["value"])
             if len(self._values) == len(_META_PVS):
-                self._meta = _Meta(*(self._values[n] for n in _META_PVS))
+                self._meta = meta = _Meta(*(self._values[n] for n in _META_PVS))
+                # the frames that arrive from now on carry it: this runs on
+                # libca's thread for the plugin's server, in order with ArrayData
+                monitor = self._monitor
+                if monitor is not None:
+                    monitor.set_tag(meta)
                 self._got_all.set()
         return on_meta
-
-    def _tag(self) -> Optional[_Meta]:
-        return self._meta
 
     def _subscribe(self, data_type: int) -> None:
         dtype = _NUMPY[data_type] if 0 <= data_type < len(_NUMPY) else "float64"
@@ -206,7 +208,7 @@ class ImageReader:
             self._last_seq = 0
         self._monitor = ArrayMonitor(self.prefix + "ArrayData", buffers=self.buffers,
                                      dtype=dtype, policy=self.policy, timeout=self.timeout,
-                                     tag=self._tag)
+                                     tag=self._meta)
         self._data_type = data_type
 
     # consumer side ---------------------------------------------------------
@@ -234,7 +236,7 @@ class ImageReader:
                 if monitor is not self._monitor and not self._closed:
                     continue   # replaced by a type change meanwhile
                 return None
-            meta = frame.tag if frame.tag is not None else self._meta
+            meta = _Meta(*frame.tag) if frame.tag is not None else self._meta
             self._account(frame, meta)
             if meta.dtype != self._data_type:
                 # converted to the old request type in flight: re-subscribe

@@ -42,29 +42,29 @@ Example::
                 break
         print(mon.stats)
 
-Design note, the C fast path: the copy of an update into a ring slot is done by
-one small internal object, :class:`_RingSink`. Its memory is plain numpy
-arrays (``data[buffers, capacity]`` and per-slot ``counts``, ``seqs``,
-``stamps``, ``alarm``), its slot bookkeeping is a free list and a pending
-queue guarded by one lock, and the producer side is the single method
-:meth:`_RingSink.offer`. Today ``offer`` runs in Python on libca's thread, fed
-by a ``ca.create_subscription`` callback with ``use_numpy=True`` (the backend
-allocates an array per event, which ``offer`` then copies into the slot). A C
-sink will take the addresses of the same arrays, be installed as the
-subscription's C event handler, copy libca's event buffer straight into a free
-slot without the GIL and without creating Python objects, and wake the
-consumer through an OS-level semaphore instead of the ``threading.Condition``;
-the consumer side (:meth:`_RingSink.take`, :meth:`_RingSink.give_back`), the
-:class:`Frame` objects and the public API stay as they are.
+The C fast path: with the C extension backend an :class:`ArrayMonitor`'s
+ring is a ``CaChannel._ca._Ring``. Its subscription's event handler is C
+code that claims a slot, copies the values straight out of libca's receive
+buffer and wakes the consumer, without the GIL and without creating a Python
+object, so a consumer busy in Python (holding the GIL) or a slow one never
+stalls libca's receive thread and the other channels of that server
+(``ArrayMonitor.fast_path`` is then True). With the cffi backend the same
+ring is :class:`_RingSink`, filled in Python on libca's thread from the
+backend's numpy array: same behaviour, more CPU per frame. Both expose the
+same consumer side (``take``, ``give_back``, ``close``, ``stats``,
+``set_tag`` and the slot arrays), which is all :class:`Frame` and
+:class:`ArrayMonitor` use.
 """
 from __future__ import annotations
 
 import atexit
 import collections
+import operator
 import threading
 import time
 import weakref
-from typing import Any, Callable, Deque, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import (Any, Callable, Deque, Dict, Iterator, List, NamedTuple, Optional, Sequence,
+                    Tuple)
 
 from . import ca
 from ._channel import _report_callback_error
@@ -464,11 +464,12 @@ class _RingSink:
     policy decides what happens when an update arrives and no slot is free:
     ``"latest"`` keeps at most one pending slot (an older pending one is
     dropped and reused at once), ``"all"`` drops the oldest pending slot.
-    Everything is guarded by ``cond``. See the module docstring for how a C
-    implementation of :meth:`offer` plugs in.
+    Everything is guarded by ``cond``. The C extension's ``_Ring`` has the
+    same consumer side and attributes (see the module docstring).
     """
 
-    def __init__(self, buffers: int, capacity: int, dtype: Any, policy: str) -> None:
+    def __init__(self, buffers: int, capacity: int, dtype: Any, policy: str,
+                 ntag: int = 0) -> None:
         _check_policy(policy, 1)
         if buffers < 2:
             raise ValueError("buffers must be >= 2 (one held by the consumer, one to fill)")
@@ -478,7 +479,8 @@ class _RingSink:
         self.seqs = _np.zeros(buffers, dtype=_np.int64)
         self.stamps = _np.zeros(buffers, dtype=_np.float64)
         self.alarm = _np.zeros((buffers, 2), dtype=_np.int16)  # status, severity
-        self.tags: List[Any] = [None] * buffers
+        self.tagvals = _np.zeros((buffers, ntag), dtype=_np.int64)
+        self._tagnow = _np.zeros(ntag, dtype=_np.int64)
         self.free: Deque[int] = collections.deque(range(buffers))
         self.pending: Deque[int] = collections.deque()
         self.cond = threading.Condition(threading.Lock())
@@ -489,8 +491,16 @@ class _RingSink:
     def capacity(self) -> int:
         return int(self.data.shape[1])
 
+    def set_tag(self, values: Sequence[int]) -> None:
+        """The integers copied into the tag of every slot filled from now on."""
+        if len(values) != self._tagnow.shape[0]:
+            raise ValueError("expected %d tag values, got %d" % (self._tagnow.shape[0], len(values)))
+        tag = _np.array([operator.index(v) for v in values], dtype=_np.int64)
+        with self.cond:
+            self._tagnow[:] = tag
+
     def offer(self, values: Any, count: int, status: int, severity: int,
-              stamp: float, tag: Any = None) -> None:
+              stamp: float) -> None:
         """Copy one update into a slot and wake the consumer (libca's thread)."""
         values = _np.asarray(values)       # no copy for the backend's array
         if values.ndim == 0:
@@ -523,7 +533,7 @@ class _RingSink:
             self.stamps[slot] = stamp
             self.alarm[slot, 0] = status
             self.alarm[slot, 1] = severity
-            self.tags[slot] = tag
+            self.tagvals[slot] = self._tagnow
             self.pending.append(slot)
             self.cond.notify()
 
@@ -547,7 +557,6 @@ class _RingSink:
     def give_back(self, slot: int) -> None:
         """Return a held slot to the free list."""
         with self.cond:
-            self.tags[slot] = None
             self.free.append(slot)
 
     def close(self) -> None:
@@ -560,9 +569,23 @@ class _RingSink:
             self.pending.clear()
             self.cond.notify_all()
 
-    def stats(self) -> MonitorStats:
+    def stats(self) -> Tuple[int, int, int, int]:
         with self.cond:
-            return MonitorStats(self.received, self.delivered, self.dropped, len(self.pending))
+            return (self.received, self.delivered, self.dropped, len(self.pending))
+
+
+def _new_ring(buffers: int, capacity: int, dtype: Any, policy: str, ntag: int) -> Any:
+    """The C extension's ring when the backend has one (and it is not turned
+    off by ``_USE_C_RING``), else :class:`_RingSink`."""
+    ring_type = getattr(ca._impl, "_Ring", None)
+    if ring_type is not None and _USE_C_RING:
+        return ring_type(buffers, max(int(capacity), 1), dtype, policy, ntag)
+    return _RingSink(buffers, capacity, dtype, policy, ntag)
+
+
+#: False makes new ArrayMonitors use the Python ring on the C backend too
+#: (the benchmarks and tests compare both)
+_USE_C_RING = True
 
 
 class Frame:
@@ -577,22 +600,25 @@ class Frame:
     Attributes: ``seq`` (1-based number of the update among all received by
     the monitor: gaps are updates dropped by the policy), ``timestamp`` (the
     server's time stamp, POSIX seconds as a float), ``status`` (``ca.AlarmCondition``), ``severity`` (``ca.AlarmSeverity``),
-    ``count`` (elements received), ``tag`` (what the producer attached, e.g.
-    the image metadata of :class:`CaChannel.areadetector.ImageReader`).
+    ``count`` (elements received), ``tag`` (the tuple of integers the monitor
+    was told with :meth:`ArrayMonitor.set_tag` before this update arrived, e.g.
+    the image metadata of :class:`CaChannel.areadetector.ImageReader`; None for
+    a monitor without tags).
     """
 
     __slots__ = ("_sink", "_slot", "_array", "seq", "timestamp", "status", "severity",
                  "count", "tag", "__weakref__")
 
-    def __init__(self, sink: _RingSink, slot: int, dtype: Any) -> None:
-        self._sink: Optional[_RingSink] = sink
+    def __init__(self, sink: Any, slot: int, dtype: Any) -> None:
+        self._sink: Any = sink
         self._slot = slot
         self.count = int(sink.counts[slot])
         self.seq = int(sink.seqs[slot])
         self.timestamp = float(sink.stamps[slot])
         self.status = _enum_or_int(ca.AlarmCondition, int(sink.alarm[slot, 0]))
         self.severity = _enum_or_int(ca.AlarmSeverity, int(sink.alarm[slot, 1]))
-        self.tag = sink.tags[slot]
+        tags = sink.tagvals[slot]
+        self.tag: Optional[Tuple[int, ...]] = tuple(tags.tolist()) if tags.shape[0] else None
         view = sink.data[slot, :self.count]
         self._array = view if view.dtype == dtype else view.view(dtype)
 
@@ -635,7 +661,10 @@ class ArrayMonitor:
     otherwise), allocates ``buffers`` slots of ``count`` elements (default: the
     channel's native element count) and subscribes with ``DBR_TIME_*``. Each
     update is copied into a free slot on libca's thread; no user code runs
-    there. Take frames by iterating (blocks; ends when closed) or with
+    there. With the C extension backend that copy is C code that runs without
+    the GIL and creates no Python object (:attr:`fast_path` is True); with the
+    cffi backend it is Python on libca's thread. Take frames by iterating
+    (blocks; ends when closed) or with
     :meth:`get`; each is a :class:`Frame` whose ``array`` views its slot until
     the next frame is taken or it is released.
 
@@ -654,12 +683,30 @@ class ArrayMonitor:
     (``seq`` keeps counting). One consumer thread per monitor: taking a
     frame releases the previous one, whoever holds it. Use as a context manager or call
     :meth:`close` (live monitors are closed at interpreter exit).
+
+    ``tag``: a sequence of up to 16 integers attached to every frame (as
+    ``Frame.tag``, a tuple) until changed with :meth:`set_tag`; ``set_tag``
+    called from a callback of another channel of the same server (libca's
+    thread for that server) is ordered with this channel's updates, which is
+    how :class:`CaChannel.areadetector.ImageReader` gives every image the
+    metadata that came with it.
+
+    Example (``ca:wave:SHORT`` is a SHORT waveform of the test IOC)::
+
+        >>> from CaChannel.monitor import ArrayMonitor
+        >>> with ArrayMonitor("ca:wave:SHORT", buffers=3, tag=(42,)) as mon:
+        ...     frame = mon.get(timeout=5)     # the subscription's first update
+        ...     print(frame.array.dtype, frame.seq, frame.tag, mon.capacity)
+        ...     frame.release()                # the slot goes back to the ring
+        ...     print(mon.stats)
+        int16 1 (42,) 10
+        MonitorStats(received=1, delivered=1, dropped=0, pending=0)
     """
 
     def __init__(self, name: str, buffers: int = 4, dtype: Any = None,
                  count: Optional[int] = None, policy: str = "latest", *,
                  timeout: float = 5.0, mask: Optional[int] = None,
-                 tag: Optional[Callable[[], Any]] = None) -> None:
+                 tag: Optional[Sequence[int]] = None) -> None:
         if _np is None:
             raise ImportError("ArrayMonitor needs numpy")
         from ._channel import CaChannel, CaChannelException
@@ -673,7 +720,6 @@ class ArrayMonitor:
         self.disconnects = 0
         #: ``[(down, up), ...]``: ``time.time()`` of each disconnection and reconnection
         self.outages: List[Tuple[float, Optional[float]]] = []
-        self._tag = tag
         self._connected = threading.Event()
         self._lock = threading.Lock()
         self._chid: Any = None
@@ -693,9 +739,17 @@ class ArrayMonitor:
             native = ca.element_count(chid)
             self.dtype, wire, self.request_type = _request_for(dtype, ca.field_type(chid))
             capacity = native if count is None else min(count, native)
-            self._sink = _RingSink(buffers, capacity, wire, policy)
-            status, evid = ca.create_subscription(chid, self._on_event, self.request_type,
-                                                  0 if count is None else capacity, mask, True)
+            ntag = 0 if tag is None else len(tag)
+            self._sink = _new_ring(buffers, capacity, wire, policy, ntag)
+            if tag is not None:
+                self._sink.set_tag(tag)
+            sub_count = 0 if count is None else capacity
+            if isinstance(self._sink, _RingSink):
+                status, evid = ca.create_subscription(chid, self._on_event, self.request_type,
+                                                      sub_count, mask, True)
+            else:   # C: libca's thread copies into the ring without the GIL
+                status, evid = ca._impl._ring_subscribe(chid, self._sink, self.request_type,
+                                                        sub_count, mask)
             if status != ca.ECA_NORMAL:
                 raise CaChannelException(status, "subscription to %s" % name)
             self._evid = evid
@@ -724,14 +778,22 @@ class ArrayMonitor:
             return  # no data (read access lost): not a frame
         stamp = value.get("stamp") or {}
         self._sink.offer(value["value"], args["count"], value.get("status", 0),
-                         value.get("severity", 0), stamp.get("timestamp", 0.0),
-                         None if self._tag is None else self._tag())
+                         value.get("severity", 0), stamp.get("timestamp", 0.0))
 
     # consumer side ------------------------------------------------------
     @property
     def stats(self) -> MonitorStats:
         """:class:`MonitorStats`: received, delivered, dropped, pending."""
-        return self._sink.stats()
+        return MonitorStats(*self._sink.stats())
+
+    @property
+    def fast_path(self) -> bool:
+        """True when C code fills the ring on libca's thread without the GIL."""
+        return not isinstance(self._sink, _RingSink)
+
+    def set_tag(self, values: Sequence[int]) -> None:
+        """Attach these integers (as many as ``tag`` had) to the frames that arrive from now on."""
+        self._sink.set_tag(values)
 
     @property
     def buffers(self) -> int:

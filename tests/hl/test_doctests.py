@@ -9,8 +9,9 @@ from CaChannel import ca
 import CaChannel._channel as _channel
 import CaChannel.util as util
 import CaChannel.epicsPV as epicsPV_mod
+import CaChannel.monitor as monitor_mod
 
-MODULES = [_channel, util, epicsPV_mod]
+MODULES = [_channel, util, epicsPV_mod, monitor_mod]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
