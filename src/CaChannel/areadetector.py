@@ -134,18 +134,23 @@ class ImageReader:
     ``buffers`` and ``policy`` (``"latest"``, default: a slow consumer sees the
     newest image; ``"all"``: up to ``buffers - 1`` images wait) are those of
     the underlying :class:`CaChannel.monitor.ArrayMonitor`. Connects within
-    ``timeout`` seconds (``TimeoutError`` otherwise). Iterate (blocking; ends
-    when closed) or call :meth:`get`. Use as a context manager or call
-    :meth:`close`.
+    ``timeout`` seconds (``TimeoutError`` otherwise). ``priority`` (CA
+    priority, default 1) puts the image and its metadata PVs on a TCP circuit
+    of their own, apart from the default-priority channels to the same IOC
+    (see :class:`CaChannel.monitor.ArrayMonitor`); the metadata must share the
+    image's circuit, as its updates are ordered with the frames. Iterate
+    (blocking; ends when closed) or call :meth:`get`. Use as a context
+    manager or call :meth:`close`.
     """
 
     def __init__(self, prefix: str, buffers: int = 4, policy: str = "latest",
-                 timeout: float = 5.0) -> None:
+                 timeout: float = 5.0, priority: int = 1) -> None:
         from ._channel import CaChannel, CaChannelException
         self.prefix = prefix
         self.buffers = buffers
         self.policy = policy
         self.timeout = timeout
+        self.priority = priority
         self._values: Dict[str, int] = {}
         self._meta: Optional[_Meta] = None
         self._got_all = threading.Event()
@@ -162,7 +167,7 @@ class ImageReader:
         self._context = ca.current_context()
         try:
             for name in _META_PVS:
-                status, chid = ca.create_channel(prefix + name)
+                status, chid = ca.create_channel(prefix + name, None, priority)
                 if status != ca.ECA_NORMAL:
                     raise CaChannelException(status, "create channel %s%s" % (prefix, name))
                 self._chids[name] = chid
@@ -208,7 +213,7 @@ class ImageReader:
             self._last_seq = 0
         self._monitor = ArrayMonitor(self.prefix + "ArrayData", buffers=self.buffers,
                                      dtype=dtype, policy=self.policy, timeout=self.timeout,
-                                     tag=self._meta)
+                                     tag=self._meta, priority=self.priority)
         self._data_type = data_type
 
     # consumer side ---------------------------------------------------------

@@ -205,3 +205,30 @@ def test_inherited_ring_after_fork(mon_ioc):
     proc = subprocess.run([sys.executable, "-c", FORK_SCRIPT], env=dict(os.environ),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stderr
+
+
+def circuits_to(port):
+    """Established TCP connections of this host to 127.0.0.1:port (Linux)."""
+    n = 0
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            remote, state = fields[2], fields[3]
+            if state == "01" and remote.upper() == "0100007F:%04X" % port:
+                n += 1
+    return n
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads /proc/net/tcp")
+def test_priority_gives_the_monitor_its_own_circuit(mon_ioc):
+    """An ArrayMonitor's frames do not share the TCP circuit of default-priority
+    channels (they would queue ahead of scalar updates), unless asked to."""
+    before = circuits_to(mon_ioc.port)
+    assert before >= 1     # the session's default-priority channels to this IOC
+    with ArrayMonitor("mon:wf", buffers=2, priority=37) as mon:
+        assert mon.get(5) is not None
+        assert circuits_to(mon_ioc.port) == before + 1
+    wait_for(lambda: circuits_to(mon_ioc.port) == before, what="the circuit to close")
+    with ArrayMonitor("mon:wf", buffers=2, priority=0) as mon:
+        assert mon.get(5) is not None
+        assert circuits_to(mon_ioc.port) == before
