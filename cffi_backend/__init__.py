@@ -27,6 +27,7 @@ from CaChannel._common import *  # noqa: F401,F403 (constants, enums, helpers)
 from CaChannel._common import (DBF, DBR, ECA, CA_OP, ChannelState, to_eca, to_dbr,
                                to_ca_op)
 
+from CaChannel import _ring
 from . import _handles
 from ._bindings import ffi, lib, vsnprintf, thread_init
 from ._handles import (Context, DBRValue, chid, evid, registry, new_token, as_usr,
@@ -178,10 +179,37 @@ def _on_printf(fmt, ap) -> int:
     return max(0, int(n))
 
 
+def _on_ring_event(args) -> None:
+    # the ring's producer side: one copy from libca's buffer into a slot
+    if _shutting_down or args.status != ECA.NORMAL or args.dbr == _NULL:
+        return
+    sub = registry.get(token_of(args.usr))
+    if not isinstance(sub, evid) or not sub.valid:
+        return
+    t, n, ring = int(args.type), max(0, int(args.count)), sub.callback
+    size = _common.DBR_VALUE_SIZE.get(t)
+    if t not in _TIME_TYPES or size != ring.data.itemsize:
+        return   # not what the slots hold: not a frame
+    n = min(n, ring.capacity)
+    base = ffi.cast("char *", args.dbr)
+    head = ffi.cast("short *", base)           # status, severity: a DBR_TIME_* head
+    stamp = ffi.cast("unsigned int *", base + 4)   # secPastEpoch, nsec
+    values = np.frombuffer(ffi.buffer(base + _common.DBR_VALUE_OFFSET[t], n * size),
+                           dtype=ring.data.dtype)
+    try:
+        ring.offer(values, n, int(head[0]), int(head[1]),
+                   int(stamp[0]) + _common.POSIX_TIME_AT_EPICS_EPOCH + int(stamp[1]) * 1e-9)
+    except Exception:
+        _report_callback_error()
+
+
+_TIME_TYPES = frozenset(range(int(DBR.TIME_STRING), int(DBR.TIME_DOUBLE) + 1))
+
 _conn_cb = ffi.callback("caCh", _on_connection)
 _get_cb = ffi.callback("caEventCallBackFunc", _on_get)
 _put_cb = ffi.callback("caEventCallBackFunc", _on_put)
 _event_cb = ffi.callback("caEventCallBackFunc", _on_event)
+_ring_event_cb = ffi.callback("caEventCallBackFunc", _on_ring_event)
 _access_cb = ffi.callback("caArh", _on_access)
 _exception_cb = ffi.callback("caExceptionHandler", _on_exception)
 _printf_cb = ffi.callback("caPrintfFunc", _on_printf, 0)
@@ -805,6 +833,51 @@ def clear_subscription(evid: evid) -> ECA:
         status = lib.ca_clear_subscription(ptr)
     registry.pop(evid._token, None)
     return to_eca(status)
+
+
+#: ArrayMonitor's ring (the C extension's is C code filled without the GIL)
+_Ring = _ring.Ring
+
+
+def _ring_subscribe(chid: chid, ring: _Ring, chtype: int, count: Optional[int] = None,
+                    mask: Optional[int] = None) -> Tuple[ECA, Optional[evid]]:
+    """A subscription whose updates libca's thread copies into ``ring`` (private:
+    ``CaChannel.monitor.ArrayMonitor``); ``chtype`` is a DBR_TIME_* type of the
+    ring's element size."""
+    if not isinstance(ring, _ring.Ring):
+        raise TypeError("ring must be a _Ring, not %s" % type(ring).__name__)
+    ch = _channel(chid)
+    t = _uint(chtype, "chtype")
+    if count is not None:
+        _uint(count, "count")
+    mask = (_common.DBE_VALUE | _common.DBE_ALARM) if mask is None else _uint(mask, "mask")
+    if t not in _TIME_TYPES or _common.DBR_VALUE_SIZE[t] != ring.data.itemsize:
+        raise ValueError("chtype must be a DBR_TIME_* type with %d-byte elements, not %d"
+                         % (ring.data.itemsize, t))
+    if ring.subscribed or ring.closed:
+        raise ValueError("the ring is closed or already subscribed")
+    with _held(chid) as (ch, cptr):
+        if ch is None:
+            return ECA.BADCHID, None
+        native = int(lib.ca_element_count(cptr))
+        n = _common.subscription_count(count, native)
+        if ch._ptr is None:
+            return ECA.BADCHID, None
+        sub = evid(ch, ring, True)
+        sub._token = new_token(sub)
+        pevid = ffi.new("evid *")
+        sub._ptr = pevid
+        ch.subscriptions.add(sub)
+        status = lib.ca_create_subscription(t, n, cptr, mask, _ring_event_cb,
+                                            as_usr(sub._token), pevid)
+        if status != ECA.NORMAL:
+            ch.subscriptions.discard(sub)
+            registry.pop(sub._token, None)
+            sub._ptr = None
+            return to_eca(status), None
+        sub._ptr = pevid[0]
+        ring.subscribed = True
+        return ECA.NORMAL, sub
 
 
 _evid_type = evid

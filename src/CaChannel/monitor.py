@@ -42,18 +42,18 @@ Example::
                 break
         print(mon.stats)
 
-The C fast path: with the C extension backend an :class:`ArrayMonitor`'s
-ring is a ``CaChannel._ca._Ring``. Its subscription's event handler is C
-code that claims a slot, copies the values straight out of libca's receive
-buffer and wakes the consumer, without the GIL and without creating a Python
-object, so a consumer busy in Python (holding the GIL) or a slow one never
-stalls libca's receive thread and the other channels of that server
-(``ArrayMonitor.fast_path`` is then True). With the cffi backend the same
-ring is :class:`_RingSink`, filled in Python on libca's thread from the
-backend's numpy array: same behaviour, more CPU per frame. Both expose the
-same consumer side (``take``, ``give_back``, ``close``, ``stats``,
-``set_tag`` and the slot arrays), which is all :class:`Frame` and
-:class:`ArrayMonitor` use.
+The C fast path: an :class:`ArrayMonitor`'s ring is the backend's
+``_Ring``, filled by the backend's ``_ring_subscribe``. With the C extension
+(``cext/ring.c``) the subscription's event handler is C code that claims a
+slot, copies the values straight out of libca's receive buffer and wakes the
+consumer, without the GIL and without creating a Python object, so a consumer
+busy in Python (holding the GIL) or a slow one never stalls libca's receive
+thread and the other channels of that server (``ArrayMonitor.fast_path`` is
+then True). With the cffi backend the ring is ``CaChannel._ring.Ring``,
+filled by a Python callback on libca's thread with one copy from libca's
+buffer: same behaviour, more CPU per frame. The consumer side (``take``,
+``give_back``, ``close``, ``stats``, ``set_tag`` and the slot arrays) is the
+same for both, and all that :class:`Frame` and :class:`ArrayMonitor` use.
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ import weakref
 from typing import (Any, Callable, Deque, Dict, Iterator, List, NamedTuple, Optional, Sequence,
                     Tuple)
 
-from . import ca
+from . import _ring, ca
 from ._channel import _report_callback_error
 from ._common import _enum_or_int
 
@@ -456,136 +456,17 @@ def _request_for(dtype: Any, field_type: int) -> Tuple[Any, Any, int]:
     return user, _np.dtype(wire), int(getattr(ca, _PLAIN_TO_TIME[plain]))
 
 
-class _RingSink:
-    """The ring of preallocated slots and the one producer entry point, :meth:`offer`.
-
-    Slots are rows of ``data``; a slot is *free*, *pending* (filled, not yet
-    taken) or *held* (taken by the consumer until :meth:`give_back`). The
-    policy decides what happens when an update arrives and no slot is free:
-    ``"latest"`` keeps at most one pending slot (an older pending one is
-    dropped and reused at once), ``"all"`` drops the oldest pending slot.
-    Everything is guarded by ``cond``. The C extension's ``_Ring`` has the
-    same consumer side and attributes (see the module docstring).
-    """
-
-    def __init__(self, buffers: int, capacity: int, dtype: Any, policy: str,
-                 ntag: int = 0) -> None:
-        _check_policy(policy, 1)
-        if buffers < 2:
-            raise ValueError("buffers must be >= 2 (one held by the consumer, one to fill)")
-        self.policy = policy
-        self.data = _np.zeros((buffers, max(int(capacity), 1)), dtype=dtype)
-        self.counts = _np.zeros(buffers, dtype=_np.int64)
-        self.seqs = _np.zeros(buffers, dtype=_np.int64)
-        self.stamps = _np.zeros(buffers, dtype=_np.float64)
-        self.alarm = _np.zeros((buffers, 2), dtype=_np.int16)  # status, severity
-        self.tagvals = _np.zeros((buffers, ntag), dtype=_np.int64)
-        self._tagnow = _np.zeros(ntag, dtype=_np.int64)
-        self.free: Deque[int] = collections.deque(range(buffers))
-        self.pending: Deque[int] = collections.deque()
-        self.cond = threading.Condition(threading.Lock())
-        self.received = self.delivered = self.dropped = 0
-        self.closed = False
-
-    @property
-    def capacity(self) -> int:
-        return int(self.data.shape[1])
-
-    def set_tag(self, values: Sequence[int]) -> None:
-        """The integers copied into the tag of every slot filled from now on."""
-        if len(values) != self._tagnow.shape[0]:
-            raise ValueError("expected %d tag values, got %d" % (self._tagnow.shape[0], len(values)))
-        tag = _np.array([operator.index(v) for v in values], dtype=_np.int64)
-        with self.cond:
-            self._tagnow[:] = tag
-
-    def offer(self, values: Any, count: int, status: int, severity: int,
-              stamp: float) -> None:
-        """Copy one update into a slot and wake the consumer (libca's thread)."""
-        values = _np.asarray(values)       # no copy for the backend's array
-        if values.ndim == 0:
-            values = values.reshape(1)
-        n = max(0, min(int(count), self.capacity, values.shape[0]))
-        with self.cond:
-            if self.closed:
-                return
-            self.received += 1
-            seq = self.received
-            if self.policy == "latest" and self.pending:
-                slot = self.pending.popleft()      # replaced before delivery
-                self.dropped += 1
-            elif self.free:
-                slot = self.free.popleft()
-            elif self.pending:
-                slot = self.pending.popleft()      # "all": drop the oldest waiting
-                self.dropped += 1
-            else:                                  # every slot held: nothing to fill
-                self.dropped += 1
-                return
-            try:
-                self.data[slot, :n] = values[:n]
-            except (TypeError, ValueError):       # unconvertible data: not a frame
-                self.free.append(slot)
-                self.dropped += 1
-                return
-            self.counts[slot] = n
-            self.seqs[slot] = seq
-            self.stamps[slot] = stamp
-            self.alarm[slot, 0] = status
-            self.alarm[slot, 1] = severity
-            self.tagvals[slot] = self._tagnow
-            self.pending.append(slot)
-            self.cond.notify()
-
-    def take(self, timeout: Optional[float]) -> Optional[int]:
-        """The next pending slot (now held); ``None`` on timeout or when closed."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self.cond:
-            while not self.pending:
-                if self.closed:
-                    return None
-                if deadline is None:
-                    self.cond.wait()
-                else:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return None
-                    self.cond.wait(left)
-            self.delivered += 1
-            return self.pending.popleft()
-
-    def give_back(self, slot: int) -> None:
-        """Return a held slot to the free list."""
-        with self.cond:
-            self.free.append(slot)
-
-    def close(self) -> None:
-        with self.cond:
-            if self.closed:
-                return
-            self.closed = True
-            self.dropped += len(self.pending)
-            self.free.extend(self.pending)
-            self.pending.clear()
-            self.cond.notify_all()
-
-    def stats(self) -> Tuple[int, int, int, int]:
-        with self.cond:
-            return (self.received, self.delivered, self.dropped, len(self.pending))
-
-
 def _new_ring(buffers: int, capacity: int, dtype: Any, policy: str, ntag: int) -> Any:
-    """The C extension's ring when the backend has one (and it is not turned
-    off by ``_USE_C_RING``), else :class:`_RingSink`."""
-    ring_type = getattr(ca._impl, "_Ring", None)
-    if ring_type is not None and _USE_C_RING:
-        return ring_type(buffers, max(int(capacity), 1), dtype, policy, ntag)
-    return _RingSink(buffers, capacity, dtype, policy, ntag)
+    """The backend's ring (C: filled without the GIL), or the Python one for
+    an ordinary subscription when ``_USE_FAST_RING`` is off."""
+    ring_type = ca._impl._Ring if _USE_FAST_RING else _ring.Ring
+    return ring_type(buffers, max(int(capacity), 1), dtype, policy, ntag)
 
 
-#: False makes new ArrayMonitors use the Python ring on the C backend too
-#: (the benchmarks and tests compare both)
-_USE_C_RING = True
+#: False: new ArrayMonitors take their updates through an ordinary
+#: subscription callback into the Python ring (the tests' and benchmarks'
+#: comparison with the backend's own ``_ring_subscribe``)
+_USE_FAST_RING = True
 
 
 class Frame:
@@ -751,12 +632,12 @@ class ArrayMonitor:
             if tag is not None:
                 self._sink.set_tag(tag)
             sub_count = 0 if count is None else capacity
-            if isinstance(self._sink, _RingSink):
-                status, evid = ca.create_subscription(chid, self._on_event, self.request_type,
-                                                      sub_count, mask, True)
-            else:   # C: libca's thread copies into the ring without the GIL
+            if _USE_FAST_RING:   # C: libca's thread copies into the ring without the GIL
                 status, evid = ca._impl._ring_subscribe(chid, self._sink, self.request_type,
                                                         sub_count, mask)
+            else:
+                status, evid = ca.create_subscription(chid, self._on_event, self.request_type,
+                                                      sub_count, mask, True)
             if status != ca.ECA_NORMAL:
                 raise CaChannelException(status, "subscription to %s" % name)
             self._evid = evid
@@ -796,7 +677,7 @@ class ArrayMonitor:
     @property
     def fast_path(self) -> bool:
         """True when C code fills the ring on libca's thread without the GIL."""
-        return not isinstance(self._sink, _RingSink)
+        return not isinstance(self._sink, _ring.Ring)
 
     def set_tag(self, values: Sequence[int]) -> None:
         """Attach these integers (as many as ``tag`` had) to the frames that arrive from now on."""

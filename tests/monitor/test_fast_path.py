@@ -1,9 +1,10 @@
 """ArrayMonitor's C fast path: slots filled on libca's thread without the GIL.
 
 On the C extension backend an ArrayMonitor's ring is ``_ca._Ring`` and its
-subscription's handler is C code; on cffi (and with ``_USE_C_RING = False``)
-the ring is the Python ``_RingSink``. Tags (``set_tag``) and the consumer
-side are the same on both.
+subscription's handler is C code; on cffi it is ``CaChannel._ring.Ring``
+filled by a Python callback (and so is it on both with ``_USE_FAST_RING =
+False``, through an ordinary subscription). Tags (``set_tag``), the consumer
+side and the errors are the same on both.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from CaChannel.monitor import ArrayMonitor
 
 from mon_helpers import wait_for
 
-C_BACKEND = hasattr(ca._impl, "_Ring")
+C_BACKEND = ca.backend == "cext"
 needs_c = pytest.mark.skipif(not C_BACKEND, reason="the C fast path is the C extension's")
 
 
@@ -104,11 +105,10 @@ def test_c_ring_fills_slots_while_python_holds_the_gil(mon_ioc):
         assert st.received == st.delivered + st.dropped + st.pending
 
 
-@needs_c
 def test_python_ring_waits_for_the_gil(mon_ioc, monkeypatch):
     """The control: the Python ring's libca callback needs the GIL, so the
     measurement above really tells the paths apart."""
-    monkeypatch.setattr(monitor, "_USE_C_RING", False)
+    monkeypatch.setattr(monitor, "_USE_FAST_RING", False)
     with ArrayMonitor("mon:wf", buffers=4, policy="latest") as mon:
         assert not mon.fast_path
         assert frames_while_holding_the_gil(mon) == 0
@@ -132,7 +132,6 @@ def test_tags_travel_with_frames(wf):
         assert frame is not None and frame.tag is None
 
 
-@needs_c
 def test_ring_and_ring_subscribe_reject_bad_input(wf):
     Ring = ca._impl._Ring
     sub = ca._impl._ring_subscribe
