@@ -30,11 +30,13 @@
  *                                  Counters, CPU (getrusage, all threads) and RSS (/proc/self/statm)
  *                                  are reset after WARMUP s and read after SECONDS s more; prints
  *                                  {"frames", "fps", "MBps", "cpu_per_GB", "cpu", "rss_growth_MB",
- *                                  ["p50_ms", "p99_ms", "ticks"], "received", "dropped"}. PV "-":
+ *                                  ["p50_ms", "p99_ms", "ticks"], "received", "dropped", "t0", "t1"}
+ *                                  (t0, t1: CLOCK_MONOTONIC bounds of the measurement). PV "-":
  *                                  no image (tick latency alone).
  *   put_image PV COUNT             put COUNT DBR_ENUM elements to PV with put callback, next put when
  *                                  the callback came, until SIGTERM/SIGINT; prints "ready" once
- *                                  connected, then {"puts", "seconds", "rate"} (array_bench --writer raw)
+ *                                  connected, then {"puts", "seconds", "rate", "done"}; "done": the
+ *                                  CLOCK_MONOTONIC time of every completed put (array_bench --writer raw)
  *   repeater                       run libca's CA repeater (EPICS_CA_REPEATER_PORT) until killed;
  *                                  run.py starts one so that no client spawns a stray caRepeater
  *
@@ -559,8 +561,8 @@ static int mode_monitor_ring(int argc, char **argv)
         printf("\"cpu_per_GB\": %.6f, ", used / (bytes / 1e9));
     else
         printf("\"cpu_per_GB\": null, ");
-    printf("\"cpu\": %.6f, \"rss_growth_MB\": %.3f, \"received\": %lu, \"dropped\": %lu",
-           used, rss_mb() - r0, received, dropped);
+    printf("\"cpu\": %.6f, \"rss_growth_MB\": %.3f, \"received\": %lu, \"dropped\": %lu, "
+           "\"t0\": %.6f, \"t1\": %.6f", used, rss_mb() - r0, received, dropped, t0, t0 + elapsed);
     if (tickpv && nlat > 0) {
         qsort(lat, nlat, sizeof(double), cmp_double);
         printf(", \"p50_ms\": %.4f, \"p99_ms\": %.4f, \"ticks\": %ld", 1e3 * lat[nlat / 2],
@@ -577,8 +579,8 @@ static int mode_put_image(const char *pv, unsigned long count)
     chid ch = connect1(pv, 10.0);
     dbr_enum_t *frame;
     unsigned long i;
-    long n = 0;
-    double t0;
+    long n = 0, cap = 0;
+    double t0, *done = NULL;
     if (count < 1 || count > ca_element_count(ch)) {
         fprintf(stderr, "rawca: COUNT must be 1..%lu\n", ca_element_count(ch));
         return 1;
@@ -595,9 +597,21 @@ static int mode_put_image(const char *pv, unsigned long count)
     while (!stop) {
         frame[0] = (dbr_enum_t)(n & 0xffff);
         put_wait(ch, DBR_ENUM, count, frame);
-        n++;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 4096;
+            done = realloc(done, cap * sizeof(double));
+            if (!done) {
+                fprintf(stderr, "rawca: out of memory\n");
+                return 2;
+            }
+        }
+        done[n++] = now();
     }
-    printf("{\"puts\": %ld, \"seconds\": %.3f, \"rate\": %.1f}\n", n, now() - t0, n / (now() - t0));
+    printf("{\"puts\": %ld, \"seconds\": %.3f, \"rate\": %.1f, \"done\": [", n, now() - t0,
+           n / (now() - t0));
+    for (i = 0; i < (unsigned long)n; i++)
+        printf("%s%.6f", i ? ", " : "", done[i]);
+    printf("]}\n");
     fflush(stdout);
     return 0;
 }
