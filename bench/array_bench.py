@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Array/image monitor benchmark: ArrayMonitor vs the plain callback path vs pyepics.
+"""Array/image monitor benchmark: ArrayMonitor vs raw libca, the plain callback path and pyepics.
 
 One run, one IOC (``CaChannel/demo/adsim.db`` with a USHORT ``ArrayData`` of
-4 Mpixel plus a ``bench:tick`` ao), every contender in its own subprocess:
+4 Mpixel plus a ``bench:tick`` ao), a private CA repeater (``rawca repeater``),
+every contender in its own subprocess, all against the same writer:
 
 ``image``  (1 Mpixel and 4 Mpixel UInt16, a writer process putting frames flat
            out with put-callback pacing): frames/s received by the client and
@@ -17,16 +18,27 @@ Each cell also reports the client's RSS growth over the measured frames
            time stamp), against the same scalar with no image monitor.
            frames/s here is frames delivered to the 20 ms consumer (at most 50).
 
-Contenders: ``array_monitor`` (``CaChannel.monitor.ArrayMonitor``, dtype uint16
-= DBR_ENUM on the wire, the consumer on its own thread), ``callback``
-(``ca.create_subscription(DBR_ENUM, use_numpy=True)``, work done in the
-callback, i.e. on libca's thread), ``pyepics`` (``epics.ca.create_subscription``
-with its default native request type: the USHORT waveform is served as
-DBF_LONG, so pyepics receives 4 bytes a pixel; CPU is per GB actually received).
-The raw libca C reference with a copy into preallocated buffers comes with the
-C fast path. Run on both backends::
+Contenders: ``raw`` (``bench/rawca.c monitor_ring``: libca in C, DBR_TIME_ENUM
+subscription, the event callback copies each frame into a ring of 4
+preallocated buffers with its status/severity/stamp, a consumer thread takes
+the newest - the work ArrayMonitor does, without Python), ``array_monitor``
+(``CaChannel.monitor.ArrayMonitor``, dtype uint16 = DBR_ENUM on the wire, the
+consumer on its own thread), ``callback`` (``ca.create_subscription(DBR_ENUM,
+use_numpy=True)``, work done in the callback, i.e. on libca's thread),
+``pyepics`` (``epics.ca.create_subscription`` with its default native request
+type: the USHORT waveform is served as DBF_LONG, so pyepics receives 4 bytes a
+pixel; CPU is per GB actually received). Every image cell is printed as a
+ratio to ``raw`` (frames/s and CPU per GB) and ArrayMonitor gets a verdict
+against its targets (>= 0.95x raw frames/s, <= 1.15x raw CPU per GB).
 
-    python bench/array_bench.py [--seconds 5] [--sizes 1,4]
+``--writer python`` (default) is a CaChannel process that also sets the
+areaDetector size/UniqueId records; ``--writer raw`` is ``rawca put_image``
+(C, put with callback, next put when the callback came). The writer's own
+frame rate is printed: when every contender receives about that many frames/s
+the cell is writer-limited and CPU per GB is the discriminating figure.
+Run on both backends::
+
+    python bench/array_bench.py [--seconds 5] [--sizes 1,4] [--writer raw]
     CACHANNEL_BACKEND=caffi python bench/array_bench.py
 """
 from __future__ import annotations
@@ -35,12 +47,21 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import threading
 import time
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 PREFIX = "bench:image1:"
+TICK = "bench:tick"
+CONTENDERS = ("raw", "array_monitor", "callback", "pyepics")
+BUFFERS = 4            # ring slots of ArrayMonitor and of the raw reference
+WARMUP = 1.0           # s before the counters are reset
+SLOW_MS = 20.0         # consumer work per frame in the slow workload
+# ArrayMonitor's targets against raw libca (issue 12): frames/s ratio >=, CPU per GB ratio <=
+TARGET_FPS, TARGET_CPU = 0.95, 1.15
 
 
 def rss_mb() -> float:
@@ -84,12 +105,15 @@ def writer(args) -> None:
             time.sleep(max(0.0, nxt - time.monotonic()))
 
     ctx = ca.current_context()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
     if args.tick:
         threading.Thread(target=ticker, daemon=True).start()
     uid = 0
     sys.stdout.write("ready\n")
     sys.stdout.flush()
-    while not args.no_image:
+    t0 = time.monotonic()
+    completed = []  # time.monotonic() (CLOCK_MONOTONIC, as rawca's) of every completed frame put
+    while not args.no_image and not stop.is_set():
         uid += 1
         done.clear()
         ca.put(chids["UniqueId_RBV"], uid)
@@ -97,8 +121,14 @@ def writer(args) -> None:
         ca.flush_io()
         if not done.wait(10):
             break
-    if args.no_image:
-        threading.Event().wait()
+        completed.append(time.monotonic())
+    while not stop.is_set():
+        stop.wait(0.5)
+    elapsed = time.monotonic() - t0
+    sys.stdout.write(json.dumps({"puts": len(completed), "seconds": elapsed,
+                                 "rate": len(completed) / elapsed, "done": completed}) + "\n")
+    sys.stdout.flush()
+    os._exit(0)
 
 
 # ------------------------------------------------------------------ clients
@@ -127,7 +157,7 @@ def client(args) -> None:
             work()
         tick_chid = None
         if args.workload == "slow":
-            tick_chid = eca.create_channel("bench:tick", connect=True, auto_cb=False)
+            tick_chid = eca.create_channel(TICK, connect=True, auto_cb=False)
             eca.connect_channel(tick_chid, timeout=10)
 
             def on_tick(timestamp=None, **kw):
@@ -136,7 +166,7 @@ def client(args) -> None:
         if not args.no_image:
             eca.create_subscription(chid, use_time=True, callback=on_image)
         eca.poll()
-        time.sleep(1.0)
+        time.sleep(WARMUP)
         with lock:
             result["frames"] = result["bytes"] = 0
         lat.clear()
@@ -146,8 +176,9 @@ def client(args) -> None:
         from CaChannel import ca
         from CaChannel.monitor import ArrayMonitor
         ca.create_context(True)
+        mon = None
         if args.workload == "slow":
-            st, tick = ca.create_channel("bench:tick")
+            st, tick = ca.create_channel(TICK)
             assert ca.pend_io(10) == ca.ECA_NORMAL
 
             def on_tick(a):
@@ -168,7 +199,7 @@ def client(args) -> None:
             ca.create_subscription(chid, on_image, ca.DBR_ENUM, 0, None, True)
             ca.flush_io()
         else:
-            mon = ArrayMonitor(pv, buffers=4, dtype="uint16", policy="latest", timeout=10)
+            mon = ArrayMonitor(pv, buffers=BUFFERS, dtype="uint16", policy="latest", timeout=10)
             stop = threading.Event()
 
             def consume():
@@ -181,18 +212,27 @@ def client(args) -> None:
                         result["bytes"] += frame.array.nbytes
                     work()
             threading.Thread(target=consume, daemon=True).start()
-        time.sleep(1.0)
+        time.sleep(WARMUP)
         with lock:
             result["frames"] = result["bytes"] = 0
         lat.clear()
+        s0 = mon.stats if mon is not None else None
         c0, t0, r0 = cpu(), time.monotonic(), rss_mb()
         time.sleep(seconds)
+        if mon is not None:
+            s1 = mon.stats
+            result["received"] = s1.received - s0.received
+            result["dropped"] = s1.dropped - s0.dropped
     with lock:
         elapsed = time.monotonic() - t0
         used = cpu() - c0
         frames, nbytes = result["frames"], result["bytes"]
     out = {"frames": frames, "rss_growth_MB": rss_mb() - r0, "fps": frames / elapsed, "MBps": nbytes / 1e6 / elapsed,
-           "cpu_per_GB": used / (nbytes / 1e9) if nbytes else None, "cpu": used}
+           "cpu_per_GB": used / (nbytes / 1e9) if nbytes else None, "cpu": used,
+           "t0": t0, "t1": t0 + elapsed}
+    for k in ("received", "dropped"):
+        if k in result:
+            out[k] = result[k]
     if lat:
         lat.sort()
         out["p50_ms"] = 1e3 * lat[len(lat) // 2]
@@ -204,39 +244,91 @@ def client(args) -> None:
 
 
 # ------------------------------------------------------------------ orchestration
-def run_sub(argv, env, timeout):
-    proc = subprocess.run([sys.executable, __file__] + argv, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        return {"error": (proc.stderr or proc.stdout)[-300:]}
-    return json.loads(lines[-1])
+def run_client(harness, rawca, contender, workload, seconds, env, no_image=False):
+    """One measured cell in its own process: the result dict, or {"error": text}."""
+    if contender == "raw":
+        cmd = [rawca, "monitor_ring", "-" if no_image else PREFIX + "ArrayData", str(seconds),
+               str(WARMUP), str(BUFFERS)]
+        if workload == "slow":
+            cmd += [str(SLOW_MS), TICK]
+    else:
+        cmd = [sys.executable, __file__, "--client", "--contender", contender, "--workload",
+               workload, "--seconds", str(seconds)] + (["--no-image"] if no_image else [])
+    # output to files, not pipes (harness.run_json): nothing a client leaves behind can block us
+    res, err = harness.run_json(cmd, env, seconds + 60)
+    return {"error": err} if err else res
 
 
-def start_writer(env, side, tick, no_image=False):
-    argv = ["--writer", "--side", str(side)] + (["--tick"] if tick else []) + \
-        (["--no-image"] if no_image else [])
-    proc = subprocess.Popen([sys.executable, __file__] + argv, env=env, stdout=subprocess.PIPE,
-                            text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    return proc
+class Writer:
+    """The frame writer (Python CaChannel process or ``rawca put_image``); stop() -> its rate."""
+
+    def __init__(self, kind, rawca, env, side, tick, no_image=False):
+        if kind == "raw" and not tick:
+            cmd = [rawca, "put_image", PREFIX + "ArrayData", str(side * side)]
+        else:  # the 100 Hz scalar of the slow workload always comes from the Python writer
+            cmd = [sys.executable, __file__, "--writer-proc", "--side", str(side)] + \
+                (["--tick"] if tick else []) + (["--no-image"] if no_image else [])
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     text=True)
+        line = self.proc.stdout.readline().strip()
+        if line != "ready":
+            self.stop()
+            raise RuntimeError("writer did not start: %r" % line)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            out, _ = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            return None
+        lines = [l for l in (out or "").splitlines() if l.startswith("{")]
+        return json.loads(lines[-1]) if lines else None
 
 
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+def _brief(r):
+    return {k: v for k, v in r.items() if k not in ("t0", "t1")}
+
+
+def writer_share(rows, wr):
+    """Add to each cell the writer's frames/s during the cell's measured window
+    (``writer_fps``) and the fraction of those frames the client received (``got``)."""
+    done = (wr or {}).get("done")
+    for _wl, _c, r in rows:
+        if not done or "error" in r or "t0" not in r or r["t1"] <= r["t0"]:
+            continue
+        n = sum(1 for t in done if r["t0"] <= t < r["t1"])
+        r["writer_fps"] = n / (r["t1"] - r["t0"])
+        if n:
+            r["got"] = r.get("received", r.get("frames", 0)) / n
+
+
+def ratio_lines(rows, ref_name):
+    """Per image cell: contender / reference, frames/s and CPU per GB."""
+    ref = {wl: r for wl, c, r in rows if c == ref_name and wl.startswith("image") and "error" not in r}
+    out = []
+    for wl, c, r in rows:
+        base = ref.get(wl)
+        if base is None or c == ref_name or "error" in r or not r.get("fps"):
+            continue
+        fps = r["fps"] / base["fps"] if base.get("fps") else None
+        cpu_r = (r["cpu_per_GB"] / base["cpu_per_GB"]
+                 if base.get("cpu_per_GB") and r.get("cpu_per_GB") else None)
+        out.append((wl, c, fps, cpu_r))
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--sizes", default="1,4", help="image sizes in Mpixel (1 and/or 4)")
-    ap.add_argument("--contenders", default="array_monitor,callback,pyepics")
-    ap.add_argument("--writer", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--contenders", default=",".join(CONTENDERS),
+                    help="comma list of: " + ",".join(CONTENDERS))
+    ap.add_argument("--writer", choices=("python", "raw"), default="python",
+                    help="image writer: CaChannel process (default) or rawca put_image (C)")
+    ap.add_argument("--writer-proc", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--contender", help=argparse.SUPPRESS)
     ap.add_argument("--workload", default="image", help=argparse.SUPPRESS)
@@ -244,83 +336,145 @@ def main() -> int:
     ap.add_argument("--tick", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--no-image", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.writer:
+    if args.writer_proc:
         writer(args)
         return 0
     if args.client:
         client(args)
         return 0
 
+    import shutil
     import tempfile
+    sys.path.insert(0, HERE)
+    import run as harness   # bench/run.py: rawca.c build, run_json, free ports
     from CaChannel import ca
     from CaChannel.demo.adsim import DATABASE
     from CaChannel.testing import IOC
     contenders = [c for c in args.contenders.split(",") if c]
-    with tempfile.NamedTemporaryFile("w", suffix=".db", delete=False) as f:
-        f.write('record(ao, "bench:tick") { field(PREC, "0") }\n')
-        tick_db = f.name
-    ioc = IOC([DATABASE, tick_db], macros="PLUGIN=%s,FTVL=USHORT,NELM=4194304" % PREFIX)
-    ioc.start()
-    env = dict(os.environ, **ioc.client_env())
-    print("backend %s, libca %s, %d s per cell; IOC pid %d" % (ca.backend, ca.version(),
-                                                              args.seconds, ioc.pid))
+    for c in contenders:
+        if c not in CONTENDERS:
+            ap.error("unknown contender %r" % c)
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    builddir = tempfile.mkdtemp(prefix="cachannel-array-bench-")
+    tick_db = os.path.join(builddir, "tick.db")
+    with open(tick_db, "w") as f:
+        f.write('record(ao, "%s") { field(PREC, "0") }\n' % TICK)
+    ioc = repeater = None
     rows = []
+    writer_rates = {}
+    load_start = os.getloadavg()
     try:
+        rawca = harness.compile_rawca(builddir)
+        # a private CA repeater port for the IOC and every client, served by our own repeater:
+        # no client spawns a stray caRepeater (and none registers with another user's)
+        repeater_env = {"EPICS_CA_REPEATER_PORT": str(harness.free_port())}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_CA")}
+        env.update(repeater_env)
+        repeater = subprocess.Popen([rawca, "repeater"], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        time.sleep(0.3)
+        ioc = IOC([DATABASE, tick_db], macros="PLUGIN=%s,FTVL=USHORT,NELM=4194304" % PREFIX,
+                  env=repeater_env)
+        ioc.start()
+        env.update(ioc.client_env())
+        print("backend %s, libca %s, %g s per cell, %s writer; IOC pid %d" % (
+            ca.backend, ca.version(), args.seconds, args.writer, ioc.pid))
         for mp in [int(s) for s in args.sizes.split(",") if s]:
             side = 1024 if mp == 1 else 2048
-            w = start_writer(env, side, tick=False)
+            wl = "image %d Mpx" % mp
+            w = Writer(args.writer, rawca, env, side, tick=False)
+            first = len(rows)
             try:
                 for c in contenders:
-                    r = run_sub(["--client", "--contender", c, "--workload", "image",
-                                 "--seconds", str(args.seconds)], env, args.seconds + 60)
-                    rows.append(("image %d Mpx" % mp, c, r))
-                    print("  image %d Mpx %-14s %s" % (mp, c, r), file=sys.stderr)
+                    r = run_client(harness, rawca, c, "image", args.seconds, env)
+                    rows.append((wl, c, r))
+                    print("  %s %-14s %s" % (wl, c, _brief(r)), file=sys.stderr)
             finally:
-                stop(w)
+                writer_rates[wl] = w.stop()
+                writer_share(rows[first:], writer_rates[wl])
         # slow consumer + 100 Hz scalar
-        w = start_writer(env, 1024, tick=True, no_image=True)
+        w = Writer("python", rawca, env, 1024, tick=True, no_image=True)
         try:
-            r = run_sub(["--client", "--contender", "callback", "--workload", "slow",
-                         "--no-image", "--seconds", str(args.seconds)], env, args.seconds + 60)
-            rows.append(("scalar, no image", "callback", r))
+            for c in [c for c in ("raw", "callback") if c in contenders] or ["callback"]:
+                r = run_client(harness, rawca, c, "slow", args.seconds, env, no_image=True)
+                rows.append(("scalar, no image", c, r))
         finally:
-            stop(w)
-        w = start_writer(env, 1024, tick=True)
+            w.stop()
+        w = Writer("python", rawca, env, 1024, tick=True)
+        first = len(rows)
         try:
             for c in contenders:
-                r = run_sub(["--client", "--contender", c, "--workload", "slow",
-                             "--seconds", str(args.seconds)], env, args.seconds + 60)
+                r = run_client(harness, rawca, c, "slow", args.seconds, env)
                 rows.append(("scalar + slow image", c, r))
-                print("  slow %-14s %s" % (c, r), file=sys.stderr)
+                print("  slow %-14s %s" % (c, _brief(r)), file=sys.stderr)
         finally:
-            stop(w)
+            writer_rates["scalar + slow image"] = w.stop()
+            writer_share(rows[first:], writer_rates["scalar + slow image"])
     finally:
-        ioc.stop()
-        os.unlink(tick_db)
+        if ioc:
+            ioc.stop()
+        if repeater and repeater.poll() is None:
+            os.kill(repeater.pid, signal.SIGTERM)
+            try:
+                repeater.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(repeater.pid, signal.SIGKILL)
+                repeater.wait()
+        shutil.rmtree(builddir, ignore_errors=True)
+    load_end = os.getloadavg()
 
     def f(v, fmt):
         return "-" if v is None else fmt % v
-    print("| workload | contender | frames/s | MB/s | CPU s/GB | scalar p50 ms | scalar p99 ms "
-          "| RSS growth MB (frames) |")
-    print("|---|---|---|---|---|---|---|---|")
-    ref = {}
+    print("load average: start %.2f, end %.2f (%d cores)" % (load_start[0], load_end[0],
+                                                              os.cpu_count() or 0))
+    print("| workload | contender | frames/s | writer frames/s | received % | MB/s | CPU s/GB "
+          "| scalar p50 ms | scalar p99 ms | RSS growth MB (frames) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for wl, c, r in rows:
         if "error" in r:
-            print("| %s | %s | error: %s | | | | | |" % (wl, c, r["error"].splitlines()[-1][:60]))
+            print("| %s | %s | error: %s | | | | | | | |" % (
+                wl, c, (r["error"].splitlines() or [""])[-1][:60]))
             continue
-        print("| %s | %s | %s | %s | %s | %s | %s | %.1f (%d) |" % (
-            wl, c, f(r.get("fps"), "%.1f"), f(r.get("MBps"), "%.0f"),
+        print("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f (%d) |" % (
+            wl, c, f(r.get("fps"), "%.1f"), f(r.get("writer_fps"), "%.1f"),
+            f(100 * r["got"] if "got" in r else None, "%.0f"), f(r.get("MBps"), "%.0f"),
             f(r.get("cpu_per_GB") if wl.startswith("image") else None, "%.2f"),
             f(r.get("p50_ms"), "%.2f"), f(r.get("p99_ms"), "%.2f"), r.get("rss_growth_MB", 0.0),
             r.get("frames", 0)))
-        if wl.startswith("image") and c == "callback":
-            ref[wl] = r
-    for wl, c, r in rows:
-        if wl in ref and c != "callback" and "error" not in r and r.get("fps"):
-            base = ref[wl]
-            if base.get("fps") and base.get("cpu_per_GB") and r.get("cpu_per_GB"):
-                print("%s: %s / callback = %.2fx frames/s, %.2fx CPU per GB"
-                      % (wl, c, r["fps"] / base["fps"], r["cpu_per_GB"] / base["cpu_per_GB"]))
+    print()
+    for wl in dict.fromkeys(wl for wl, _c, _r in rows if wl.startswith("image")):
+        got = [(c, r["got"]) for w2, c, r in rows if w2 == wl and "got" in r]
+        limited = [c for c, g in got if g >= 0.97]
+        if limited:
+            print("%s: %s received >= 97%% of the frames the writer put during their window: "
+                  "writer-limited there, compare CPU per GB" % (wl, ", ".join(limited)))
+    for ref_name in ("raw", "callback"):
+        for wl, c, fps, cpu_r in ratio_lines(rows, ref_name):
+            if ref_name == "callback" and c == "raw":
+                continue
+            print("%s: %s / %s = %s frames/s, %s CPU per GB" % (
+                wl, c, ref_name, f(fps, "%.2fx"), f(cpu_r, "%.2fx")))
+    cells = {(wl, c): r for wl, c, r in rows}
+    for wl, c, fps, cpu_r in ratio_lines(rows, "raw"):
+        if c != "array_monitor":
+            continue
+        ok_fps = fps is not None and fps >= TARGET_FPS
+        ok_cpu = cpu_r is not None and cpu_r <= TARGET_CPU
+        got = [cells[(wl, k)].get("got") for k in ("array_monitor", "raw")]
+        note = ""
+        if None not in got:
+            note = "; received %.0f%% of the writer's frames, raw %.0f%%" % (100 * got[0], 100 * got[1])
+            if min(got) >= 0.97:
+                note += " (both writer-limited: CPU per GB is the discriminating figure)"
+        print("verdict %s: array_monitor %s (frames/s %s raw, target >= %.2fx: %s; CPU/GB %s raw, "
+              "target <= %.2fx: %s%s)" % (
+                  wl, "MET" if ok_fps and ok_cpu else "MISSED", f(fps, "%.2fx"), TARGET_FPS,
+                  "ok" if ok_fps else "missed", f(cpu_r, "%.2fx"), TARGET_CPU,
+                  "ok" if ok_cpu else "missed", note))
     return 0
 
 

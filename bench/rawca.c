@@ -18,6 +18,25 @@
  *   monitor PV REPEATS WINDOW      events/s delivered to a subscription callback (native type)
  *   monitor_image PV REPEATS WINDOW  frames/s; the callback memcpy()s every frame into a buffer
  *   writer PV                      put to PV as fast as possible until SIGTERM/SIGINT (prints puts/s)
+ *   monitor_ring PV SECONDS WARMUP BUFFERS [WORK_MS [TICKPV]]
+ *                                  bench/array_bench.py's raw reference of ArrayMonitor: subscribe
+ *                                  DBR_TIME_ENUM, count 0 (the server's current length); the event
+ *                                  callback copies each frame into a free one of BUFFERS preallocated
+ *                                  buffers (ring, "latest" policy: an undelivered frame is replaced)
+ *                                  with its status/severity/stamp/count; a consumer thread takes the
+ *                                  newest frame (releasing the previous one), counts it and spends
+ *                                  WORK_MS ms on it (sleep). TICKPV: also monitor that scalar with
+ *                                  DBR_TIME_DOUBLE and record its latency (receive time - stamp).
+ *                                  Counters, CPU (getrusage, all threads) and RSS (/proc/self/statm)
+ *                                  are reset after WARMUP s and read after SECONDS s more; prints
+ *                                  {"frames", "fps", "MBps", "cpu_per_GB", "cpu", "rss_growth_MB",
+ *                                  ["p50_ms", "p99_ms", "ticks"], "received", "dropped", "t0", "t1"}
+ *                                  (t0, t1: CLOCK_MONOTONIC bounds of the measurement). PV "-":
+ *                                  no image (tick latency alone).
+ *   put_image PV COUNT             put COUNT DBR_ENUM elements to PV with put callback, next put when
+ *                                  the callback came, until SIGTERM/SIGINT; prints "ready" once
+ *                                  connected, then {"puts", "seconds", "rate", "done"}; "done": the
+ *                                  CLOCK_MONOTONIC time of every completed put (array_bench --writer raw)
  *   repeater                       run libca's CA repeater (EPICS_CA_REPEATER_PORT) until killed;
  *                                  run.py starts one so that no client spawns a stray caRepeater
  *
@@ -31,8 +50,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
+
 #include <cadef.h>
 #include <epicsEvent.h>
+#include <epicsMutex.h>
+#include <epicsThread.h>
+#include <epicsTime.h>
 
 /* libca's repeater loop; exported by libca but not declared in its public headers */
 void caRepeaterThread(void *pDummy);
@@ -339,6 +363,259 @@ static int mode_writer(const char *pv)
     return 0;
 }
 
+/* ---- ring monitor: ArrayMonitor's work in C (bench/array_bench.py) -------------- */
+typedef struct {
+    int n;                    /* number of slots */
+    size_t cap;               /* elements per slot */
+    dbr_enum_t **buf;
+    unsigned long *count;
+    double *stamp;
+    short *status, *severity;
+    unsigned long *seq;
+    int held, pending, last;  /* slot the consumer holds, newest undelivered, last written */
+    unsigned long received, dropped;
+    long frames;              /* taken by the consumer (since the last reset) */
+    double bytes;
+    epicsMutexId lock;
+    epicsEventId ready;
+} ring_t;
+
+static ring_t ring;
+static volatile int ring_stop;
+static double work_s;
+static double *lat;
+static long nlat, caplat;
+static volatile int lat_on;
+
+static void ring_cb(struct event_handler_args args)
+{
+    const struct dbr_time_enum *v = args.dbr;
+    unsigned long n;
+    int k, slot = -1;
+    if (args.status != ECA_NORMAL || !v)
+        return;
+    n = (unsigned long)args.count < ring.cap ? (unsigned long)args.count : ring.cap;
+    epicsMutexMustLock(ring.lock);
+    ring.received++;
+    for (k = 1; k <= ring.n; k++) { /* round robin over the free slots */
+        int i = (ring.last + k) % ring.n;
+        if (i != ring.held && i != ring.pending) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot < 0) { /* only with 2 slots: overwrite the undelivered frame */
+        slot = ring.pending;
+        ring.pending = -1;
+        ring.dropped++;
+    }
+    epicsMutexUnlock(ring.lock);
+    /* the slot is neither held nor pending: only this thread touches it */
+    memcpy(ring.buf[slot], dbr_value_ptr(v, args.type), n * sizeof(dbr_enum_t));
+    ring.count[slot] = n;
+    ring.status[slot] = v->status;
+    ring.severity[slot] = v->severity;
+    ring.stamp[slot] = v->stamp.secPastEpoch + POSIX_TIME_AT_EPICS_EPOCH + v->stamp.nsec * 1e-9;
+    epicsMutexMustLock(ring.lock);
+    ring.seq[slot] = ring.received;
+    if (ring.pending >= 0)
+        ring.dropped++; /* "latest": the waiting frame is replaced, its slot freed */
+    ring.pending = slot;
+    ring.last = slot;
+    epicsMutexUnlock(ring.lock);
+    epicsEventSignal(ring.ready);
+}
+
+static void ring_consumer(void *unused)
+{
+    (void)unused;
+    while (!ring_stop) {
+        epicsEventWaitWithTimeout(ring.ready, 0.2);
+        epicsMutexMustLock(ring.lock);
+        if (ring.pending < 0) {
+            epicsMutexUnlock(ring.lock);
+            continue;
+        }
+        ring.held = ring.pending; /* taking a frame releases the previous one */
+        ring.pending = -1;
+        ring.frames++;
+        ring.bytes += (double)ring.count[ring.held] * sizeof(dbr_enum_t);
+        epicsMutexUnlock(ring.lock);
+        if (work_s > 0)
+            sleep_s(work_s);
+    }
+}
+
+static void tick_cb(struct event_handler_args args)
+{
+    const struct dbr_time_double *v = args.dbr;
+    struct timespec ts;
+    double stamp;
+    if (args.status != ECA_NORMAL || !v || !lat_on)
+        return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    stamp = v->stamp.secPastEpoch + POSIX_TIME_AT_EPICS_EPOCH + v->stamp.nsec * 1e-9;
+    if (nlat < caplat)
+        lat[nlat++] = ts.tv_sec + ts.tv_nsec * 1e-9 - stamp;
+}
+
+static double cpu_s(void)
+{
+    struct rusage r;
+    getrusage(RUSAGE_SELF, &r);
+    return r.ru_utime.tv_sec + r.ru_utime.tv_usec * 1e-6 + r.ru_stime.tv_sec + r.ru_stime.tv_usec * 1e-6;
+}
+
+static double rss_mb(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (double)sysconf(_SC_PAGESIZE) / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int mode_monitor_ring(int argc, char **argv)
+{
+    const char *pv = argv[0], *tickpv = argc > 5 ? argv[5] : NULL;
+    double seconds = atof(argv[1]), warmup = atof(argv[2]);
+    int i, nbuf = atoi(argv[3]);
+    double c0, t0, r0, used, elapsed, bytes;
+    long frames;
+    unsigned long received, dropped;
+    evid ev;
+    work_s = argc > 4 ? atof(argv[4]) / 1e3 : 0.0;
+    if (nbuf < 2) {
+        fprintf(stderr, "rawca: BUFFERS must be >= 2\n");
+        return 1;
+    }
+    if (tickpv) {
+        chid tick = connect1(tickpv, 10.0);
+        caplat = (long)((seconds + warmup) * 2000) + 1000;
+        lat = malloc(caplat * sizeof(double));
+        CHK(ca_create_subscription(DBR_TIME_DOUBLE, 1, tick, DBE_VALUE | DBE_ALARM, tick_cb, NULL, &ev),
+            "create_subscription (tick)");
+    }
+    ring.lock = epicsMutexMustCreate();
+    ring.ready = epicsEventMustCreate(epicsEventEmpty);
+    ring.held = ring.pending = -1;
+    ring.last = nbuf - 1;
+    if (strcmp(pv, "-")) {
+        chid ch = connect1(pv, 10.0);
+        ring.n = nbuf;
+        ring.cap = ca_element_count(ch);
+        ring.buf = calloc(nbuf, sizeof *ring.buf);
+        ring.count = calloc(nbuf, sizeof *ring.count);
+        ring.stamp = calloc(nbuf, sizeof *ring.stamp);
+        ring.status = calloc(nbuf, sizeof *ring.status);
+        ring.severity = calloc(nbuf, sizeof *ring.severity);
+        ring.seq = calloc(nbuf, sizeof *ring.seq);
+        for (i = 0; i < nbuf; i++) {
+            /* preallocated and touched, like numpy.zeros buffers */
+            ring.buf[i] = calloc(ring.cap, sizeof(dbr_enum_t));
+            if (!ring.buf[i]) {
+                fprintf(stderr, "rawca: out of memory\n");
+                return 2;
+            }
+            memset(ring.buf[i], 0, ring.cap * sizeof(dbr_enum_t));
+        }
+        epicsThreadMustCreate("consumer", epicsThreadPriorityMedium,
+                              epicsThreadGetStackSize(epicsThreadStackMedium), ring_consumer, NULL);
+        CHK(ca_create_subscription(DBR_TIME_ENUM, 0, ch, DBE_VALUE | DBE_ALARM, ring_cb, NULL, &ev),
+            "create_subscription");
+    }
+    ca_flush_io();
+    lat_on = 1;
+    sleep_s(warmup);
+    epicsMutexMustLock(ring.lock);
+    ring.frames = 0;
+    ring.bytes = 0;
+    ring.received = ring.dropped = 0;
+    nlat = 0;
+    c0 = cpu_s();
+    t0 = now();
+    r0 = rss_mb();
+    epicsMutexUnlock(ring.lock);
+    sleep_s(seconds);
+    epicsMutexMustLock(ring.lock);
+    elapsed = now() - t0;
+    used = cpu_s() - c0;
+    frames = ring.frames;
+    bytes = ring.bytes;
+    received = ring.received;
+    dropped = ring.dropped;
+    lat_on = 0;
+    epicsMutexUnlock(ring.lock);
+    printf("{\"frames\": %ld, \"fps\": %.3f, \"MBps\": %.3f, ", frames, frames / elapsed,
+           bytes / 1e6 / elapsed);
+    if (bytes > 0)
+        printf("\"cpu_per_GB\": %.6f, ", used / (bytes / 1e9));
+    else
+        printf("\"cpu_per_GB\": null, ");
+    printf("\"cpu\": %.6f, \"rss_growth_MB\": %.3f, \"received\": %lu, \"dropped\": %lu, "
+           "\"t0\": %.6f, \"t1\": %.6f", used, rss_mb() - r0, received, dropped, t0, t0 + elapsed);
+    if (tickpv && nlat > 0) {
+        qsort(lat, nlat, sizeof(double), cmp_double);
+        printf(", \"p50_ms\": %.4f, \"p99_ms\": %.4f, \"ticks\": %ld", 1e3 * lat[nlat / 2],
+               1e3 * lat[(long)(nlat * 0.99) < nlat - 1 ? (long)(nlat * 0.99) : nlat - 1], nlat);
+    }
+    printf("}\n");
+    fflush(stdout);
+    _exit(0); /* no libca teardown under load, like the Python clients' os._exit */
+}
+
+/* ---- image writer with put callback (array_bench --writer raw) ------------- */
+static int mode_put_image(const char *pv, unsigned long count)
+{
+    chid ch = connect1(pv, 10.0);
+    dbr_enum_t *frame;
+    unsigned long i;
+    long n = 0, cap = 0;
+    double t0, *done = NULL;
+    if (count < 1 || count > ca_element_count(ch)) {
+        fprintf(stderr, "rawca: COUNT must be 1..%lu\n", ca_element_count(ch));
+        return 1;
+    }
+    frame = malloc(count * sizeof(dbr_enum_t));
+    for (i = 0; i < count; i++)
+        frame[i] = (dbr_enum_t)(i & 0xffff);
+    put_done = epicsEventMustCreate(epicsEventEmpty);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    printf("ready\n");
+    fflush(stdout);
+    t0 = now();
+    while (!stop) {
+        frame[0] = (dbr_enum_t)(n & 0xffff);
+        put_wait(ch, DBR_ENUM, count, frame);
+        if (n == cap) {
+            cap = cap ? 2 * cap : 4096;
+            done = realloc(done, cap * sizeof(double));
+            if (!done) {
+                fprintf(stderr, "rawca: out of memory\n");
+                return 2;
+            }
+        }
+        done[n++] = now();
+    }
+    printf("{\"puts\": %ld, \"seconds\": %.3f, \"rate\": %.1f, \"done\": [", n, now() - t0,
+           n / (now() - t0));
+    for (i = 0; i < (unsigned long)n; i++)
+        printf("%s%.6f", i ? ", " : "", done[i]);
+    printf("]}\n");
+    fflush(stdout);
+    return 0;
+}
+
 /* ---- fill ------------------------------------------------------------------ */
 static int mode_fill(int argc, char **argv)
 {
@@ -408,6 +685,15 @@ int main(int argc, char **argv)
         return mode_monitor(argv[2], repeats, window, 1);
     if (!strcmp(mode, "writer"))
         return mode_writer(argv[2]);
+    if (!strcmp(mode, "monitor_ring")) {
+        if (argc < 6) {
+            fprintf(stderr, "usage: rawca monitor_ring PV SECONDS WARMUP BUFFERS [WORK_MS [TICKPV]]\n");
+            return 1;
+        }
+        return mode_monitor_ring(argc - 2, argv + 2);
+    }
+    if (!strcmp(mode, "put_image") && argc > 3)
+        return mode_put_image(argv[2], strtoul(argv[3], NULL, 10));
     fprintf(stderr, "rawca: unknown mode %s\n", mode);
     return 1;
 }
