@@ -21,7 +21,10 @@ Each cell also reports the client's RSS growth over the measured frames
 Contenders: ``raw`` (``bench/rawca.c monitor_ring``: libca in C, DBR_TIME_ENUM
 subscription, the event callback copies each frame into a ring of 4
 preallocated buffers with its status/severity/stamp, a consumer thread takes
-the newest - the work ArrayMonitor does, without Python), ``array_monitor``
+the newest - the work ArrayMonitor does, without Python), ``raw_circuit``
+(the same with the image channel at CA priority 1, i.e. on a TCP circuit of
+its own as ArrayMonitor's default ``priority=1`` puts it: the physical
+reference for the scalar latency behind a flat-out image), ``array_monitor``
 (``CaChannel.monitor.ArrayMonitor``, dtype uint16 = DBR_ENUM on the wire, the
 consumer on its own thread), ``callback`` (``ca.create_subscription(DBR_ENUM,
 use_numpy=True)``, work done in the callback, i.e. on libca's thread),
@@ -56,7 +59,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 PREFIX = "bench:image1:"
 TICK = "bench:tick"
-CONTENDERS = ("raw", "array_monitor", "callback", "pyepics")
+CONTENDERS = ("raw", "raw_circuit", "array_monitor", "callback", "pyepics")
 BUFFERS = 4            # ring slots of ArrayMonitor and of the raw reference
 WARMUP = 1.0           # s before the counters are reset
 SLOW_MS = 20.0         # consumer work per frame in the slow workload
@@ -246,11 +249,14 @@ def client(args) -> None:
 # ------------------------------------------------------------------ orchestration
 def run_client(harness, rawca, contender, workload, seconds, env, no_image=False):
     """One measured cell in its own process: the result dict, or {"error": text}."""
-    if contender == "raw":
+    if contender in ("raw", "raw_circuit"):
         cmd = [rawca, "monitor_ring", "-" if no_image else PREFIX + "ArrayData", str(seconds),
                str(WARMUP), str(BUFFERS)]
-        if workload == "slow":
-            cmd += [str(SLOW_MS), TICK]
+        if workload == "slow" or contender == "raw_circuit":
+            cmd += [str(SLOW_MS) if workload == "slow" else "0",
+                    TICK if workload == "slow" else "-"]
+        if contender == "raw_circuit":
+            cmd += ["1"]   # CA priority 1: the image's own circuit, as ArrayMonitor's default
     else:
         cmd = [sys.executable, __file__, "--client", "--contender", contender, "--workload",
                workload, "--seconds", str(seconds)] + (["--no-image"] if no_image else [])
@@ -454,27 +460,44 @@ def main() -> int:
                   "writer-limited there, compare CPU per GB" % (wl, ", ".join(limited)))
     for ref_name in ("raw", "callback"):
         for wl, c, fps, cpu_r in ratio_lines(rows, ref_name):
-            if ref_name == "callback" and c == "raw":
+            if ref_name == "callback" and c.startswith("raw"):
                 continue
             print("%s: %s / %s = %s frames/s, %s CPU per GB" % (
                 wl, c, ref_name, f(fps, "%.2fx"), f(cpu_r, "%.2fx")))
     cells = {(wl, c): r for wl, c, r in rows}
-    for wl, c, fps, cpu_r in ratio_lines(rows, "raw"):
+    # the verdict compares with the raw client doing the same work: the ring
+    # copy, on a circuit of its own as ArrayMonitor's default priority=1 is
+    ref = "raw_circuit" if any(c == "raw_circuit" for _w, c, _r in rows) else "raw"
+    for ref_name in (("raw_circuit",) if ref == "raw_circuit" else ()):
+        for wl, c, fps, cpu_r in ratio_lines(rows, ref_name):
+            if c in ("array_monitor", "callback", "pyepics"):
+                print("%s: %s / %s = %s frames/s, %s CPU per GB" % (
+                    wl, c, ref_name, f(fps, "%.2fx"), f(cpu_r, "%.2fx")))
+    for wl, c, fps, cpu_r in ratio_lines(rows, ref):
         if c != "array_monitor":
             continue
         ok_fps = fps is not None and fps >= TARGET_FPS
         ok_cpu = cpu_r is not None and cpu_r <= TARGET_CPU
-        got = [cells[(wl, k)].get("got") for k in ("array_monitor", "raw")]
+        got = [cells[(wl, k)].get("got") for k in ("array_monitor", ref)]
         note = ""
         if None not in got:
-            note = "; received %.0f%% of the writer's frames, raw %.0f%%" % (100 * got[0], 100 * got[1])
+            note = "; received %.0f%% of the writer's frames, %s %.0f%%" % (
+                100 * got[0], ref, 100 * got[1])
             if min(got) >= 0.97:
                 note += " (both writer-limited: CPU per GB is the discriminating figure)"
-        print("verdict %s: array_monitor %s (frames/s %s raw, target >= %.2fx: %s; CPU/GB %s raw, "
+        print("verdict %s: array_monitor %s (frames/s %s %s, target >= %.2fx: %s; CPU/GB %s %s, "
               "target <= %.2fx: %s%s)" % (
-                  wl, "MET" if ok_fps and ok_cpu else "MISSED", f(fps, "%.2fx"), TARGET_FPS,
-                  "ok" if ok_fps else "missed", f(cpu_r, "%.2fx"), TARGET_CPU,
+                  wl, "MET" if ok_fps and ok_cpu else "MISSED", f(fps, "%.2fx"), ref, TARGET_FPS,
+                  "ok" if ok_fps else "missed", f(cpu_r, "%.2fx"), ref, TARGET_CPU,
                   "ok" if ok_cpu else "missed", note))
+    # the scalar behind a slow image consumer, against the same scalar alone
+    alone = [r for wl, c, r in rows if wl == "scalar, no image" and "p50_ms" in r]
+    behind = [(c, r) for wl, c, r in rows if wl == "scalar + slow image" and "p50_ms" in r]
+    if alone and behind:
+        base = min(alone, key=lambda r: r["p50_ms"])
+        print("scalar latency p50/p99 ms: no image %.2f/%.2f; behind a 20 ms/frame image "
+              "consumer: %s" % (base["p50_ms"], base["p99_ms"], ", ".join(
+                  "%s %.2f/%.2f" % (c, r["p50_ms"], r["p99_ms"]) for c, r in behind)))
     return 0
 
 

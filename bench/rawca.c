@@ -18,7 +18,7 @@
  *   monitor PV REPEATS WINDOW      events/s delivered to a subscription callback (native type)
  *   monitor_image PV REPEATS WINDOW  frames/s; the callback memcpy()s every frame into a buffer
  *   writer PV                      put to PV as fast as possible until SIGTERM/SIGINT (prints puts/s)
- *   monitor_ring PV SECONDS WARMUP BUFFERS [WORK_MS [TICKPV]]
+ *   monitor_ring PV SECONDS WARMUP BUFFERS [WORK_MS [TICKPV [PRIORITY]]]
  *                                  bench/array_bench.py's raw reference of ArrayMonitor: subscribe
  *                                  DBR_TIME_ENUM, count 0 (the server's current length); the event
  *                                  callback copies each frame into a free one of BUFFERS preallocated
@@ -32,7 +32,9 @@
  *                                  {"frames", "fps", "MBps", "cpu_per_GB", "cpu", "rss_growth_MB",
  *                                  ["p50_ms", "p99_ms", "ticks"], "received", "dropped", "t0", "t1"}
  *                                  (t0, t1: CLOCK_MONOTONIC bounds of the measurement). PV "-":
- *                                  no image (tick latency alone).
+ *                                  no image (tick latency alone). PRIORITY: CA priority of PV's
+ *                                  channel (default 0; ArrayMonitor's default 1 gives the image a
+ *                                  TCP circuit of its own, apart from TICKPV's).
  *   put_image PV COUNT             put COUNT DBR_ENUM elements to PV with put callback, next put when
  *                                  the callback came, until SIGTERM/SIGINT; prints "ready" once
  *                                  connected, then {"puts", "seconds", "rate", "done"}; "done": the
@@ -86,15 +88,20 @@ static void sleep_s(double s)
         ;
 }
 
-static chid connect1(const char *name, double timeout)
+static chid connect_prio(const char *name, double timeout, unsigned priority)
 {
     chid ch;
-    CHK(ca_create_channel(name, NULL, NULL, CA_PRIORITY_DEFAULT, &ch), "create_channel");
+    CHK(ca_create_channel(name, NULL, NULL, priority, &ch), "create_channel");
     if (ca_pend_io(timeout) != ECA_NORMAL) {
         fprintf(stderr, "rawca: %s: not connected after %.1f s\n", name, timeout);
         exit(2);
     }
     return ch;
+}
+
+static chid connect1(const char *name, double timeout)
+{
+    return connect_prio(name, timeout, CA_PRIORITY_DEFAULT);
 }
 
 static void print_samples(const char *unit, const double *s, int n, const char *extra)
@@ -486,7 +493,8 @@ static int cmp_double(const void *a, const void *b)
 
 static int mode_monitor_ring(int argc, char **argv)
 {
-    const char *pv = argv[0], *tickpv = argc > 5 ? argv[5] : NULL;
+    const char *pv = argv[0], *tickpv = argc > 5 && strcmp(argv[5], "-") ? argv[5] : NULL;
+    unsigned priority = argc > 6 ? (unsigned)atoi(argv[6]) : CA_PRIORITY_DEFAULT;
     double seconds = atof(argv[1]), warmup = atof(argv[2]);
     int i, nbuf = atoi(argv[3]);
     double c0, t0, r0, used, elapsed, bytes;
@@ -510,7 +518,7 @@ static int mode_monitor_ring(int argc, char **argv)
     ring.held = ring.pending = -1;
     ring.last = nbuf - 1;
     if (strcmp(pv, "-")) {
-        chid ch = connect1(pv, 10.0);
+        chid ch = connect_prio(pv, 10.0, priority);
         ring.n = nbuf;
         ring.cap = ca_element_count(ch);
         ring.buf = calloc(nbuf, sizeof *ring.buf);
@@ -687,7 +695,8 @@ int main(int argc, char **argv)
         return mode_writer(argv[2]);
     if (!strcmp(mode, "monitor_ring")) {
         if (argc < 6) {
-            fprintf(stderr, "usage: rawca monitor_ring PV SECONDS WARMUP BUFFERS [WORK_MS [TICKPV]]\n");
+            fprintf(stderr, "usage: rawca monitor_ring PV SECONDS WARMUP BUFFERS [WORK_MS [TICKPV "
+                    "[PRIORITY]]]\n");
             return 1;
         }
         return mode_monitor_ring(argc - 2, argv + 2);
