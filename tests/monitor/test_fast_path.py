@@ -231,3 +231,50 @@ def test_priority_gives_the_monitor_its_own_circuit(mon_ioc):
     with ArrayMonitor("mon:wf", buffers=2, priority=0) as mon:
         assert mon.get(5) is not None
         assert circuits_to(mon_ioc.port) == before
+
+
+DESTROY_SCRIPT = textwrap.dedent("""
+    import threading, numpy as np
+    from CaChannel import ca
+    from CaChannel.monitor import ArrayMonitor
+    mon = ArrayMonitor("mon:wf", buffers=3, policy="all")
+    ctx = ca.current_context()
+    # a writer in a context of its own keeps frames coming
+    stop = threading.Event()
+    def write():
+        ca.create_context(True)
+        status, chid = ca.create_channel("mon:wf")
+        ca.pend_io(5)
+        k = 0
+        while not stop.is_set():
+            k += 1
+            ca.put(chid, np.arange(k, k + 500, dtype=np.int32), ca.DBR_LONG, 500)
+            ca.flush_io()
+            stop.wait(0.002)
+    t = threading.Thread(target=write)
+    t.start()
+    frames = 0
+    for _ in range(20):
+        frame = mon.get(5)
+        assert frame is not None
+        frames += 1
+    held = mon.get(5)                        # a frame held across the destroy
+    ca.destroy_context()                     # the monitor's context, frames in flight
+    assert int(held.array[0]) >= 1           # its slot memory is still ours
+    left = 0
+    while mon.get(0.2) is not None:          # frames already in the ring, then nothing
+        left += 1
+    assert left <= 3, left
+    mon.close()
+    st = mon.stats
+    assert st.received == st.delivered + st.dropped + st.pending, st
+    stop.set()
+    t.join(10)
+    print("ok", frames, left, flush=True)
+""")
+
+
+def test_destroy_context_under_a_live_array_monitor(mon_ioc):
+    proc = subprocess.run([sys.executable, "-c", DESTROY_SCRIPT], env=dict(os.environ),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "ok" in proc.stdout, (proc.returncode, proc.stderr[-2000:])
