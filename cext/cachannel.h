@@ -395,6 +395,9 @@ PyObject *do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *co
                  PyObject *cb, int use_numpy, PyObject *out);
 PyObject *ca_get_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+PyObject *start_subscription(ChannelObject *c, long t, long n, long mask,
+                             caEventCallBackFunc *handler, PyObject *target, int use_numpy,
+                             void *usr);
 PyObject *ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
                                     PyObject *kwnames);
 PyObject *ca_clear_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,

@@ -366,6 +366,20 @@ ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, 
     if (s != ECA_NORMAL)
         return status_none(s);
     long n = subscription_count_rule(count == Py_None, given_n, native);
+    return start_subscription(c, t, n, mask, event_handler, cb, use_numpy, NULL);
+}
+
+/* Make the evid of a new subscription of c and ask libca for it: handler
+ * gets usr (or, when NULL, the evid itself) with every event. The evid
+ * holds target (a callable, or ring.c's _Ring) and sits in the channel's
+ * evid list, the reference libca conceptually owns, from before
+ * ca_create_subscription (the first event may come inside it) until
+ * clear_subscription/clear_channel/destroy_context. Returns (ECA, evid) or
+ * (ECA, None); NULL with an exception set. */
+PyObject *
+start_subscription(ChannelObject *c, long t, long n, long mask, caEventCallBackFunc *handler,
+                   PyObject *target, int use_numpy, void *usr)
+{
     EvidObject *e = PyObject_New(EvidObject, &EvidType);
     if (!e)
         return NULL;
@@ -373,24 +387,16 @@ ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, 
     e->valid = 1;
     e->use_numpy = use_numpy;
     e->chan = (ChannelObject *)Py_NewRef((PyObject *)c);
-    e->callback = Py_NewRef(cb);
-    /* in the channel's list (which keeps it alive for libca) before the
-     * first event, which may arrive inside ca_create_subscription */
+    e->callback = Py_NewRef(target);
     if (PyList_Append(c->evids, (PyObject *)e) < 0) {
         Py_DECREF(e);
         return NULL;
     }
     evid ev = NULL;
-    if (!c->valid) {
-        e->valid = 0;
-        Py_ssize_t i = PySequence_Index(c->evids, (PyObject *)e);
-        if (i >= 0)
-            PySequence_DelItem(c->evids, i);
-        PyErr_Clear();
-        Py_DECREF(e);
-        return status_none(ECA_BADCHID);
-    }
-    CHAN_CALL(c, s = ca_create_subscription(t, n, c->ch, mask, event_handler, e, &ev));
+    int s = ECA_BADCHID;
+    if (c->valid)   /* else cleared meanwhile (a finalizer run by the allocations) */
+        CHAN_CALL(c, s = ca_create_subscription(t, n, c->ch, mask, handler,
+                                                usr ? usr : (void *)e, &ev));
     if (s != ECA_NORMAL) {
         e->valid = 0;
         Py_ssize_t i = c->evids ? PySequence_Index(c->evids, (PyObject *)e) : -1;

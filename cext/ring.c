@@ -556,32 +556,8 @@ ca_ring_subscribe_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
     if (!c->valid)
         return status_none(ECA_BADCHID);
     long n = subscription_count_rule(a[3] == Py_None, given_n, native);
-    EvidObject *e = PyObject_New(EvidObject, &EvidType);
-    if (!e)
-        return NULL;
-    e->ev = NULL;
-    e->valid = 1;
-    e->use_numpy = 1;
-    e->chan = (ChannelObject *)Py_NewRef((PyObject *)c);
-    e->callback = Py_NewRef((PyObject *)r);   /* libca's "usr": kept by the evid list */
-    if (PyList_Append(c->evids, (PyObject *)e) < 0) {
-        Py_DECREF(e);
-        return NULL;
-    }
-    int s = ECA_BADCHID;
-    evid ev = NULL;
-    if (c->valid)
-        CHAN_CALL(c, s = ca_create_subscription(t, n, c->ch, mask, ring_handler, r, &ev));
-    if (s != ECA_NORMAL) {
-        e->valid = 0;
-        Py_ssize_t i = c->evids ? PySequence_Index(c->evids, (PyObject *)e) : -1;
-        if (i >= 0)
-            PySequence_DelItem(c->evids, i);
-        PyErr_Clear();
-        Py_DECREF(e);
-        return status_none(s);
-    }
-    e->ev = ev;
-    r->subscribed = 1;
-    return Py_BuildValue("(NN)", ECA_OBJ(s), (PyObject *)e);
+    PyObject *res = start_subscription(c, t, n, mask, ring_handler, (PyObject *)r, 1, r);
+    if (res && PyTuple_GET_ITEM(res, 1) != Py_None)
+        r->subscribed = 1;
+    return res;
 }

@@ -796,21 +796,27 @@ def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = 
         n = _common.subscription_count(count, native)
         if ch._ptr is None:   # count/mask's __index__ cleared it
             return ECA.BADCHID, None
-        sub = evid(ch, callback, bool(use_numpy))
-        sub._token = new_token(sub)
-        # valid before libca can deliver the first update (it may come at once)
-        pevid = ffi.new("evid *")
-        sub._ptr = pevid
-        ch.subscriptions.add(sub)
-        status = lib.ca_create_subscription(t, n, cptr, mask, _event_cb, as_usr(sub._token),
-                                            pevid)
-        if status != ECA.NORMAL:
-            ch.subscriptions.discard(sub)
-            registry.pop(sub._token, None)
-            sub._ptr = None
-            return to_eca(status), None
-        sub._ptr = pevid[0]
-        return ECA.NORMAL, sub
+        return _start_subscription(ch, cptr, t, n, mask, _event_cb, callback, bool(use_numpy))
+
+
+def _start_subscription(ch, cptr, t: int, n: int, mask: int, handler, target,
+                        use_numpy: bool) -> Tuple[ECA, Optional[evid]]:
+    """Make the evid (holding ``target``: a callable, or a ``_Ring``) and ask
+    libca for the subscription; ``handler`` gets the evid's token as usr."""
+    sub = evid(ch, target, use_numpy)
+    sub._token = new_token(sub)
+    # valid before libca can deliver the first update (it may come at once)
+    pevid = ffi.new("evid *")
+    sub._ptr = pevid
+    ch.subscriptions.add(sub)
+    status = lib.ca_create_subscription(t, n, cptr, mask, handler, as_usr(sub._token), pevid)
+    if status != ECA.NORMAL:
+        ch.subscriptions.discard(sub)
+        registry.pop(sub._token, None)
+        sub._ptr = None
+        return to_eca(status), None
+    sub._ptr = pevid[0]
+    return ECA.NORMAL, sub
 
 
 def clear_subscription(evid: evid) -> ECA:
@@ -846,7 +852,7 @@ def _ring_subscribe(chid: chid, ring: _Ring, chtype: int, count: Optional[int] =
     ring's element size."""
     if not isinstance(ring, _ring.Ring):
         raise TypeError("ring must be a _Ring, not %s" % type(ring).__name__)
-    ch = _channel(chid)
+    _channel(chid)
     t = _uint(chtype, "chtype")
     if count is not None:
         _uint(count, "count")
@@ -863,21 +869,9 @@ def _ring_subscribe(chid: chid, ring: _Ring, chtype: int, count: Optional[int] =
         n = _common.subscription_count(count, native)
         if ch._ptr is None:
             return ECA.BADCHID, None
-        sub = evid(ch, ring, True)
-        sub._token = new_token(sub)
-        pevid = ffi.new("evid *")
-        sub._ptr = pevid
-        ch.subscriptions.add(sub)
-        status = lib.ca_create_subscription(t, n, cptr, mask, _ring_event_cb,
-                                            as_usr(sub._token), pevid)
-        if status != ECA.NORMAL:
-            ch.subscriptions.discard(sub)
-            registry.pop(sub._token, None)
-            sub._ptr = None
-            return to_eca(status), None
-        sub._ptr = pevid[0]
-        ring.subscribed = True
-        return ECA.NORMAL, sub
+        status, sub = _start_subscription(ch, cptr, t, n, mask, _ring_event_cb, ring, True)
+        ring.subscribed = sub is not None
+        return status, sub
 
 
 _evid_type = evid
