@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -277,10 +276,7 @@ def main():
     try:
         rawca = harness.compile_rawca(builddir)
         _ca_port, _pva_port, ioc_env, client_env = harness.bench_envs()
-        repeater = subprocess.Popen([rawca, 'repeater'], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    env=client_env)
-        time.sleep(0.3)
+        repeater = harness.start_repeater(rawca, client_env)
         ioc = harness.Ioc(builddir, ioc_env)
         ioc.start()
         res, err = harness.run_json([rawca, 'check', 'bench:ao'], client_env, 30)
@@ -303,9 +299,7 @@ def main():
     finally:
         if ioc:
             ioc.stop()
-        if repeater and repeater.poll() is None:
-            os.kill(repeater.pid, signal.SIGTERM)
-            repeater.wait()
+        harness.stop_repeater(repeater)
         shutil.rmtree(builddir, ignore_errors=True)
     load_end = os.getloadavg()
     verdicts = evaluate(results)

@@ -380,9 +380,7 @@ def main() -> int:
         repeater_env = {"EPICS_CA_REPEATER_PORT": str(harness.free_port())}
         env = {k: v for k, v in os.environ.items() if not k.startswith("EPICS_CA")}
         env.update(repeater_env)
-        repeater = subprocess.Popen([rawca, "repeater"], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        time.sleep(0.3)
+        repeater = harness.start_repeater(rawca, env)
         ioc = IOC([DATABASE, tick_db], macros="PLUGIN=%s,FTVL=USHORT,NELM=4194304" % PREFIX,
                   env=repeater_env)
         ioc.start()
@@ -423,13 +421,7 @@ def main() -> int:
     finally:
         if ioc:
             ioc.stop()
-        if repeater and repeater.poll() is None:
-            os.kill(repeater.pid, signal.SIGTERM)
-            try:
-                repeater.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(repeater.pid, signal.SIGKILL)
-                repeater.wait()
+        harness.stop_repeater(repeater)
         shutil.rmtree(builddir, ignore_errors=True)
     load_end = os.getloadavg()
 

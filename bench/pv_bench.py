@@ -25,7 +25,6 @@ import platform
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -215,9 +214,7 @@ def main():
     try:
         rawca = run.compile_rawca(builddir)
         ca_port, _pva_port, ioc_env, client_env = run.bench_envs()
-        repeater = subprocess.Popen([rawca, 'repeater'], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, env=client_env)
-        time.sleep(0.3)
+        repeater = run.start_repeater(rawca, client_env)
         run.log('pv_bench: starting IOC on 127.0.0.1:%d' % ca_port)
         ioc = run.Ioc(builddir, ioc_env)
         ioc.start()
@@ -236,13 +233,7 @@ def main():
     finally:
         if ioc:
             ioc.stop()
-        if repeater and repeater.poll() is None:
-            os.kill(repeater.pid, signal.SIGTERM)
-            try:
-                repeater.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(repeater.pid, signal.SIGKILL)
-                repeater.wait()
+        run.stop_repeater(repeater)
         shutil.rmtree(builddir, ignore_errors=True)
 
     text, verdicts = report(results, contenders)

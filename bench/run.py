@@ -115,6 +115,26 @@ def free_port(exclude=()):
     raise RuntimeError('no free port')
 
 
+def start_repeater(rawca, env):
+    """Our own CA repeater (``rawca repeater``) on the private port of ``env``:
+    clients then never spawn a stray caRepeater that would hold their pipes."""
+    proc = subprocess.Popen([rawca, 'repeater'], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    time.sleep(0.3)
+    return proc
+
+
+def stop_repeater(proc):
+    """Stop what :func:`start_repeater` started (None: nothing)."""
+    if proc is not None and proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def compile_rawca(builddir):
     import epicscorelibs.path as ep
     inc = ep.include_path
@@ -504,10 +524,7 @@ def main():
     try:
         rawca = compile_rawca(builddir)
         ca_port, pva_port, ioc_env, client_env = bench_envs()
-        # our own CA repeater on a private port: clients then never spawn one themselves
-        repeater = subprocess.Popen([rawca, 'repeater'], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=client_env)
-        time.sleep(0.3)
+        repeater = start_repeater(rawca, client_env)
         log('bench: starting IOC on 127.0.0.1:%d (CA), %d (PVA)' % (ca_port, pva_port))
         ioc = Ioc(builddir, ioc_env)
         ioc.start()
@@ -536,13 +553,7 @@ def main():
     finally:
         if ioc:
             ioc.stop()
-        if repeater and repeater.poll() is None:
-            os.kill(repeater.pid, signal.SIGTERM)
-            try:
-                repeater.wait(5)
-            except subprocess.TimeoutExpired:
-                os.kill(repeater.pid, signal.SIGKILL)
-                repeater.wait()
+        stop_repeater(repeater)
         shutil.rmtree(builddir, ignore_errors=True)
 
     targets = evaluate_targets(results)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from anchors import channels_held_open
+from CaChannel import ca
 from CaChannel.demo.adsim import DATABASE as ADSIM_DB
 from CaChannel.testing import IOC
 
@@ -63,6 +64,16 @@ def mon_ioc(softioc):
     ioc = _start()
     with channels_held_open(["mon:counter"]):
         yield ioc
+
+
+@pytest.fixture
+def wf(mon_ioc):
+    """A channel to ``mon:wf`` (LONG waveform, 1000 elements) for writing frames."""
+    status, chid = ca.create_channel("mon:wf")
+    assert status == ca.ECA_NORMAL and ca.pend_io(5) == ca.ECA_NORMAL
+    yield chid
+    ca.clear_channel(chid)
+    ca.flush_io()
 
 
 @pytest.fixture

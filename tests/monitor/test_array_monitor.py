@@ -16,15 +16,6 @@ from CaChannel.monitor import ArrayMonitor
 from mon_helpers import wait_for
 
 
-@pytest.fixture
-def wf(mon_ioc):
-    status, chid = ca.create_channel("mon:wf")
-    assert status == ca.ECA_NORMAL and ca.pend_io(5) == ca.ECA_NORMAL
-    yield chid
-    ca.clear_channel(chid)
-    ca.flush_io()
-
-
 def put_frame(chid, k, n=100, chtype=ca.DBR_LONG, mon=None):
     """Put one frame; with ``mon``, wait until that monitor received it.
 

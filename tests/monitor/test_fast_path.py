@@ -27,15 +27,6 @@ C_BACKEND = ca.backend == "cext"
 needs_c = pytest.mark.skipif(not C_BACKEND, reason="the C fast path is the C extension's")
 
 
-@pytest.fixture
-def wf(mon_ioc):
-    status, chid = ca.create_channel("mon:wf")
-    assert status == ca.ECA_NORMAL and ca.pend_io(5) == ca.ECA_NORMAL
-    yield chid
-    ca.clear_channel(chid)
-    ca.flush_io()
-
-
 def put(chid, k, n=100):
     assert ca.put(chid, np.arange(k, k + n, dtype=np.int32), ca.DBR_LONG, n) == ca.ECA_NORMAL
     ca.flush_io()
