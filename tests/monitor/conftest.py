@@ -37,7 +37,7 @@ def _start() -> IOC:
 
 def _start_restart_ioc() -> IOC:
     if "restart" not in _IOCS:
-        ioc = IOC([HERE / "restart.db"])
+        ioc = IOC([HERE / "restart.db", ADSIM_DB], macros="PLUGIN=rst:image1:")
         ioc.start()
         _IOCS["restart"] = ioc
         os.environ["EPICS_CA_ADDR_LIST"] = " ".join(
@@ -78,7 +78,8 @@ def wf(mon_ioc):
 
 @pytest.fixture
 def restart_ioc(mon_ioc):
-    """An IOC of its own (tests/monitor/restart.db) that a test may kill and restart."""
+    """An IOC of its own (tests/monitor/restart.db and a simulated plugin
+    ``rst:image1:``) that a test may kill and restart."""
     if "restart" not in _IOCS:
         pytest.skip("the restart IOC starts only when a test_ioc_restart* test is collected")
     return _IOCS["restart"]

@@ -102,3 +102,40 @@ def test_slow_consumer_counts_add_up(det):
 def test_missing_plugin_times_out(mon_ioc):
     with pytest.raises(TimeoutError):
         ImageReader("nosuch:", timeout=0.3)
+
+
+def test_ioc_restart_during_image_reader(restart_ioc):
+    """The detector's IOC restarts under a running ImageReader: the outage is
+    reported, and the restarted detector's images (new size and type, its
+    UniqueId counting from 1 again) come out shaped by their own metadata.
+
+    libca finds the restarted IOC only after its disconnect governor (~10 s).
+    """
+    prefix = "rst:image1:"
+    with ImageReader(prefix, policy="all", timeout=10) as reader:
+        with SimDetector(prefix, width=32, height=16, data_type="UInt16") as det:
+            det.write(3)
+        image = next_image(reader, 3)
+        assert image.array.shape == (16, 32) and image.array.dtype == np.uint16
+        assert image.array[0, 0] == 3
+        reader.release()
+        before = reader.monitor
+        restart_ioc.kill()
+        wait_for(lambda: not before.connected, timeout=10, what="the disconnection")
+        assert before.disconnects == 1 and before.outages[-1][1] is None
+        restart_ioc.start()
+        wait_for(lambda: before.connected, timeout=40, what="the reconnection")
+        down, up = before.outages[-1]
+        assert up is not None and up > down
+        with SimDetector(prefix, width=24, height=8, data_type="UInt8", timeout=20) as det:
+            det.write(2)
+            while True:
+                image = reader.get(20)
+                assert image is not None, "no image after the restart"
+                if image.array.shape == (8, 24) and image.unique_id == 2:
+                    break
+        assert image.array.dtype == np.uint8 and image.array[0, 0] == 2
+        assert reader.monitor.request_type == ca.DBR_TIME_CHAR   # re-subscribed for UInt8
+        st = reader.stats
+        assert st.received == st.delivered + st.dropped + st.skipped + st.pending
+        assert st.lost == 0, "the restart's UniqueId reset is not a loss"
