@@ -176,11 +176,12 @@ class ImageReader:
                 if status != ca.ECA_NORMAL:
                     raise CaChannelException(status, "subscription to %s%s" % (prefix, name))
             ca.flush_io()
-            if not self._got_all.wait(timeout):
+            meta = self._meta if self._got_all.wait(timeout) else None
+            if meta is None:
                 missing = [n for n in _META_PVS if n not in self._values]
                 raise TimeoutError("%s: no value within %g s from %s"
                                    % (prefix, timeout, ", ".join(missing)))
-            self._subscribe(self._meta.dtype)
+            self._subscribe(meta.dtype)
         except BaseException:
             self.close()
             raise
@@ -220,12 +221,15 @@ class ImageReader:
     @property
     def monitor(self) -> ArrayMonitor:
         """The :class:`CaChannel.monitor.ArrayMonitor` of ``ArrayData``."""
-        return self._monitor
+        monitor = self._monitor
+        if monitor is None:   # only while __init__ is failing
+            raise RuntimeError("%s: ArrayData is not subscribed" % self.prefix)
+        return monitor
 
     @property
     def stats(self) -> ImageStats:
         """:class:`ImageStats`: received, delivered, dropped, skipped, lost, pending."""
-        st = self._monitor.stats
+        st = self.monitor.stats
         b = self._base
         delivered = b[1] + st.delivered - self._skipped
         return ImageStats(b[0] + st.received, delivered, b[2] + st.dropped, self._skipped,
@@ -235,13 +239,18 @@ class ImageReader:
         """The next image (releasing the previous one); ``None`` on timeout or once closed."""
         self.release()
         while True:
-            monitor = self._monitor
+            monitor = self.monitor
             frame = monitor.get(timeout)
             if frame is None:
                 if monitor is not self._monitor and not self._closed:
                     continue   # replaced by a type change meanwhile
                 return None
+            # every frame carries the metadata set before it arrived (set_tag)
             meta = _Meta(*frame.tag) if frame.tag is not None else self._meta
+            if meta is None:
+                self._skipped += 1
+                frame.release()
+                continue
             self._account(frame, meta)
             if meta.dtype != self._data_type:
                 # converted to the old request type in flight: re-subscribe

@@ -10,6 +10,7 @@ is ca-api.md sections 2 and 3 (see also docs/architecture.md).
 not importable from ``CaChannel.ca`` (each backend has its own classes).
 """
 import enum
+import types
 from typing import Any, Callable, Dict, Final, Optional, Tuple, Union
 
 import numpy
@@ -457,6 +458,9 @@ UDF_ALARM: Final = 17
 WRITE_ACCESS_ALARM: Final = 21
 WRITE_ALARM: Final = 2
 backend: str
+#: the backend module itself (``CaChannel._ca`` or ``CaChannel._cffi``), for
+#: its private parts (``CaChannel.monitor`` uses ``_Ring``/``_ring_subscribe``)
+_impl: types.ModuleType
 cs_closed: Final = 3
 cs_conn: Final = 2
 cs_never_conn: Final = 0

@@ -73,7 +73,7 @@ from ._common import _enum_or_int
 try:
     import numpy as _np
 except ImportError:  # pragma: no cover - numpy is a dependency of array monitors only
-    _np = None
+    _np = None  # type: ignore[assignment]
 
 __all__ = ["POLICIES", "MonitorStats", "Subscription", "subscribe", "Monitor",
            "Frame", "ArrayMonitor"]
@@ -234,6 +234,8 @@ class Subscription:
             except Exception:  # context gone: callbacks just cannot use CA
                 pass
         callback = self._callback
+        if callback is None:
+            return
         while True:
             ok, item = self._queue.get(None)
             if not ok:
@@ -382,7 +384,9 @@ class Monitor:
         return CaChannel._epics_args(event, self._numpy)
 
     def _deliver(self, event: Dict[str, Any]) -> None:
-        self._user_callback(self._epics_args(event), self._user_args)
+        callback = self._user_callback
+        if callback is not None:   # always: a monitor without one has no delivery thread
+            callback(self._epics_args(event), self._user_args)
 
     @property
     def stats(self) -> MonitorStats:
