@@ -40,9 +40,15 @@ dead_text(int reason)
     }
 }
 
+/* The live channel given as the only argument "chid" of the information
+ * function fname; NULL with an exception set (ValueError for None or a
+ * cleared channel, as the info functions of ca-api.md raise) */
 ChannelObject *
-info_channel(PyObject *obj)
+info_channel(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *obj;
+    if (bind_one(fname, "chid", args, nargs, kwnames, &obj) < 0)
+        return NULL;
     ChannelObject *c;
     int r = get_channel(obj, &c);
     if (r < 0)

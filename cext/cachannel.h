@@ -284,7 +284,8 @@ extern const int npy_of_kind[7];
 
 /* args.c */
 int get_channel(PyObject *obj, ChannelObject **out);
-ChannelObject *info_channel(PyObject *obj);
+ChannelObject *info_channel(const char *fname, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames);
 int opt_index(PyObject *obj, const char *what, long *v);
 int check_callback(PyObject *cb);
 int bind_args(const char *fname, const char *const *names, int nmax, int nreq,

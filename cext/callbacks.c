@@ -201,32 +201,32 @@ event_dict(ChannelObject *chan, struct event_handler_args *args, int use_numpy)
     return d;
 }
 
-void
-get_handler(struct event_handler_args args)
+/* a get (with_value) or put request's one callback */
+static void
+request_done(struct event_handler_args *args, int with_value)
 {
     if (!cb_enter())
         return;   /* the request context leaks at exit; nothing may be freed now */
     PyGILState_STATE g = gil_take();
-    request_ctx *r = args.usr;
+    request_ctx *r = args->usr;
     if (r->chan->valid)   /* else cleared, its libca clear deferred (chan_leave) */
-        call_user(r->callback, event_dict(r->chan, &args, r->use_numpy));
+        call_user(r->callback, with_value ? event_dict(r->chan, args, r->use_numpy)
+                                          : request_dict(r->chan, args));
     request_free(r);
     PyGILState_Release(g);
     cb_leave();
 }
 
 void
+get_handler(struct event_handler_args args)
+{
+    request_done(&args, 1);
+}
+
+void
 put_handler(struct event_handler_args args)
 {
-    if (!cb_enter())
-        return;
-    PyGILState_STATE g = gil_take();
-    request_ctx *r = args.usr;
-    if (r->chan->valid)
-        call_user(r->callback, request_dict(r->chan, &args));
-    request_free(r);
-    PyGILState_Release(g);
-    cb_leave();
+    request_done(&args, 0);
 }
 
 void

@@ -125,53 +125,46 @@ ca_clear_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObje
     return ECA_OBJ(finish_clear(c));
 }
 
-PyObject *
-ca_change_connection_event_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+/* change_connection_event and replace_access_rights_event: put the new
+ * callable (or none) in the channel's slot before the call, as libca runs
+ * the handler inside it when the channel is connected */
+static PyObject *
+replace_handler(const char *fname, int access, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
 {
     static const char *const names[] = {"chid", "callback"};
     PyObject *a[2] = {NULL, Py_None};
-    if (bind_args("change_connection_event", names, 2, 1, args, nargs, kwnames, a) < 0)
+    if (bind_args(fname, names, 2, 1, args, nargs, kwnames, a) < 0)
         return NULL;
-    PyObject *obj = a[0], *cb = a[1];
     ChannelObject *c;
-    int r = get_channel(obj, &c);
+    int r = get_channel(a[0], &c);
     if (r < 0)
         return NULL;
     if (r == 0)
         return ECA_OBJ(ECA_BADCHID);
-    PyObject *old = c->conn_cb;
-    c->conn_cb = PyCallable_Check(cb) ? Py_NewRef(cb) : NULL;
-    caCh *handler = c->conn_cb ? connection_handler : NULL;
-    int s;
-    CHAN_CALL(c, s = ca_change_connection_event(c->ch, handler));
+    PyObject **slot = access ? &c->access_cb : &c->conn_cb;
+    PyObject *old = *slot;
+    *slot = PyCallable_Check(a[1]) ? Py_NewRef(a[1]) : NULL;
+    int on = *slot != NULL, s;
+    if (access)
+        CHAN_CALL(c, s = ca_replace_access_rights_event(c->ch, on ? access_handler : NULL));
+    else
+        CHAN_CALL(c, s = ca_change_connection_event(c->ch, on ? connection_handler : NULL));
     /* released only now: its finalizer may clear this very channel */
     Py_XDECREF(old);
     return ECA_OBJ(s);
 }
 
 PyObject *
+ca_change_connection_event_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return replace_handler("change_connection_event", 0, args, nargs, kwnames);
+}
+
+PyObject *
 ca_replace_access_rights_event_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static const char *const names[] = {"chid", "callback"};
-    PyObject *a[2] = {NULL, Py_None};
-    if (bind_args("replace_access_rights_event", names, 2, 1, args, nargs, kwnames, a) < 0)
-        return NULL;
-    PyObject *obj = a[0], *cb = a[1];
-    ChannelObject *c;
-    int r = get_channel(obj, &c);
-    if (r < 0)
-        return NULL;
-    if (r == 0)
-        return ECA_OBJ(ECA_BADCHID);
-    /* set before the call: libca runs the handler inside it when connected */
-    PyObject *old = c->access_cb;
-    c->access_cb = PyCallable_Check(cb) ? Py_NewRef(cb) : NULL;
-    caArh *handler = c->access_cb ? access_handler : NULL;
-    int s;
-    CHAN_CALL(c, s = ca_replace_access_rights_event(c->ch, handler));
-    /* released only now: its finalizer may clear this very channel */
-    Py_XDECREF(old);
-    return ECA_OBJ(s);
+    return replace_handler("replace_access_rights_event", 1, args, nargs, kwnames);
 }
 
 
@@ -181,10 +174,7 @@ ca_replace_access_rights_event_py(PyObject *m, PyObject *const *args, Py_ssize_t
 PyObject *
 ca_field_type_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *arg;
-    if (bind_one("field_type", "chid", args, nargs, kwnames, &arg) < 0)
-        return NULL;
-    ChannelObject *c = info_channel(arg);
+    ChannelObject *c = info_channel("field_type", args, nargs, kwnames);
     if (!c)
         return NULL;
     short ft;
@@ -195,10 +185,7 @@ ca_field_type_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject 
 PyObject *
 ca_element_count_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *arg;
-    if (bind_one("element_count", "chid", args, nargs, kwnames, &arg) < 0)
-        return NULL;
-    ChannelObject *c = info_channel(arg);
+    ChannelObject *c = info_channel("element_count", args, nargs, kwnames);
     if (!c)
         return NULL;
     unsigned long n;
@@ -209,10 +196,7 @@ ca_element_count_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObje
 PyObject *
 ca_name_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *arg;
-    if (bind_one("name", "chid", args, nargs, kwnames, &arg) < 0)
-        return NULL;
-    ChannelObject *c = info_channel(arg);
+    ChannelObject *c = info_channel("name", args, nargs, kwnames);
     if (!c)
         return NULL;
     const char *s;
@@ -246,10 +230,7 @@ ca_state_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwna
 PyObject *
 ca_host_name_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *arg;
-    if (bind_one("host_name", "chid", args, nargs, kwnames, &arg) < 0)
-        return NULL;
-    ChannelObject *c = info_channel(arg);
+    ChannelObject *c = info_channel("host_name", args, nargs, kwnames);
     if (!c)
         return NULL;
     char buf[256];
@@ -261,10 +242,7 @@ ca_host_name_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *
 PyObject *
 ca_read_access_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *arg;
-    if (bind_one("read_access", "chid", args, nargs, kwnames, &arg) < 0)
-        return NULL;
-    ChannelObject *c = info_channel(arg);
+    ChannelObject *c = info_channel("read_access", args, nargs, kwnames);
     if (!c)
         return NULL;
     int a;
@@ -275,10 +253,7 @@ ca_read_access_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject
 PyObject *
 ca_write_access_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    PyObject *arg;
-    if (bind_one("write_access", "chid", args, nargs, kwnames, &arg) < 0)
-        return NULL;
-    ChannelObject *c = info_channel(arg);
+    ChannelObject *c = info_channel("write_access", args, nargs, kwnames);
     if (!c)
         return NULL;
     int a;
