@@ -28,10 +28,8 @@ import asyncio
 import importlib
 import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -174,29 +172,11 @@ def measure(contender, workload, pv, quick, rawca, client_env):
                    json.dumps({'pv': pv, 'repeats': reps, 'window': window})]
         return harness.run_json(cmd, env, timeout)
 
-    writer_info = None
     if workload == 'get_many':
-        samples = []
-        for _ in range(1 if quick else repeats):
-            res, err = one(1)
-            if err:
-                return {'status': 'skip' if err == 'n/a' else 'error', 'note': err}
-            if 'skip' in res:
-                return {'status': 'skip', 'note': res['skip']}
-            samples += res['samples']
-        res = {'samples': samples, 'unit': 's'}
-    else:
-        writer = harness.Writer(rawca, pv, client_env) if workload == 'monitor' else None
-        try:
-            res, err = one(repeats)
-        finally:
-            if writer:
-                writer_info = writer.stop()
-        if err:
-            return {'status': 'error', 'note': err}
-        if 'skip' in res:
-            return {'status': 'skip', 'note': res['skip']}
-    return harness.ok_cell(res, writer_info)
+        return harness.cell_of_processes(one, 1 if quick else repeats)
+    writes = workload == 'monitor'
+    return harness.cell_of_run(one, repeats,
+                               (lambda: harness.Writer(rawca, pv, client_env)) if writes else None)
 
 
 def evaluate(results):
@@ -270,22 +250,9 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
 
     load_start = os.getloadavg()
-    builddir = tempfile.mkdtemp(prefix='cachannel-aio-bench-')
-    ioc = repeater = None
     results = {c: {} for c in contenders}
-    try:
-        rawca = harness.compile_rawca(builddir)
-        _ca_port, _pva_port, ioc_env, client_env = harness.bench_envs()
-        repeater = harness.start_repeater(rawca, client_env)
-        ioc = harness.Ioc(builddir, ioc_env)
-        ioc.start()
-        res, err = harness.run_json([rawca, 'check', 'bench:ao'], client_env, 30)
-        if err:
-            raise RuntimeError('IOC not reachable: ' + err)
-        res, err = harness.run_json([rawca, 'fill', 'bench:big', 'bench:img', 'bench:mimg'],
-                                    client_env, 60)
-        if err:
-            raise RuntimeError('fill failed: ' + err)
+    with harness.bench_ioc('aio-bench', 'bench:ao',
+                           fill=('bench:big', 'bench:img', 'bench:mimg')) as (rawca, client_env):
         for key, label, kind, pv in WORKLOADS:
             if key not in workloads:
                 continue
@@ -296,11 +263,6 @@ def main():
                 desc = (harness.fmt_value(cell['median'], cell['unit']) if cell['status'] == 'ok'
                         else '%s: %s' % (cell['status'], cell.get('note')))
                 harness.log('aio bench: %-10s %-9s %s  (%.1f s)' % (key, c, desc, time.time() - t0))
-    finally:
-        if ioc:
-            ioc.stop()
-        harness.stop_repeater(repeater)
-        shutil.rmtree(builddir, ignore_errors=True)
     load_end = os.getloadavg()
     verdicts = evaluate(results)
     print('load average: start %.2f, end %.2f (2 cores)' % (load_start[0], load_end[0]))

@@ -22,11 +22,8 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import signal
-import statistics
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -121,23 +118,15 @@ def measure(contender, workload, repeats, rawca, env, run):
     if contender not in APPLIES[workload]:
         return {'status': 'skip', 'note': 'n/a'}
     n = N_CAGET if workload == 'caget_many' else N_PV
-    samples = []
-    for _ in range(repeats):
-        if contender == 'raw':
-            cmd = [rawca, 'caget_many', PREFIX, str(n)]
-        else:
-            cmd = [sys.executable, os.path.abspath(__file__), '--child', contender, workload, str(n)]
-        cenv = dict(env)
-        if contender == 'caffi':
-            cenv['CACHANNEL_BACKEND'] = 'caffi'
-        res, err = run.run_json(cmd, cenv, 120)
-        if err:
-            return {'status': 'error', 'note': err}
-        if 'skip' in res:
-            return {'status': 'skip', 'note': res['skip']}
-        samples += res['samples']
-    return {'status': 'ok', 'samples': samples, 'median': statistics.median(samples),
-            'min': min(samples), 'max': max(samples), 'unit': 's'}
+    if contender == 'raw':
+        cmd = [rawca, 'caget_many', PREFIX, str(n)]
+    else:
+        cmd = [sys.executable, os.path.abspath(__file__), '--child', contender, workload, str(n)]
+    cenv = dict(env)
+    if contender == 'caffi':
+        cenv['CACHANNEL_BACKEND'] = 'caffi'
+    # every sample a fresh process: a cold client
+    return run.cell_of_processes(lambda _reps: run.run_json(cmd, cenv, 120), repeats)
 
 
 def fmt(v):
@@ -208,19 +197,8 @@ def main():
         raise KeyboardInterrupt('signal %d' % signum)
     signal.signal(signal.SIGTERM, on_signal)
 
-    builddir = tempfile.mkdtemp(prefix='cachannel-pvbench-')
-    ioc = repeater = None
     results = {c: {} for c in contenders}
-    try:
-        rawca = run.compile_rawca(builddir)
-        ca_port, _pva_port, ioc_env, client_env = run.bench_envs()
-        repeater = run.start_repeater(rawca, client_env)
-        run.log('pv_bench: starting IOC on 127.0.0.1:%d' % ca_port)
-        ioc = run.Ioc(builddir, ioc_env)
-        ioc.start()
-        res, err = run.run_json([rawca, 'check', PREFIX + '0'], client_env, 30)
-        if err:
-            raise RuntimeError('IOC not reachable: ' + err)
+    with run.bench_ioc('pv_bench', PREFIX + '0') as (rawca, client_env):
         for key, _ in WORKLOADS:
             for c in contenders:
                 t0 = time.time()
@@ -230,11 +208,6 @@ def main():
                     desc = fmt(cell['median']) if cell['status'] == 'ok' else '%s: %s' % (
                         cell['status'], cell.get('note'))
                     run.log('pv_bench: %-11s %-9s %s  (%.1f s)' % (key, c, desc, time.time() - t0))
-    finally:
-        if ioc:
-            ioc.stop()
-        run.stop_repeater(repeater)
-        shutil.rmtree(builddir, ignore_errors=True)
 
     text, verdicts = report(results, contenders)
     print(text)

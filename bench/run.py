@@ -8,6 +8,7 @@ then runs every workload for every contender, each in its own subprocess, and pr
 table of medians with the ratios to raw libca and to pyepics (see bench/README.md).
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -133,6 +134,37 @@ def stop_repeater(proc):
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@contextlib.contextmanager
+def bench_ioc(name, check_pv, fill=()):
+    """The bench's world, torn down on exit: ``rawca`` built in a temporary
+    directory, a private CA repeater, the bench IOC (``bench.db`` plus the
+    connect records) checked through ``check_pv`` and, with ``fill``, those
+    arrays written with the reference data. Yields ``(rawca, client_env)``."""
+    builddir = tempfile.mkdtemp(prefix='cachannel-%s-' % name)
+    ioc = repeater = None
+    try:
+        rawca = compile_rawca(builddir)
+        ca_port, pva_port, ioc_env, client_env = bench_envs()
+        repeater = start_repeater(rawca, client_env)
+        log('%s: starting IOC on 127.0.0.1:%d (CA), %d (PVA)' % (name, ca_port, pva_port))
+        ioc = Ioc(builddir, ioc_env)
+        ioc.start()
+        res, err = run_json([rawca, 'check', check_pv], client_env, 30)
+        if err:
+            raise RuntimeError('IOC not reachable: ' + err)
+        if fill:
+            log('%s: IOC pid %d running; writing reference data' % (name, ioc.proc.pid))
+            res, err = run_json([rawca, 'fill'] + list(fill), client_env, 60)
+            if err:
+                raise RuntimeError('fill failed: ' + err)
+        yield rawca, client_env
+    finally:
+        if ioc:
+            ioc.stop()
+        stop_repeater(repeater)
+        shutil.rmtree(builddir, ignore_errors=True)
 
 
 def compile_rawca(builddir):
@@ -335,35 +367,46 @@ def measure(contender, workload, cfg, rawca, client_env, quick):
                    json.dumps(args)]
         return run_json(cmd, env, timeout)
 
-    writer_info = None
     if workload == 'connect':
         # every connect sample is a fresh process (fresh libca context / client)
-        samples, extra, unit = [], {}, 's'
-        for _ in range(repeats):
-            res, err = one(1)
-            if err:
-                return {'status': 'error', 'note': err}
-            if 'skip' in res:
-                return {'status': 'skip', 'note': res['skip']}
-            samples += res['samples']
-            extra = res.get('extra', {})
-        res = {'samples': samples, 'unit': unit, 'extra': extra}
-    else:
-        writer = None
-        if workload in ('monitor', 'monitor_image'):
-            try:
-                writer = Writer(rawca, pv, client_env)
-            except Exception as exc:
-                return {'status': 'error', 'note': 'writer: %s' % exc}
-        try:
-            res, err = one(repeats)
-        finally:
-            if writer:
-                writer_info = writer.stop()
+        return cell_of_processes(one, repeats)
+    writes = workload in ('monitor', 'monitor_image')
+    return cell_of_run(one, repeats, (lambda: Writer(rawca, pv, client_env)) if writes else None)
+
+
+def cell_of_processes(one, n):
+    """The cell of ``n`` fresh processes, ``one(1)`` each (a cold client per
+    sample), their samples pooled; ``one`` returns ``(result, error)``."""
+    samples, unit, extra = [], 's', {}
+    for _ in range(n):
+        res, err = one(1)
         if err:
-            return {'status': 'error', 'note': err}
+            return {'status': 'skip' if err == 'n/a' else 'error', 'note': err}
         if 'skip' in res:
             return {'status': 'skip', 'note': res['skip']}
+        samples += res['samples']
+        unit, extra = res.get('unit', unit), res.get('extra', {})
+    return ok_cell({'samples': samples, 'unit': unit, 'extra': extra})
+
+
+def cell_of_run(one, repeats, start_writer=None):
+    """The cell of one process, ``one(repeats)``; with ``start_writer`` a
+    writer (:class:`Writer`) runs meanwhile and its figures go into the cell."""
+    writer = writer_info = None
+    if start_writer is not None:
+        try:
+            writer = start_writer()
+        except Exception as exc:
+            return {'status': 'error', 'note': 'writer: %s' % exc}
+    try:
+        res, err = one(repeats)
+    finally:
+        if writer:
+            writer_info = writer.stop()
+    if err:
+        return {'status': 'error', 'note': err}
+    if 'skip' in res:
+        return {'status': 'skip', 'note': res['skip']}
     return ok_cell(res, writer_info)
 
 
@@ -518,24 +561,9 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    builddir = tempfile.mkdtemp(prefix='cachannel-bench-')
-    ioc = repeater = None
     results = {c: {} for c in contenders}
-    try:
-        rawca = compile_rawca(builddir)
-        ca_port, pva_port, ioc_env, client_env = bench_envs()
-        repeater = start_repeater(rawca, client_env)
-        log('bench: starting IOC on 127.0.0.1:%d (CA), %d (PVA)' % (ca_port, pva_port))
-        ioc = Ioc(builddir, ioc_env)
-        ioc.start()
-        log('bench: IOC pid %d running; writing reference data' % ioc.proc.pid)
-        res, err = run_json([rawca, 'check', PV['ao']], client_env, 30)
-        if err:
-            raise RuntimeError('IOC not reachable: ' + err)
-        res, err = run_json([rawca, 'fill', PV['big'], PV['img'], PV['mimg']], client_env, 60)
-        if err:
-            raise RuntimeError('fill failed: ' + err)
-
+    with bench_ioc('bench', PV['ao'], fill=(PV['big'], PV['img'], PV['mimg'])) as (rawca,
+                                                                                  client_env):
         if opts.serve:
             serve(rawca, client_env)
             return
@@ -550,11 +578,6 @@ def main():
                 desc = (fmt_value(cell['median'], cell['unit']) if cell['status'] == 'ok'
                         else '%s: %s' % (cell['status'], cell.get('note')))
                 log('bench: %-13s %-9s %s  (%.1f s)' % (key, c, desc, time.time() - t0))
-    finally:
-        if ioc:
-            ioc.stop()
-        stop_repeater(repeater)
-        shutil.rmtree(builddir, ignore_errors=True)
 
     targets = evaluate_targets(results)
     text = report(results, targets, contenders, workloads)
