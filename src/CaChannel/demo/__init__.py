@@ -394,10 +394,9 @@ def _image_monitor(out: TextIO, duration: float) -> None:
     # request uint16 (DBR_ENUM) frames: 2 MiB each instead of the native DBF_LONG's 4 MiB
     chan.add_masked_array_event(ca.DBR_ENUM, None, None, on_frame, use_numpy=True)
     chan.flush_io()
-    tty = hasattr(out, "isatty") and out.isatty()
+    progress = _Progress(out)
     start = time.monotonic()
     tick = threading.Event()
-    last_print = 0.0
     try:
         while True:
             elapsed = time.monotonic() - start
@@ -405,20 +404,33 @@ def _image_monitor(out: TextIO, duration: float) -> None:
                 frames, nbytes = stats["frames"], stats["bytes"]
             line = "  %5.1f s  frames %4d  %6.1f frames/s  %7.1f MB/s" % (
                 elapsed, frames, frames / max(elapsed, 1e-9), nbytes / 1e6 / max(elapsed, 1e-9))
+            progress.show(line, elapsed, final=elapsed >= duration)
             if elapsed >= duration:
-                out.write(("\r" + line + "\n") if tty else (line + "\n"))
                 break
-            if tty:
-                out.write("\r" + line)
-            elif elapsed - last_print >= 1.0:
-                out.write(line + "\n")
-                last_print = elapsed
-            out.flush()
             tick.wait(min(0.25, duration - elapsed))  # progress refresh period
     finally:
         chan.clear_event()
         chan.clear_channel()
         out.flush()
+
+
+class _Progress:
+    """A progress line: rewritten in place on a terminal, else printed once a second."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = hasattr(out, "isatty") and out.isatty()
+        self.last = 0.0
+
+    def show(self, line: str, elapsed: float, final: bool = False) -> None:
+        if final:
+            self.out.write(("\r" + line + "\n") if self.tty else (line + "\n"))
+        elif self.tty:
+            self.out.write("\r" + line)
+        elif elapsed - self.last >= 1.0:
+            self.out.write(line + "\n")
+            self.last = elapsed
+        self.out.flush()
 
 
 def _image_reader(out: TextIO, duration: float) -> None:
@@ -430,11 +442,10 @@ def _image_reader(out: TextIO, duration: float) -> None:
         det.write(1)
         with ImageReader(AD_PREFIX, buffers=4, policy="latest") as reader:
             det.start(rate=20)
-            tty = hasattr(out, "isatty") and out.isatty()
+            progress = _Progress(out)
             start = time.monotonic()
             images = nbytes = 0
             shape = None
-            last_print = 0.0
             while True:
                 image = reader.get(0.25)
                 if image is not None:
@@ -446,15 +457,9 @@ def _image_reader(out: TextIO, duration: float) -> None:
                 line = ("  %5.1f s  images %4d  %6.1f images/s  %7.1f MB/s  dropped %d  lost %d"
                         % (elapsed, images, images / max(elapsed, 1e-9),
                            nbytes / 1e6 / max(elapsed, 1e-9), st.dropped, st.lost))
+                progress.show(line, elapsed, final=elapsed >= duration)
                 if elapsed >= duration:
-                    out.write(("\r" + line + "\n") if tty else (line + "\n"))
                     break
-                if tty:
-                    out.write("\r" + line)
-                elif elapsed - last_print >= 1.0:
-                    out.write(line + "\n")
-                    last_print = elapsed
-                out.flush()
             det.stop()
             if shape is not None:
                 out.write("  last image: shape %s, %s, %s; %s\n" % (shape + (tuple(reader.stats),)))
