@@ -39,7 +39,7 @@ import threading
 from typing import Any, Dict, Iterator, NamedTuple, Optional
 
 from . import ca
-from .monitor import _LIVE, ArrayMonitor, Frame
+from .monitor import _LIVE, ArrayMonitor, Frame, _release
 
 __all__ = ["ImageReader", "Image", "ImageStats", "DATA_TYPES", "COLOR_MODES"]
 
@@ -308,14 +308,8 @@ class ImageReader:
         self._closed = True
         if self._monitor is not None:
             self._monitor.close()
-        try:
-            if ca.current_context() is None and self._context is not None:
-                ca.attach_context(self._context)
-            for chid in self._chids.values():
-                ca.clear_channel(chid)
-            ca.flush_io()
-        except Exception:
-            pass
+        chids = list(self._chids.values())
+        _release(self._context, lambda: [ca.clear_channel(chid) for chid in chids])
         self._chids.clear()
         _LIVE.discard(self)
 

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import operator
 import threading
 import time
 import weakref
@@ -124,6 +123,19 @@ if _register_threading_atexit is not None:
     try:
         _register_threading_atexit(_close_all_at_exit)
     except RuntimeError:  # pragma: no cover - imported during shutdown
+        pass
+
+
+def _release(context: Any, clear: Callable[[], Any]) -> None:
+    """Run ``clear`` (clear_subscription/clear_channel calls) and flush, in
+    ``context`` when the calling thread has none (a close at exit or from a
+    thread of the user's); errors are ignored, the handles may be dead already."""
+    try:
+        if ca.current_context() is None and context is not None:
+            ca.attach_context(context)
+        clear()
+        ca.flush_io()
+    except Exception:
         pass
 
 
@@ -271,13 +283,7 @@ class Subscription:
         """
         evid, self._evid = self._evid, None
         if evid is not None:
-            try:
-                if ca.current_context() is None and self._context is not None:
-                    ca.attach_context(self._context)
-                ca.clear_subscription(evid)
-                ca.flush_io()
-            except Exception:
-                pass
+            _release(self._context, lambda: ca.clear_subscription(evid))
         self._queue.close()
         thread = self._thread
         if wait and thread is not None and thread is not threading.current_thread():
@@ -744,14 +750,8 @@ class ArrayMonitor:
                 return
             self._closed = True
         chid, self._chid = self._chid, None
-        try:
-            if ca.current_context() is None and self._context is not None:
-                ca.attach_context(self._context)
-            if chid is not None:
-                ca.clear_channel(chid)   # cancels the subscription too
-                ca.flush_io()
-        except Exception:
-            pass
+        if chid is not None:   # clearing the channel cancels the subscription too
+            _release(self._context, lambda: ca.clear_channel(chid))
         self._evid = None
         sink = getattr(self, "_sink", None)
         if sink is not None:
