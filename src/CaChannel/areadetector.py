@@ -26,6 +26,16 @@ Run-time changes: the size PVs are monitored and each frame is shaped with
 the metadata received before it (the plugin posts them before the data); a
 data type change re-subscribes ``ArrayData`` with the new request type.
 
+A limit of CA, not of this reader: when the server falls behind (a burst of
+frames, or a client that asked it to hold events back), it coalesces a
+channel's updates by putting the newest value into the place of an older,
+still unsent one, ahead of the metadata posted since. Such an image carries
+the metadata of that older place: its ``unique_id`` (and its shape, if the
+size changed within the burst) can lag its data. An element count that does
+not fit the sizes is never shaped (``skipped``); the frames the server
+coalesced show up as ``lost``. Paced frames (each one sent before the next
+is posted) are always labelled right.
+
 Loss accounting (:attr:`ImageReader.stats`): ``dropped`` frames were received
 but replaced by the delivery policy because the consumer was slower;
 ``lost`` frames never reached us (gaps in ``UniqueId_RBV`` not explained by
