@@ -27,18 +27,21 @@ The examples run against the test IOC (``tests/test.db``).
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
-import traceback
+import time
+import weakref
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
-from . import _common, ca
+from . import ca, core
+from ._convert import chars_to_str as _chars_to_str, epics_args, plain as _plain, pv_dict as _pv_dict
+from ._convert import use_numpy as _use_numpy
+from .core.errors import CaChannelException, report_callback_error
 
-try:  # numpy is optional for the high-level layer
-    import numpy as _np
-except ImportError:  # pragma: no cover
-    _np = None  # type: ignore[assignment]
+_check = core.check
+
 
 __all__ = ["CaChannel", "CaChannelException"]
 
@@ -53,172 +56,100 @@ _STRING_TO_CHAR = {
     ca.DBR_CTRL_STRING: ca.DBR_CTRL_CHAR,
 }
 
-# low-level structured value keys -> CaChannel ``pv_`` keys
-_PV_KEYS = {
-    "value": "pv_value",
-    "status": "pv_status",
-    "severity": "pv_severity",
-    "units": "pv_units",
-    "precision": "pv_precision",
-    "upper_disp_limit": "pv_updislim",
-    "lower_disp_limit": "pv_lodislim",
-    "upper_alarm_limit": "pv_upalarmlim",
-    "lower_alarm_limit": "pv_loalarmlim",
-    "upper_warning_limit": "pv_upwarnlim",
-    "lower_warning_limit": "pv_lowarnlim",
-    "upper_ctrl_limit": "pv_upctrllim",
-    "lower_ctrl_limit": "pv_loctrllim",
-    "no_str": "pv_nostrings",
-    "strs": "pv_statestrings",
-    "ackt": "pv_ackt",
-    "acks": "pv_acks",
-}
-
-
-def _use_numpy(flag: Optional[bool]) -> bool:
-    """The ``use_numpy`` keyword, defaulting to ``CaChannel.USE_NUMPY`` now."""
-    if flag is None:
-        pkg = sys.modules.get(__package__)
-        flag = getattr(pkg, "USE_NUMPY", False)
-    return bool(flag)
-
-
-def _report_callback_error(what: str) -> None:
-    """Print the traceback of an exception raised by a user callback."""
-    try:
-        sys.stderr.write("CaChannel: exception in %s callback (ignored):\n" % what)
-        traceback.print_exc()
-    except Exception:  # pragma: no cover - stderr gone at shutdown
-        pass
-
-
-def _plain(value: Any, use_numpy: bool) -> Any:
-    if not use_numpy and _np is not None and isinstance(value, _np.ndarray):
-        return value.tolist()
-    return value
-
-
-def _pv_dict(value: Any, use_numpy: bool) -> Dict[str, Any]:
-    """Turn a low-level converted value (2.9) into the ``pv_*`` dict (4.2).
-
-    Only the keys are renamed: the ``ca`` level already gives ``status`` and
-    ``severity`` as ``AlarmCondition``/``AlarmSeverity`` members and ``strs``
-    as a tuple. The one value conversion is the timestamp's:
-    ``pv_seconds`` counts from the EPICS epoch, as in CaChannel 3.x, while
-    the ``ca`` level's ``stamp`` is POSIX (:func:`_common.epics_seconds`).
-    """
-    if not isinstance(value, dict):
-        return {"pv_value": _plain(value, use_numpy)}
-    out: Dict[str, Any] = {}
-    for key, item in value.items():
-        if key == "stamp":
-            out["pv_seconds"] = _common.epics_seconds(item)
-            out["pv_nseconds"] = int(item["nanoseconds"])
-        elif key == "value":
-            out["pv_value"] = _plain(item, use_numpy)
-        elif key in _PV_KEYS:
-            out[_PV_KEYS[key]] = item
-        else:  # unknown extra key: keep it visible under a pv_ name
-            out["pv_" + key] = item
-    return out
-
-
-def _char_bytes(value: Any) -> bytearray:
-    """The bytes of a char array value (list/array/scalar of ints) up to the first 0."""
-    if _np is not None and isinstance(value, _np.ndarray):
-        items = value.tolist()
-        if not isinstance(items, list):  # a 0-d array
-            items = [items]
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        items = [value]
-    raw = bytearray()
-    for item in items:
-        item = int(item) & 0xFF
-        if item == 0:
-            break
-        raw.append(item)
-    return raw
-
-
-def _chars_to_str(value: Any) -> Union[str, bytes]:
-    """Char-as-string: integers (list/array/scalar) up to the first 0 -> ``str``."""
-    if value is None:
-        return ""
-    raw = _char_bytes(value)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return bytes(raw)
-
-
-class CaChannelException(Exception):
-    """A Channel Access failure, carrying the ECA status code.
-
-    ``exc.status`` (also ``int(exc)`` / ``operator.index(exc)``) is the ECA code
-    and ``exc.args == (status,)``. ``str(exc)`` is ``ca.message(status)``, the
-    text of the CA library, as in CaChannel 3.x.
-
-    Decision (extension): an optional ``detail`` text (keyword or second
-    argument) tells what failed, e.g. which PV a refused write was aimed at. It
-    is kept in ``exc.detail``, not in ``args``; when present ``str(exc)`` is
-    ``"<ca.message(status)>: <detail>"`` -- it still starts with the CA message.
-
-    >>> e = CaChannelException(ca.ECA_TIMEOUT)
-    >>> print(e)
-    User specified timeout on IO operation expired
-    >>> int(e), e.status, e.args
-    (80, 80, (80,))
-    >>> str(CaChannelException(ca.ECA_NOWTACCESS, "put to 'x'"))
-    "Write access denied: put to 'x'"
-    """
-
-    def __init__(self, status: int, detail: Optional[str] = None) -> None:
-        super().__init__(status)
-        self.status = status
-        self.detail = detail
-
-    def __str__(self) -> str:
-        try:
-            text = ca.message(int(self.status))
-        except Exception:
-            text = "CA status %r" % (self.status,)
-        if self.detail:
-            return "%s: %s" % (text, self.detail)
-        return text
-
-    def __int__(self) -> int:
-        return int(self.status)
-
-    def __index__(self) -> int:
-        return int(self.status)
-
-    def __reduce__(self):
-        return (type(self), (self.status, self.detail))
-
-
-def _check(status: int, detail: Optional[str] = None) -> None:
-    if status != _NORMAL:
-        raise CaChannelException(status, detail)
-
-
-#: bumped in the child after every fork(): channels searched before are dead
-_fork_generation = 0
+#: forks seen by this process: a channel searched before a fork is dead in the child
+_forks = 0
 
 
 def _after_fork_child() -> None:
-    """In a child after fork: forget the parent's context (the backend's own
-    hook, which runs first, has made every inherited handle dead)."""
-    global _fork_generation
-    _fork_generation += 1
-    CaChannel._context = None
-    # a lock another parent thread held at fork time stays held for ever
-    CaChannel._context_lock = threading.Lock()
+    global _forks, _pending_lock
+    _forks += 1
+    _pending.clear()
+    _pending_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_child)
+
+#: channels searched with search() (no callback) since the last pend_io: as
+#: with libca's ca_pend_io, the next CaChannel.pend_io waits for them
+_pending: "set[core.Channel]" = set()
+_pending_lock = threading.Lock()
+
+
+def _take_pending() -> list:
+    with _pending_lock:
+        chans = list(_pending)
+        _pending.clear()
+    return chans
+
+
+def connected(name: Union[str, bytes], timeout: Optional[float] = None) -> "CaChannel":
+    """A new :class:`CaChannel` object for ``name``, connected: waits up to
+    ``timeout`` s (default ``CaChannel.ca_timeout``) for this channel only
+    (``searchw`` waits for every pending search of the process, as libca's
+    ``pend_io``). Raises :class:`CaChannelException` (``ECA_TIMEOUT``).
+
+    >>> connected('catest').state()
+    <ChannelState.CONN: 2>
+    """
+    seconds = core.checks.timeout(timeout, CaChannel.ca_timeout)
+    chan = CaChannel(name)
+    chan.search_and_connect(None, _no_callback)
+    channel = chan._need_channel()
+    if not channel.wait_connected(seconds):
+        chan.clear_channel()
+        raise CaChannelException(ca.ECA_TIMEOUT, "%s did not connect within %.3g s" % (chan._label(), seconds))
+    return chan
+
+
+def put_wait(chan: "CaChannel", value: Any, timeout: Optional[float]) -> None:
+    """Write ``value`` through ``chan`` and wait for the server to complete it,
+    at most ``timeout`` s (``None``: no limit; running out is not an error).
+    Writes the server would refuse are refused first (as :meth:`CaChannel.putw`);
+    a completion with an error status raises :class:`CaChannelException`."""
+    seconds = None if timeout is None else core.checks.timeout(timeout)
+    chan._precheck_put(value, None)
+    done = threading.Event()
+    result: Dict[str, Any] = {}
+
+    def on_put(epics_args: Dict[str, Any], _: Any) -> None:
+        result.update(epics_args)
+        done.set()
+
+    chan.array_put_callback(value, None, None, on_put)
+    chan.flush_io()
+    if seconds is None or math.isinf(seconds):
+        while not done.wait(core.checks.CHUNK):
+            pass
+    else:
+        done.wait(seconds)
+    status = result.get("status")
+    if status is not None and status != ca.ECA_NORMAL:
+        raise CaChannelException(status, "write of %r to %s" % (value, chan._label()))
+
+
+def _no_callback(args: Any, user_args: Any) -> None:
+    """Connection callback of :func:`connected`'s objects."""
+
+
+class _Relay:
+    """Forwards a shared channel's events to one :class:`CaChannel` object,
+    holding it weakly."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, chan: "CaChannel") -> None:
+        self.ref = weakref.ref(chan)
+
+    def connection(self, channel: core.Channel, up: bool) -> None:
+        chan = self.ref()
+        if chan is not None:
+            chan._on_connection(channel, up)
+
+    def access(self, channel: core.Channel, read: bool, write: bool) -> None:
+        chan = self.ref()
+        if chan is not None:
+            chan._on_access(channel, read, write)
 
 
 class CaChannel:
@@ -241,24 +172,22 @@ class CaChannel:
     #: default timeout (seconds) of objects without their own :meth:`setTimeout`
     ca_timeout: float = 3.0
 
-    _context: Optional[ca._Context] = None
-    _context_lock = threading.Lock()
-
     # ------------------------------------------------------------------ setup
     def __init__(self, pvName: Optional[Union[str, bytes]] = None) -> None:
         self.pvname = pvName
-        self._chid: Optional[ca._Chid] = None
-        self._fork_generation = _fork_generation
+        # this object's use of the core's shared channel (None: not searched)
+        self._channel: Optional[core.Channel] = None
+        self._forks = _forks
         self._timeout: Optional[float] = None
         self._evid: Optional[ca._Evid] = None
         self._event_cb: Optional[Tuple[Callable, tuple, bool]] = None
         self._get_cb: Optional[Tuple[Callable, tuple, bool]] = None
         self._conn_cb: Optional[Tuple[Callable, tuple]] = None
         self._access_cb: Optional[Tuple[Callable, Any]] = None
+        self._relay: Optional[_Relay] = None
         self._dbrvalue: Optional[ca.DBRValue] = None
         self._dbrvalue_numpy = False
         self._char_as_string = False
-        self._enum_strs: Optional[tuple] = None
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -268,52 +197,36 @@ class CaChannel:
         try:
             if sys.is_finalizing():
                 return  # libca may already be torn down
-            chid = getattr(self, "_chid", None)
-            if chid is not None:
-                self._evid = None
-                status = ca.clear_channel(chid)
-                self._chid = None
-                # not for a dead channel (its context destroyed, or inherited
-                # across fork): flush_io would make a context for this thread
-                if status == _NORMAL:
-                    ca.flush_io()
+            channel = getattr(self, "_channel", None)
+            if channel is None:
+                return
+            self._channel = None
+            relay = self._relay
+            if relay is not None:
+                channel.remove_listener(relay.connection)
+                channel.remove_access_listener(relay.access)
+            evid = self._evid
+            self._evid = None
+            if evid is not None and channel.alive:
+                ca.clear_subscription(evid)
+            # may run on libca's thread (garbage collected in a callback)
+            channel.release_later()
         except Exception:
             pass
 
-    @classmethod
-    def _attach(cls) -> None:
-        """Create (first call) or attach to the process-wide preemptive context.
-
-        A context destroyed meanwhile (``ca.destroy_context()``) is replaced by
-        a new one.
-        """
-        ctx = CaChannel._context
-        if ctx is None:
-            with CaChannel._context_lock:
-                if CaChannel._context is None:
-                    status = ca.create_context(True)
-                    if status != _NORMAL:
-                        raise CaChannelException(status, "cannot create a preemptive CA context")
-                    CaChannel._context = ca.current_context()
-                    return
-                ctx = CaChannel._context
-        try:
-            ca.attach_context(ctx)  # ECA_ISATTACHED (already in it) is fine
-        except ValueError:
-            # destroyed: forget it and make a new one
-            with CaChannel._context_lock:
-                if CaChannel._context is ctx:
-                    CaChannel._context = None
-            cls._attach()
-
     def _need_chid(self):
-        if self._chid is None:
+        channel = self._need_channel()
+        return channel.chid
+
+    def _need_channel(self) -> core.Channel:
+        channel = self._channel
+        if channel is None:
             raise CaChannelException(ca.ECA_BADCHID, "channel %r was never searched" % (self.pvname,))
-        if self._fork_generation != _fork_generation:
+        if self._forks != _forks:
             raise CaChannelException(
                 ca.ECA_BADCHID, "channel %s was searched in the parent process before fork(); "
                 "search again (searchw) in this process" % self._label())
-        return self._chid
+        return channel
 
     def _label(self) -> str:
         name = self.pvname
@@ -404,18 +317,22 @@ class CaChannel:
             raise ValueError("no PV name given")
         if not isinstance(self.pvname, (str, bytes)):
             raise TypeError("pvName must be str or bytes, not %s" % type(self.pvname).__name__)
-        self._attach()
         self.clear_channel()
+        try:
+            channel = core.acquire(self.pvname, flush=False)
+        except CaChannelException as exc:
+            raise CaChannelException(exc.status, "search for %s" % self._label()) from None
+        self._channel = channel
+        self._forks = _forks
         self._conn_cb = conn_cb
-        if conn_cb is None:
-            status, chid = ca.create_channel(self.pvname)
-        else:
-            status, chid = ca.create_channel(self.pvname, self._on_connection)
-        if status != _NORMAL:
-            self._conn_cb = None
-            raise CaChannelException(status, "search for %s" % self._label())
-        self._chid = chid
-        self._fork_generation = _fork_generation
+        # the channel holds the listeners weakly (through _Relay): an object
+        # nobody references is collected (and releases its use) as before
+        relay = self._relay = _Relay(self)
+        channel.add_access_listener(relay.access, replay=False)
+        channel.add_listener(relay.connection, replay=conn_cb is not None)
+        if conn_cb is None and not channel.connected:
+            with _pending_lock:
+                _pending.add(channel)
 
     def searchw(self, pvName: Optional[Union[str, bytes]] = None) -> None:
         """Connect and wait up to :meth:`getTimeout` seconds.
@@ -430,27 +347,41 @@ class CaChannel:
         CaChannelException: User specified timeout on IO operation expired
         """
         self.search(pvName)
-        status = ca.pend_io(float(self.getTimeout()))
-        if status != _NORMAL:
-            raise CaChannelException(status)
+        self.pend_io()
 
     def clear_channel(self) -> None:
-        """Close the channel (no-op if never searched); cancels its monitor."""
-        chid = self._chid
-        if chid is None:
+        """End this object's use of the channel (no-op if never searched); cancels its monitor.
+
+        The channel itself is shared by every object and face using the same
+        name in this process; it stays open for them (and, idle, for the next
+        use of the name: see ``CaChannel.core.channel``).
+        """
+        channel = self._channel
+        if channel is None:
             return
-        self._chid = None
+        self._channel = None
+        evid = self._evid
         self._evid = None
         self._event_cb = None
         self._get_cb = None
         self._conn_cb = None
         self._access_cb = None
         self._dbrvalue = None
-        self._enum_strs = None
+        relay = self._relay
+        if relay is not None:
+            channel.remove_listener(relay.connection)
+            channel.remove_access_listener(relay.access)
+        with _pending_lock:
+            _pending.discard(channel)
+        if self._forks != _forks:
+            return  # the parent's: dead here, nothing to release in this process
         try:
-            ca.clear_channel(chid)
+            if evid is not None and channel.alive:
+                core.context.attach()
+                ca.clear_subscription(evid)
         except Exception:
             pass
+        channel.release()
 
     def change_connection_event(self, callback: Optional[Callable], *user_args: Any) -> None:
         """Install (callable) or remove (anything else) the connection callback.
@@ -467,26 +398,26 @@ class CaChannel:
         catest is connected
         >>> chan.change_connection_event(None) # remove connection callback
         """
-        chid = self._need_chid()
-        self._attach()
+        channel = self._need_channel()
+        if channel.state() == ca.ChannelState.CLOSED:
+            raise CaChannelException(ca.ECA_BADCHID, "connection callback of %s" % self._label())
         if callable(callback):
             self._conn_cb = (callback, user_args)
-            status = ca.change_connection_event(chid, self._on_connection)
+            with _pending_lock:  # as libca: a channel with a callback is no pending I/O
+                _pending.discard(channel)
         else:
             self._conn_cb = None
-            status = ca.change_connection_event(chid, None)
-        _check(status, "connection callback of %s" % self._label())
 
-    def _on_connection(self, args: Dict[str, Any]) -> None:
-        self._enum_strs = None
+    def _on_connection(self, channel: core.Channel, up: bool) -> None:
         entry = self._conn_cb
         if entry is None:
             return
         callback, user_args = entry
+        op = ca.CA_OP_CONN_UP if up else ca.CA_OP_CONN_DOWN
         try:
-            callback((args["chid"], args["op"]), user_args)
+            callback((channel.chid, op), user_args)
         except Exception:
-            _report_callback_error("connection")
+            report_callback_error("connection")
 
     # ------------------------------------------------------------------ write
     def array_put(self, value: Any, req_type: Optional[int] = None,
@@ -531,13 +462,13 @@ class CaChannel:
             try:
                 callback(dict(args), user_args)
             except Exception:
-                _report_callback_error("put")
+                report_callback_error("put")
 
         self._put(value, req_type, count, on_put)
 
     def _put(self, value, req_type, count, callback) -> None:
         chid = self._need_chid()
-        self._attach()
+        core.context.attach()
         try:
             status = ca.put(chid, value, req_type, count, callback)
         except (TypeError, ValueError, OverflowError) as exc:
@@ -586,65 +517,7 @@ class CaChannel:
         self.flush_io()
 
     def _precheck_put(self, value: Any, req_type: Optional[int]) -> None:
-        chid = self._need_chid()
-        if ca.state(chid) != ca.cs_conn:
-            return  # the put itself reports the state
-        if not ca.write_access(chid):
-            raise CaChannelException(ca.ECA_NOWTACCESS, "%s is read-only (no write access)" % self._label())
-        ftype = ca.field_type(chid)
-        if not isinstance(value, (str, bytes)):
-            return
-        target = ftype if req_type is None else req_type
-        if ftype == ca.DBF_CHAR and target in (ca.DBF_CHAR, ca.DBR_CHAR):
-            return
-        raw = value.encode("utf-8") if isinstance(value, str) else value
-        if target in (ca.DBR_STRING, ca.DBR_ENUM):
-            if len(raw) > 39:
-                raise CaChannelException(
-                    ca.ECA_STRTOBIG, "%r has %d bytes, more than the 39 a string of %s holds"
-                    % (value, len(raw), self._label()))
-        if ftype == ca.DBF_ENUM and target in (ca.DBR_STRING, ca.DBR_ENUM):
-            states = self._states()
-            if states is None:
-                return
-            text = raw.decode("utf-8", "replace")
-            if text in states:
-                return
-            try:
-                index = int(text.strip())
-            except ValueError:
-                index = -1
-            if 0 <= index < max(len(states), 1):
-                return
-            raise CaChannelException(
-                ca.ECA_BADSTR, "%r is not a state of %s (states: %r)" % (value, self._label(), states))
-
-    def _states(self) -> Optional[tuple]:
-        """The enum state strings of this channel (cached per connection)."""
-        if self._enum_strs is not None:
-            return self._enum_strs
-        done = threading.Event()
-        result: Dict[str, Any] = {}
-
-        def on_get(args):
-            result.update(args)
-            done.set()
-
-        try:
-            # no channel (None) raises TypeError, caught below
-            status, _ = ca.get(self._chid, ca.DBR_GR_ENUM, 1, on_get)  # type: ignore[arg-type]
-            if status != _NORMAL:
-                return None
-            ca.flush_io()
-        except Exception:
-            return None
-        if not done.wait(self.getTimeout()):
-            return None
-        value = result.get("value")
-        if result.get("status") != _NORMAL or not isinstance(value, dict):
-            return None
-        self._enum_strs = tuple(value.get("strs", ()))
-        return self._enum_strs
+        self._need_channel().precheck_put(value, req_type, self.getTimeout(), self._label())
 
     # ------------------------------------------------------------------- read
     def array_get(self, req_type: Optional[int] = None, count: Optional[int] = None, *,
@@ -663,7 +536,7 @@ class CaChannel:
 
     def _array_get(self, req_type, count, use_numpy: bool, char_as_string: bool) -> None:
         chid = self._need_chid()
-        self._attach()
+        core.context.attach()
         status, dbrvalue = ca.get(chid, req_type, count, None, use_numpy)
         if status != _NORMAL:
             raise CaChannelException(status, "read of %s" % self._label())
@@ -734,7 +607,7 @@ class CaChannel:
         if not callable(callback):
             raise TypeError("callback must be callable")
         chid = self._need_chid()
-        self._attach()
+        core.context.attach()
         numpy_flag = _use_numpy(use_numpy)
         # one outstanding request per object: a new call replaces the callback
         self._get_cb = (callback, user_args, numpy_flag)
@@ -752,13 +625,11 @@ class CaChannel:
         try:
             callback(self._epics_args(args, numpy_flag), user_args)
         except Exception:
-            _report_callback_error("get")
+            report_callback_error("get")
 
     @staticmethod
     def _epics_args(args: Dict[str, Any], numpy_flag: bool) -> Dict[str, Any]:
-        out = {key: args.get(key) for key in ("chid", "type", "count", "status")}
-        out.update(_pv_dict(args.get("value"), numpy_flag))
-        return out
+        return epics_args(args, numpy_flag)
 
     def getw(self, req_type: Optional[int] = None, count: Optional[int] = None, *,
              use_numpy: Optional[bool] = None) -> Any:
@@ -830,7 +701,7 @@ class CaChannel:
         if not callable(callback):
             raise TypeError("callback must be callable")
         chid = self._need_chid()
-        self._attach()
+        core.context.attach()
         if self._evid is not None:
             self.clear_event()
             ca.flush_io()
@@ -845,7 +716,7 @@ class CaChannel:
             try:
                 callback(self._epics_args(args, numpy_flag), user_args)
             except Exception:
-                _report_callback_error("monitor")
+                report_callback_error("monitor")
 
         self._event_cb = entry
         status, evid = ca.create_subscription(chid, on_event, req_type, count, mask, numpy_flag)
@@ -861,32 +732,54 @@ class CaChannel:
         self._event_cb = None
         if evid is None:
             return
-        self._attach()
+        core.context.attach()
         _check(ca.clear_subscription(evid), "cancel subscription of %s" % self._label())
 
     # ---------------------------------------------------------------- execute
     def pend_io(self, timeout: Optional[float] = None) -> None:
-        """Flush and wait for outstanding searches/reads; raises on timeout."""
-        if timeout is None:
-            timeout = self.getTimeout()
-        self._attach()
-        _check(ca.pend_io(float(timeout)))
+        """Flush and wait for outstanding searches and reads; raises on timeout.
+
+        As libca's ``ca_pend_io``: it waits for the searches of every object
+        made with :meth:`search` (no connection callback) since the last
+        ``pend_io``, and for the reads queued with :meth:`array_get`; a
+        ``timeout`` of 0 waits without limit, as does ``math.inf``. (The
+        low-level ``ca.pend_io`` waits for the reads only: channels are shared
+        by every face and libca counts no search of them.)
+        """
+        seconds = core.checks.timeout(timeout, self.getTimeout())
+        if seconds == 0:
+            seconds = math.inf
+        core.context.attach()
+        pending = _take_pending()
+        start = time.monotonic()
+        if pending:
+            ca.flush_io()
+            if not core.wait_all(pending, seconds):
+                missing = [repr(ch.name) for ch in pending if not ch.connected]
+                raise CaChannelException(
+                    ca.ECA_TIMEOUT, "%s did not connect within %.3g s" % (", ".join(missing[:5]) + (
+                        " and %d more" % (len(missing) - 5) if len(missing) > 5 else ""), seconds))
+        if math.isinf(seconds):
+            _check(ca.pend_io(0.0))  # libca: 0 is no limit
+        else:
+            # never 0 here: libca would wait for ever
+            _check(ca.pend_io(max(seconds - (time.monotonic() - start), 1e-6)))
 
     def pend_event(self, timeout: Optional[float] = None) -> int:
         """Flush and process CA work for ``timeout`` seconds (default 0.1); returns the status."""
         if timeout is None:
             timeout = 0.1
-        self._attach()
+        core.context.attach()
         return ca.pend_event(float(timeout))
 
     def poll(self) -> int:
         """Flush and process outstanding CA work; returns the status (``ECA_TIMEOUT``)."""
-        self._attach()
+        core.context.attach()
         return ca.poll()
 
     def flush_io(self) -> None:
         """Send buffered requests without waiting."""
-        self._attach()
+        core.context.attach()
         _check(ca.flush_io())
 
     # ------------------------------------------------------------ information
@@ -942,10 +835,11 @@ class CaChannel:
         >>> chan.state()
         <ChannelState.CONN: 2>
         """
-        if self._chid is None:
+        channel = self._channel
+        if channel is None:
             return ca.ChannelState.NEVER_SEARCH
         try:
-            return ca.state(self._chid)
+            return ca.state(channel.chid)
         except ValueError:
             return ca.ChannelState.NEVER_SEARCH
 
@@ -993,23 +887,25 @@ class CaChannel:
         read: True write: True
         >>> chan.replace_access_rights_event() # clear the callback
         """
-        chid = self._need_chid()
-        self._attach()
+        channel = self._need_channel()
+        if channel.state() == ca.ChannelState.CLOSED:
+            raise CaChannelException(ca.ECA_BADCHID, "access rights callback of %s" % self._label())
         if callable(callback):
-            entry = (callback, user_args)
-
-            def on_access(args: Dict[str, Any]) -> None:
-                try:
-                    callback(dict(args), user_args)
-                except Exception:
-                    _report_callback_error("access rights")
-
-            self._access_cb = entry
-            status = ca.replace_access_rights_event(chid, on_access)
+            self._access_cb = (callback, user_args)
+            if channel.connected:
+                self._on_access(channel, channel.read_access, channel.write_access)
         else:
             self._access_cb = None
-            status = ca.replace_access_rights_event(chid, None)
-        _check(status, "access rights callback of %s" % self._label())
+
+    def _on_access(self, channel: core.Channel, read: bool, write: bool) -> None:
+        entry = self._access_cb
+        if entry is None:
+            return
+        callback, user_args = entry
+        try:
+            callback({"chid": channel.chid, "read_access": read, "write_access": write}, user_args)
+        except Exception:
+            report_callback_error("access rights")
 
     @classmethod
     def add_exception_event(cls, callback: Optional[Callable] = None, user_args: Any = None) -> None:
@@ -1025,13 +921,13 @@ class CaChannel:
         >>> chan.add_exception_event(exceptionCB) # add callback # doctest: +SKIP
         >>> chan.add_exception_event() # clear the callback # doctest: +SKIP
         """
-        cls._attach()
+        core.context.attach()
         if callable(callback):
             def on_exception(args: Dict[str, Any]) -> None:
                 try:
                     callback(dict(args), user_args)
                 except Exception:
-                    _report_callback_error("exception")
+                    report_callback_error("exception")
 
             status = ca.add_exception_event(on_exception)
         else:
@@ -1049,13 +945,13 @@ class CaChannel:
         >>> chan.replace_printf_handler(printfCB)  # add callback # doctest: +SKIP
         >>> chan.replace_printf_handler() # clear the callback # doctest: +SKIP
         """
-        cls._attach()
+        core.context.attach()
         if callable(callback):
             def on_message(message: str) -> None:
                 try:
                     callback(message, user_args)
                 except Exception:
-                    _report_callback_error("printf")
+                    report_callback_error("printf")
 
             status = ca.replace_printf_handler(on_message)
         else:

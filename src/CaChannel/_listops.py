@@ -20,11 +20,12 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import ca
-from ._channel import CaChannel, CaChannelException, _chars_to_str, _plain, _use_numpy
+from . import ca, core
+from ._channel import CaChannel, CaChannelException
+from ._convert import chars_to_str, plain, use_numpy
 
 _Failures = Dict[Any, CaChannelException]
-# issue(slot, name, chid, done) -> None: send the request of ``slot``; ``done(args)``
+# issue(slot, name, channel, done) -> None: send the request of ``slot``; ``done(args)``
 # must eventually be called with a dict carrying ``status`` (may be called at once)
 _Issue = Callable[[int, Any, Any, Callable[[Dict[str, Any]], None]], None]
 
@@ -40,31 +41,16 @@ def _label(name: Any) -> str:
     return repr(name)
 
 
-def _ignore_connection(args: Dict[str, Any]) -> None:
-    """Connection callback of the channels util caches from list operations."""
-
-
-def _adopt(name: Any, chid: Any) -> CaChannel:
-    """A CaChannel object for a channel created here (for util's cache)."""
-    chan = CaChannel(name)
-    chan._chid = chid
-    return chan
-
-
 class _Batch:
     """One list operation: channels, per-slot results, one deadline."""
 
-    def __init__(self, names: Sequence[Any], channels: Dict[Any, CaChannel], lock: threading.Lock,
-                 timeout: Optional[float], issue: _Issue, wait_limit: Optional[float] = -1) -> None:
+    def __init__(self, names: Sequence[Any], timeout: Optional[float], issue: _Issue,
+                 wait_limit: Optional[float] = -1) -> None:
         self.names = list(names)
         for name in self.names:
             if not isinstance(name, (str, bytes)):
                 raise TypeError("PV name must be str or bytes, not %s" % type(name).__name__)
-        self.timeout = CaChannel.ca_timeout if timeout is None else float(timeout)
-        if self.timeout < 0:
-            raise ValueError("timeout must be >= 0, not %r" % (timeout,))
-        self.channels = channels
-        self.cache_lock = lock
+        self.timeout = core.checks.timeout(timeout, CaChannel.ca_timeout)
         self.issue = issue
         self.lock = threading.Lock()
         self.done = threading.Event()
@@ -75,7 +61,7 @@ class _Batch:
         for slot, name in enumerate(self.names):
             self.slots.setdefault(name, []).append(slot)
         self.left = len(self.names)
-        self.new: Dict[Any, Any] = {}  # name -> chid created here
+        self.chans: Dict[Any, core.Channel] = {}
         self.connected: Dict[Any, bool] = {}
         # wait_limit: -1 = the timeout; None = no limit once connected (caput wait, timeout None)
         self.wait_limit = wait_limit
@@ -93,91 +79,74 @@ class _Batch:
     def _maker(self, slot: int) -> Callable[[Dict[str, Any]], None]:
         return lambda args: self._finish(slot, args)
 
-    def _issue_name(self, name: Any, chid: Any) -> None:
+    def _issue_name(self, name: Any, chan: core.Channel) -> None:
         for slot in self.slots[name]:
             try:
-                self.issue(slot, name, chid, self._maker(slot))
+                self.issue(slot, name, chan, self._maker(slot))
             except CaChannelException as exc:
                 self._finish(slot, {"status": exc.status, "error": exc})
             except (TypeError, ValueError, OverflowError) as exc:
                 self._finish(slot, {"status": ca.ECA_BADTYPE, "error": CaChannelException(
                     ca.ECA_BADTYPE, "%s: %s" % (_label(name), exc))})
 
-    def _on_connection(self, name: Any, args: Dict[str, Any]) -> None:
-        if args.get("op") != ca.CA_OP_CONN_UP:
-            return
+    def _up(self, name: Any, chan: core.Channel) -> None:
+        """``name``'s channel is connected (any thread): issue its requests once."""
         with self.lock:
             if self.closed or self.connected.get(name):
                 return
             self.connected[name] = True
-        self._issue_name(name, args["chid"])
+        self._issue_name(name, chan)
 
     # -- the call
     def run(self) -> "_Batch":
         start = time.monotonic()
-        CaChannel._attach()
         if not self.names:
             return self
-        for name in self.slots:
-            chan = self.channels.get(name)
-            if chan is not None and chan._chid is not None:
-                self.connected[name] = True
-                self._issue_name(name, chan._chid)
-                continue
+        listeners = []
+        try:
+            for name in self.slots:
+                try:
+                    chan = core.acquire(name, flush=False)
+                except CaChannelException as exc:
+                    exc = CaChannelException(exc.status, "search for %s" % _label(name))
+                    for slot in self.slots[name]:
+                        self._finish(slot, {"status": exc.status, "error": exc})
+                    continue
+                self.chans[name] = chan
+                if not chan.connected:
+                    def on_conn(ch: core.Channel, up: bool, name: Any = name) -> None:
+                        if up:
+                            self._up(name, ch)
 
-            def on_conn(args: Dict[str, Any], name: Any = name) -> None:
-                self._on_connection(name, args)
-
-            status, chid = ca.create_channel(name, on_conn)
-            if status != ca.ECA_NORMAL:
-                exc = CaChannelException(status, "search for %s" % _label(name))
-                for slot in self.slots[name]:
-                    self._finish(slot, {"status": status, "error": exc})
-                continue
-            self.new[name] = chid
-        ca.flush_io()
-        end = start + self.timeout
-        while not self.done.wait(max(min(0.02, end - time.monotonic()), 0.0)):
-            if time.monotonic() >= end:
-                break
-            ca.flush_io()
-        if not self.done.is_set() and self.wait_limit is None:
-            # writes of connected channels may take as long as they need
+                    chan.add_listener(on_conn, replay=False)
+                    listeners.append((chan, on_conn))
+                if chan.connected:  # (also if it connected while the listener was added)
+                    self._up(name, chan)
+            core.context.flush()
+            end = start + self.timeout
+            while not self.done.wait(max(min(0.02, end - time.monotonic()), 0.0)):
+                if time.monotonic() >= end:
+                    break
+                ca.flush_io()
+            if not self.done.is_set() and self.wait_limit is None:
+                # writes of connected channels may take as long as they need
+                with self.lock:
+                    waiting_unconnected = any(not self.connected.get(self.names[s])
+                                              for s in range(len(self.names)) if s not in self.results)
+                if not waiting_unconnected:
+                    self.done.wait()
             with self.lock:
-                waiting_unconnected = any(not self.connected.get(self.names[s])
-                                          for s in range(len(self.names)) if s not in self.results)
-            if not waiting_unconnected:
-                self.done.wait()
-        with self.lock:
-            self.closed = True
-        self._settle(time.monotonic() - start)
+                self.closed = True
+        finally:
+            for chan, fn in listeners:
+                chan.remove_listener(fn)
+            for chan in self.chans.values():
+                chan.release()
+        self._settle()
         return self
 
-    def _settle(self, elapsed: float) -> None:
-        """Cache connected new channels, clear the others, fill in the failures."""
-        cleared = False
-        for name, chid in self.new.items():
-            if self.connected.get(name):
-                try:
-                    # Keep a (no-op) connection callback rather than none: libca counts
-                    # a disconnected callback-less channel as outstanding I/O, so one
-                    # cached channel whose server went away would make every later
-                    # ca.pend_io() in the process (e.g. CaChannel.searchw) time out.
-                    ca.change_connection_event(chid, _ignore_connection)
-                except Exception:
-                    pass
-                with self.cache_lock:
-                    existing = self.channels.get(name)
-                    if existing is None:
-                        self.channels[name] = _adopt(name, chid)
-                        continue
-                ca.clear_channel(chid)
-                cleared = True
-            else:
-                ca.clear_channel(chid)
-                cleared = True
-        if cleared:
-            ca.flush_io()
+    def _settle(self) -> None:
+        """Fill in the failures."""
         with self.lock:
             results = dict(self.results)
         for slot, name in enumerate(self.names):
@@ -219,14 +188,14 @@ def raise_failures(names: Sequence[Any], failures: _Failures, what: str) -> None
     raise exc
 
 
-def caget(names: Sequence[Any], channels: Dict[Any, CaChannel], lock: threading.Lock,
-          as_string: bool = False, count: Optional[int] = None, timeout: Optional[float] = None,
+def caget(names: Sequence[Any], as_string: bool = False, count: Optional[int] = None, timeout: Optional[float] = None,
           throw: bool = True) -> List[Any]:
     """Values of ``names`` in order (see :func:`CaChannel.util.caget`)."""
-    numpy_flag = _use_numpy(None)
+    numpy_flag = use_numpy(None)
     chars_slots = set()
 
-    def issue(slot: int, name: Any, chid: Any, done: Callable) -> None:
+    def issue(slot: int, name: Any, chan: core.Channel, done: Callable) -> None:
+        chid = chan.chid
         _need_connected(name, chid)
         ftype = ca.field_type(chid)
         req = ca.dbf_type_to_DBR(ftype)
@@ -238,7 +207,7 @@ def caget(names: Sequence[Any], channels: Dict[Any, CaChannel], lock: threading.
         if status != ca.ECA_NORMAL:
             raise CaChannelException(status, "read of %s" % _label(name))
 
-    batch = _Batch(names, channels, lock, timeout, issue).run()
+    batch = _Batch(names, timeout, issue).run()
     if throw:
         batch.raise_failures("read")
     values: List[Any] = []
@@ -247,12 +216,11 @@ def caget(names: Sequence[Any], channels: Dict[Any, CaChannel], lock: threading.
             values.append(None)
             continue
         value = batch.results[slot].get("value")
-        values.append(_chars_to_str(value) if slot in chars_slots else _plain(value, numpy_flag))
+        values.append(chars_to_str(value) if slot in chars_slots else plain(value, numpy_flag))
     return values
 
 
-def caput(names: Sequence[Any], values: Sequence[Any], channels: Dict[Any, CaChannel],
-          lock: threading.Lock, wait: bool = False, timeout: Optional[float] = None,
+def caput(names: Sequence[Any], values: Sequence[Any], wait: bool = False, timeout: Optional[float] = None,
           throw: bool = True) -> Optional[List[Optional[bool]]]:
     """Write ``values[i]`` to ``names[i]`` (see :func:`CaChannel.util.caput`)."""
     names = list(names)
@@ -262,19 +230,16 @@ def caput(names: Sequence[Any], values: Sequence[Any], channels: Dict[Any, CaCha
     if len(values) != len(names):
         raise ValueError("caput got %d names but %d values" % (len(names), len(values)))
 
-    def issue(slot: int, name: Any, chid: Any, done: Callable) -> None:
+    def issue(slot: int, name: Any, chan: core.Channel, done: Callable) -> None:
+        chid = chan.chid
         value = values[slot]
         _need_connected(name, chid)
-        probe = CaChannel(name)
-        probe._chid = chid
-        try:
-            if not ca.write_access(chid):
-                raise CaChannelException(ca.ECA_NOWTACCESS, "%s is read-only (no write access)" % _label(name))
-            if ca.field_type(chid) == ca.DBF_ENUM and isinstance(value, (str, bytes)) and \
-                    not isinstance(threading.current_thread(), getattr(threading, "_DummyThread", ())):
-                probe._precheck_put(value, None)  # reads the states: not from libca's threads
-        finally:
-            probe._chid = None  # the probe must not clear the channel
+        if not ca.write_access(chid):
+            raise CaChannelException(ca.ECA_NOWTACCESS, "%s is read-only (no write access)" % _label(name))
+        if ca.field_type(chid) == ca.DBF_ENUM and isinstance(value, (str, bytes)) and \
+                not isinstance(threading.current_thread(), getattr(threading, "_DummyThread", ())):
+            # reads the states: not from libca's threads
+            chan.precheck_put(value, None, CaChannel.ca_timeout, _label(name))
         if wait:
             status = ca.put(chid, value, None, None, done)
         else:
@@ -285,20 +250,23 @@ def caput(names: Sequence[Any], values: Sequence[Any], channels: Dict[Any, CaCha
             done({"status": ca.ECA_NORMAL})
 
     limit = None if (wait and timeout is None) else -1
-    batch = _Batch(names, channels, lock, timeout, issue, wait_limit=limit).run()
+    batch = _Batch(names, timeout, issue, wait_limit=limit).run()
     if throw:
         batch.raise_failures("write")
         return None
     return [None if name in batch.failures else True for name in names]
 
 
-def connect(names: Sequence[Any], channels: Dict[Any, CaChannel], lock: threading.Lock,
-            timeout: Optional[float]) -> Tuple[Dict[Any, CaChannel], _Failures]:
-    """Connect every name at once (for ``cainfo``); (connected channels, failures)."""
-    def issue(slot: int, name: Any, chid: Any, done: Callable) -> None:
+def connect(names: Sequence[Any], timeout: Optional[float]) -> Tuple[Dict[Any, core.Channel], _Failures]:
+    """Connect every name at once (for ``cainfo``): (name -> connected channel, failures).
+
+    The channels are released again (idle, still open) when this returns: the
+    caller reads their information at once.
+    """
+    def issue(slot: int, name: Any, chan: core.Channel, done: Callable) -> None:
         done({"status": ca.ECA_NORMAL})
 
-    batch = _Batch(names, channels, lock, timeout, issue).run()
-    found = {name: channels[name] for name in batch.names
-             if name not in batch.failures and name in channels}
+    batch = _Batch(names, timeout, issue).run()
+    found = {name: batch.chans[name] for name in batch.names
+             if name not in batch.failures and name in batch.chans}
     return found, batch.failures

@@ -46,10 +46,11 @@ element count not matching the sizes).
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, Iterator, NamedTuple, Optional
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 
-from . import ca
-from .monitor import _LIVE, ArrayMonitor, Frame, _release
+from . import ca, core
+from .core.errors import CaChannelException
+from .monitor import ArrayMonitor, Frame, release_quietly
 
 __all__ = ["ImageReader", "Image", "ImageStats", "DATA_TYPES", "COLOR_MODES"]
 
@@ -155,7 +156,6 @@ class ImageReader:
 
     def __init__(self, prefix: str, buffers: int = 4, policy: str = "latest",
                  timeout: float = 5.0, priority: int = 1) -> None:
-        from ._channel import CaChannel, CaChannelException
         self.prefix = prefix
         self.buffers = buffers
         self.policy = policy
@@ -164,7 +164,8 @@ class ImageReader:
         self._values: Dict[str, int] = {}
         self._meta: Optional[_Meta] = None
         self._got_all = threading.Event()
-        self._chids: Dict[str, Any] = {}
+        self._channels: Dict[str, core.Channel] = {}
+        self._evids: List[Any] = []
         self._monitor: Optional[ArrayMonitor] = None
         self._closed = False
         self._current: Optional[Image] = None
@@ -173,18 +174,14 @@ class ImageReader:
         self._base = (0, 0, 0, 0)   # stats of monitors replaced on a type change
         self._skipped = 0
         self._lost = 0
-        CaChannel._attach()
-        self._context = ca.current_context()
         try:
             for name in _META_PVS:
-                status, chid = ca.create_channel(prefix + name, None, priority)
-                if status != ca.ECA_NORMAL:
-                    raise CaChannelException(status, "create channel %s%s" % (prefix, name))
-                self._chids[name] = chid
-                status, _ = ca.create_subscription(chid, self._meta_callback(name),
-                                                   ca.DBR_LONG, 1)
+                channel = core.acquire(prefix + name, priority, flush=False)
+                self._channels[name] = channel
+                status, evid = channel.subscribe(self._meta_callback(name), ca.DBR_LONG, 1)
                 if status != ca.ECA_NORMAL:
                     raise CaChannelException(status, "subscription to %s%s" % (prefix, name))
+                self._evids.append(evid)
             ca.flush_io()
             meta = self._meta if self._got_all.wait(timeout) else None
             if meta is None:
@@ -195,7 +192,7 @@ class ImageReader:
         except BaseException:
             self.close()
             raise
-        _LIVE.add(self)   # closed at interpreter exit
+        core.context.close_at_exit(self)
 
     # libca's thread: store the value, build the metadata tuple ------------
     def _meta_callback(self, name: str):
@@ -312,16 +309,19 @@ class ImageReader:
             yield image
 
     def close(self) -> None:
-        """Stop: cancel the monitors, clear the channels, wake a waiting consumer."""
+        """Stop: cancel the monitors, release the channels, wake a waiting consumer."""
         if self._closed:
             return
         self._closed = True
         if self._monitor is not None:
             self._monitor.close()
-        chids = list(self._chids.values())
-        _release(self._context, lambda: [ca.clear_channel(chid) for chid in chids])
-        self._chids.clear()
-        _LIVE.discard(self)
+        evids, self._evids = self._evids, []
+        release_quietly(lambda: [core.Channel.unsubscribe(evid) for evid in evids])
+        channels = list(self._channels.values())
+        self._channels.clear()
+        for channel in channels:
+            channel.release()
+        core.context.forget_at_exit(self)
 
     def __enter__(self) -> "ImageReader":
         return self

@@ -50,4 +50,8 @@ _impl = _select()
 _check_layouts(_impl)
 __all__ = list(_impl.__all__)
 globals().update({_name: getattr(_impl, _name) for _name in __all__})
+# the ring API of CaChannel.monitor (private, but declared in ca.pyi): both
+# backends have it, the C one fills the ring on libca's thread without the GIL
+_Ring = _impl._Ring
+_ring_subscribe = _impl._ring_subscribe
 del _select, _check_layouts

@@ -458,9 +458,32 @@ UDF_ALARM: Final = 17
 WRITE_ACCESS_ALARM: Final = 21
 WRITE_ALARM: Final = 2
 backend: str
-#: the backend module itself (``CaChannel._ca`` or ``CaChannel._cffi``), for
-#: its private parts (``CaChannel.monitor`` uses ``_Ring``/``_ring_subscribe``)
+#: the backend module itself (``CaChannel._ca`` or ``CaChannel._cffi``)
 _impl: types.ModuleType
+
+class _Ring:
+    """Private: the ring of preallocated slots that ``_ring_subscribe`` fills
+    (``CaChannel.monitor.ArrayMonitor`` through ``core.Channel.ring_subscribe``).
+    C: ``cext/ring.c``, filled on libca's thread without the GIL; cffi:
+    ``CaChannel._ring.Ring``."""
+    data: numpy.ndarray
+    counts: numpy.ndarray
+    seqs: numpy.ndarray
+    stamps: numpy.ndarray
+    alarm: numpy.ndarray
+    tagvals: numpy.ndarray
+    capacity: int
+    policy: str
+    closed: bool
+    def __init__(self, buffers: int, capacity: int, dtype: Any, policy: str, ntag: int = 0) -> None: ...
+    def set_tag(self, values: Any) -> None: ...
+    def take(self, timeout: Optional[float] = None) -> Optional[int]: ...
+    def give_back(self, slot: int) -> None: ...
+    def stats(self) -> Tuple[int, int, int, int]: ...
+    def close(self) -> None: ...
+
+def _ring_subscribe(chid: _Chid, ring: _Ring, chtype: int, count: Optional[int] = None,
+                    mask: Optional[int] = None) -> Tuple[ECA, Union[_Evid, Any]]: ...
 cs_closed: Final = 3
 cs_conn: Final = 2
 cs_never_conn: Final = 0

@@ -57,16 +57,15 @@ same for both, and all that :class:`Frame` and :class:`ArrayMonitor` use.
 """
 from __future__ import annotations
 
-import atexit
 import collections
 import threading
 import time
-import weakref
 from typing import (Any, Callable, Deque, Dict, Iterator, List, NamedTuple, Optional, Sequence,
                     Tuple)
 
-from . import _ring, ca
-from ._channel import _report_callback_error
+from . import _convert, _ring, ca, core
+from .core.errors import CaChannelException
+from .core.errors import report_callback_error as _report_callback_error
 from ._common import _enum_or_int
 
 try:
@@ -101,38 +100,12 @@ def _check_policy(policy: str, maxlen: int) -> None:
         raise ValueError("maxlen must be an int >= 1, not %r" % (maxlen,))
 
 
-# Live subscriptions/monitors, closed at interpreter exit (before libca's
-# context goes away and before daemon delivery threads are frozen).
-_LIVE: "weakref.WeakSet[Any]" = weakref.WeakSet()
-
-
-def _close_all_at_exit() -> None:
-    for obj in list(_LIVE):
-        try:
-            obj.close()
-        except Exception:  # pragma: no cover - best effort at exit
-            pass
-
-
-atexit.register(_close_all_at_exit)
-# threading's own exit hook runs before the interpreter joins non-daemon
-# threads: a consumer thread blocked in ``for frame in monitor`` is woken by
-# the close (StopIteration) instead of keeping the process alive for ever.
-_register_threading_atexit = getattr(threading, "_register_atexit", None)
-if _register_threading_atexit is not None:
+def release_quietly(clear: Callable[[], Any]) -> None:
+    """Run ``clear`` (clear_subscription calls) and flush, attaching the calling
+    thread to the process context if needed (a close at exit or from a thread
+    of the user's); errors are ignored, the handles may be dead already."""
     try:
-        _register_threading_atexit(_close_all_at_exit)
-    except RuntimeError:  # pragma: no cover - imported during shutdown
-        pass
-
-
-def _release(context: Any, clear: Callable[[], Any]) -> None:
-    """Run ``clear`` (clear_subscription/clear_channel calls) and flush, in
-    ``context`` when the calling thread has none (a close at exit or from a
-    thread of the user's); errors are ignored, the handles may be dead already."""
-    try:
-        if ca.current_context() is None and context is not None:
-            ca.attach_context(context)
+        core.context.attach()
         clear()
         ca.flush_io()
     except Exception:
@@ -213,7 +186,7 @@ class Subscription:
         self._evid: Any = None
         self._context = ca.current_context()
         self._thread: Optional[threading.Thread] = None
-        _LIVE.add(self)
+        core.context.close_at_exit(self)
 
     @property
     def policy(self) -> str:
@@ -283,12 +256,12 @@ class Subscription:
         """
         evid, self._evid = self._evid, None
         if evid is not None:
-            _release(self._context, lambda: ca.clear_subscription(evid))
+            release_quietly(lambda: ca.clear_subscription(evid))
         self._queue.close()
         thread = self._thread
         if wait and thread is not None and thread is not threading.current_thread():
             thread.join(5.0)
-        _LIVE.discard(self)
+        core.context.forget_at_exit(self)
 
     def __enter__(self) -> "Subscription":
         return self
@@ -323,11 +296,11 @@ def subscribe(chid: Any, callback: Optional[Callable[[Dict[str, Any]], Any]] = N
                                               use_numpy)
     except BaseException:
         sub._queue.close()
-        _LIVE.discard(sub)
+        core.context.forget_at_exit(sub)
         raise
     if status != ca.ECA_NORMAL:
         sub._queue.close()
-        _LIVE.discard(sub)
+        core.context.forget_at_exit(sub)
         return status, None
     sub._evid = evid
     sub._start()
@@ -353,41 +326,47 @@ class Monitor:
                  *user_args: Any, req_type: Optional[int] = None, count: Optional[int] = None,
                  mask: Optional[int] = None, use_numpy: Optional[bool] = None,
                  policy: str = "latest", maxlen: int = 16, timeout: float = 5.0) -> None:
-        from ._channel import CaChannel, CaChannelException, _use_numpy
         if callback is not None and not callable(callback):
             raise TypeError("callback must be callable or None")
         _check_policy(policy, maxlen)
-        if isinstance(source, CaChannel):
-            self.channel = source
-            self._own_channel = False
-        elif isinstance(source, (str, bytes)):
-            self.channel = CaChannel(source)
-            self.channel.setTimeout(timeout)
-            self.channel.searchw()
-            self._own_channel = True
+        req_type = core.checks.request_type(req_type)
+        count = core.checks.count(count)
+        if isinstance(source, (str, bytes)):
+            seconds = core.checks.timeout(timeout)
+            channel = core.acquire(source)
+            if not channel.wait_connected(seconds):
+                channel.release()
+                raise CaChannelException(ca.ECA_TIMEOUT, "%r did not connect within %.3g s"
+                                         % (channel.name, seconds))
         else:
-            raise TypeError("source must be a CaChannel or a PV name, not %s"
-                            % type(source).__name__)
-        chid = self.channel._need_chid()
-        CaChannel._attach()
-        numpy_flag = _use_numpy(use_numpy)
+            shared = getattr(source, "core_channel", None)
+            if not isinstance(shared, core.Channel):
+                raise TypeError("source must be a searched CaChannel or a PV name, not %s"
+                                % type(source).__name__)
+            channel = core.acquire(shared.name, shared.priority)
+        #: the shared channel this monitor uses (``CaChannel.core``)
+        self.channel = channel
+        numpy_flag = _convert.use_numpy(use_numpy)
         self._numpy = numpy_flag
         self._user_callback = callback
         self._user_args = user_args
         deliver = None if callback is None else self._deliver
-        status, sub = subscribe(chid, deliver, req_type, count, mask, numpy_flag,
-                                policy=policy, maxlen=maxlen)
+        try:
+            core.context.attach()
+            status, sub = subscribe(channel.chid, deliver, req_type, count, mask, numpy_flag,
+                                    policy=policy, maxlen=maxlen)
+        except BaseException:
+            channel.release()
+            raise
         if sub is None:
-            if self._own_channel:
-                self.channel.clear_channel()
-            raise CaChannelException(status, "subscription to %s" % self.channel.name())
+            channel.release()
+            raise CaChannelException(status, "subscription to %r" % channel.name)
         ca.flush_io()
         self._sub = sub
-        _LIVE.add(self)
+        core.context.close_at_exit(self)
 
     def _epics_args(self, event: Dict[str, Any]) -> Dict[str, Any]:
-        from ._channel import CaChannel
-        return CaChannel._epics_args(event, self._numpy)
+        return _convert.epics_args(event, self._numpy)
 
     def _deliver(self, event: Dict[str, Any]) -> None:
         callback = self._user_callback
@@ -414,15 +393,12 @@ class Monitor:
             yield self._epics_args(event)
 
     def close(self) -> None:
-        """Cancel the subscription (and clear the channel if this monitor made it)."""
+        """Cancel the subscription and end this monitor's use of the channel. Idempotent."""
         self._sub.close()
-        if self._own_channel and self.channel._chid is not None:
-            try:
-                self.channel.clear_channel()
-                self.channel.flush_io()
-            except Exception:
-                pass
-        _LIVE.discard(self)
+        channel, self.channel = self.channel, None
+        if channel is not None:
+            channel.release()
+        core.context.forget_at_exit(self)
 
     def __enter__(self) -> "Monitor":
         return self
@@ -469,7 +445,7 @@ def _request_for(dtype: Any, field_type: int) -> Tuple[Any, Any, int]:
 def _new_ring(buffers: int, capacity: int, dtype: Any, policy: str, ntag: int) -> Any:
     """The backend's ring (C: filled without the GIL), or the Python one for
     an ordinary subscription when ``_USE_FAST_RING`` is off."""
-    ring_type = ca._impl._Ring if _USE_FAST_RING else _ring.Ring
+    ring_type = ca._Ring if _USE_FAST_RING else _ring.Ring
     return ring_type(buffers, max(int(capacity), 1), dtype, policy, ntag)
 
 
@@ -607,7 +583,6 @@ class ArrayMonitor:
                  tag: Optional[Sequence[int]] = None, priority: int = 1) -> None:
         if _np is None:
             raise ImportError("ArrayMonitor needs numpy")
-        from ._channel import CaChannel, CaChannelException
         _check_policy(policy, 1)
         if not isinstance(buffers, int) or buffers < 2:
             raise ValueError("buffers must be an int >= 2, not %r" % (buffers,))
@@ -620,22 +595,18 @@ class ArrayMonitor:
         self.outages: List[Tuple[float, Optional[float]]] = []
         self._connected = threading.Event()
         self._lock = threading.Lock()
-        self._chid: Any = None
+        self._channel: Optional[core.Channel] = None
         self._evid: Any = None
         self._current: Optional[Frame] = None
         self._closed = False
-        CaChannel._attach()
-        self._context = ca.current_context()
-        status, chid = ca.create_channel(name, self._on_connection, priority)
-        if status != ca.ECA_NORMAL:
-            raise CaChannelException(status, "create channel %s" % name)
-        self._chid = chid
-        ca.flush_io()
+        seconds = core.checks.timeout(timeout)
+        channel = self._channel = core.acquire(name, priority)
+        channel.add_listener(self._on_connection)
         try:
-            if not self._connected.wait(timeout):
-                raise TimeoutError("%s did not connect within %g s" % (name, timeout))
-            native = ca.element_count(chid)
-            self.dtype, wire, self.request_type = _request_for(dtype, ca.field_type(chid))
+            if not self._connected.wait(seconds):  # (inf: waits for ever)
+                raise TimeoutError("%s did not connect within %g s" % (name, seconds))
+            native = channel.native_count or 1
+            self.dtype, wire, self.request_type = _request_for(dtype, channel.native_type)
             capacity = native if count is None else min(count, native)
             ntag = 0 if tag is None else len(tag)
             self._sink = _new_ring(buffers, capacity, wire, policy, ntag)
@@ -643,25 +614,25 @@ class ArrayMonitor:
                 self._sink.set_tag(tag)
             sub_count = 0 if count is None else capacity
             if _USE_FAST_RING:   # C: libca's thread copies into the ring without the GIL
-                status, evid = ca._impl._ring_subscribe(chid, self._sink, self.request_type,
-                                                        sub_count, mask)
+                status, evid = channel.ring_subscribe(self._sink, self.request_type, sub_count,
+                                                      mask)
             else:
-                status, evid = ca.create_subscription(chid, self._on_event, self.request_type,
-                                                      sub_count, mask, True)
+                status, evid = channel.subscribe(self._on_event, self.request_type, sub_count,
+                                                 mask, True)
             if status != ca.ECA_NORMAL:
                 raise CaChannelException(status, "subscription to %s" % name)
             self._evid = evid
             ca.flush_io()
         except BaseException:
-            ca.clear_channel(chid)
-            ca.flush_io()
-            self._chid = None
+            channel.remove_listener(self._on_connection)
+            channel.release()
+            self._channel = None
             raise
-        _LIVE.add(self)
+        core.context.close_at_exit(self)
 
     # libca's thread ------------------------------------------------------
-    def _on_connection(self, args: Dict[str, Any]) -> None:
-        if args.get("op") == ca.CA_OP.CONN_UP:
+    def _on_connection(self, channel: core.Channel, up: bool) -> None:
+        if up:
             if self.outages and self.outages[-1][1] is None:
                 self.outages[-1] = (self.outages[-1][0], time.time())
             self._connected.set()
@@ -749,14 +720,17 @@ class ArrayMonitor:
             if self._closed:
                 return
             self._closed = True
-        chid, self._chid = self._chid, None
-        if chid is not None:   # clearing the channel cancels the subscription too
-            _release(self._context, lambda: ca.clear_channel(chid))
-        self._evid = None
+        channel, self._channel = self._channel, None
+        evid, self._evid = self._evid, None
+        if channel is not None:
+            if evid is not None:
+                release_quietly(lambda: channel.unsubscribe(evid))
+            channel.remove_listener(self._on_connection)
+            channel.release()
         sink = getattr(self, "_sink", None)
         if sink is not None:
             sink.close()
-        _LIVE.discard(self)
+        core.context.forget_at_exit(self)
 
     def __enter__(self) -> "ArrayMonitor":
         return self

@@ -44,7 +44,9 @@ import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from . import ca
-from ._channel import CaChannel, CaChannelException, _char_bytes, _report_callback_error
+from ._channel import CaChannel, CaChannelException
+from ._convert import char_bytes as _char_bytes
+from .core.errors import report_callback_error as _report_callback_error
 
 try:
     import numpy as _np

@@ -1,8 +1,9 @@
 """Command-line-tool-like functions: :func:`caget`, :func:`caput`, :func:`camonitor`, :func:`cainfo`.
 
-Channels are created on first use of a name (``CaChannel(name).searchw()``)
-and kept in the module dict ``_channels_``; a name that does not connect
-raises :class:`CaChannel.CaChannelException` and is not cached. In a child
+Channels are the process's shared ones (``CaChannel.core``): the first use of
+a name connects it and it stays open for the next use (of util or of any
+other face); a name that does not connect raises
+:class:`CaChannel.CaChannelException`. In a child
 process made by ``os.fork()`` (a ``multiprocessing`` pool with the ``fork``
 start method, say) the cache starts empty and the functions just work.
 :func:`clear_cache` closes and forgets them.
@@ -42,69 +43,47 @@ import os
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Union, cast
 
-from . import _listops, ca
-from ._channel import CaChannel, CaChannelException, _chars_to_str
+from . import _listops, ca, core
+from ._channel import CaChannel, CaChannelException, connected, put_wait
+from ._convert import chars_to_str
 
 __all__ = ["caget", "caput", "camonitor", "cainfo", "clear_cache"]
 
-#: cache of connected channels, keyed by PV name
-_channels_: Dict[str, CaChannel] = {}
-_cache_lock = threading.Lock()
+#: camonitor's objects, one per PV name (a new camonitor replaces the old)
+_monitors: Dict[str, CaChannel] = {}
+_monitors_lock = threading.Lock()
 
 
 def _after_fork_child() -> None:
-    """In a child after fork: the cached channels are the parent's (dead
-    here); the child searches its own on first use."""
-    global _cache_lock
-    _cache_lock = threading.Lock()
-    _channels_.clear()
+    """In a child after fork: the parent's monitors are dead here."""
+    global _monitors_lock
+    _monitors_lock = threading.Lock()
+    _monitors.clear()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_child)
 
 
-def _channel(name: str) -> CaChannel:
-    chan = _channels_.get(name)
-    if chan is not None:
-        if chan.state() != ca.ChannelState.CLOSED:
-            return chan
-        # dead: its context was destroyed (ca.destroy_context); search again
-        with _cache_lock:
-            if _channels_.get(name) is chan:
-                del _channels_[name]
-    if not isinstance(name, (str, bytes)):
-        raise TypeError("PV name must be str or bytes, not %s" % type(name).__name__)
-    chan = CaChannel(name)
-    chan.searchw()  # raises CaChannelException; nothing cached then
-    with _cache_lock:
-        existing = _channels_.get(name)
-        if existing is not None:
-            chan.clear_channel()
-            return existing
-        _channels_[name] = chan
-    return chan
-
-
 def clear_cache() -> None:
-    """Close every channel util has cached; the next use of a name connects anew.
+    """Stop every :func:`camonitor` and close the channels nobody uses any more.
+
+    util keeps no channels of its own: it uses the process's shared channels
+    (``CaChannel.core``), which stay open while idle so that the next use of
+    a name is fast; this closes those idle channels (of every face).
 
     >>> caget('catest') is not None
     True
     >>> clear_cache()
-    >>> _channels_
-    {}
+    >>> [ch.name for ch in core.channels() if ch.users == 0]
+    []
     """
-    with _cache_lock:
-        chans = list(_channels_.values())
-        _channels_.clear()
+    with _monitors_lock:
+        chans = list(_monitors.values())
+        _monitors.clear()
     for chan in chans:
         chan.clear_channel()
-    if chans:
-        try:
-            ca.flush_io()
-        except Exception:
-            pass
+    core.close_idle()
 
 
 def _one(results: Any) -> Any:
@@ -138,22 +117,25 @@ def caget(name: Union[str, Sequence[str]], as_string: bool = False, count: Optio
     ['Busy', 1.23, None]
     """
     if _listops.is_many(name):
-        return _listops.caget(name, _channels_, _cache_lock, as_string, count, timeout, throw)
+        return _listops.caget(name, as_string, count, timeout, throw)
     if timeout is not None or not throw:
         try:
-            return _one(_listops.caget([name], _channels_, _cache_lock, as_string, count, timeout, True))
+            return _one(_listops.caget([name], as_string, count, timeout, True))
         except CaChannelException as exc:
             if throw:
                 raise _single_failure(exc) from None
             return None
-    chan = _channel(cast(str, name))
-    ftype = chan.field_type()
-    req: int = ca.dbf_type_to_DBR(ftype)
-    if as_string and ftype == ca.DBF_ENUM:
-        req = ca.DBR_STRING
-    value = chan.getw(req, count)
+    chan = connected(cast(str, name))
+    try:
+        ftype = chan.field_type()
+        req: int = ca.dbf_type_to_DBR(ftype)
+        if as_string and ftype == ca.DBF_ENUM:
+            req = ca.DBR_STRING
+        value = chan.getw(req, count)
+    finally:
+        chan.clear_channel()
     if as_string and ftype == ca.DBF_CHAR:
-        value = _chars_to_str(value)
+        value = chars_to_str(value)
     return value
 
 
@@ -181,31 +163,21 @@ def caput(name: Union[str, Sequence[str]], value: Any, wait: bool = False,
     [True, None]
     """
     if _listops.is_many(name):
-        return _listops.caput(name, value, _channels_, _cache_lock, wait, timeout, throw)
+        return _listops.caput(name, value, wait, timeout, throw)
     if not throw:  # a single name: True when written, None when it failed
         try:
             caput(name, value, wait, timeout)
         except CaChannelException:
             return None
         return True
-    chan = _channel(cast(str, name))
-    if not wait:
-        chan.putw(value)
-        return None
-    chan._precheck_put(value, None)
-    done = threading.Event()
-    result: Dict[str, Any] = {}
-
-    def on_put(epics_args, _):
-        result.update(epics_args)
-        done.set()
-
-    chan.array_put_callback(value, None, None, on_put)
-    chan.flush_io()
-    done.wait(timeout)
-    status = result.get("status")
-    if status is not None and status != ca.ECA_NORMAL:
-        raise CaChannelException(status, "write of %r to %r" % (value, name))
+    chan = connected(cast(str, name))
+    try:
+        if not wait:
+            chan.putw(value)
+            return None
+        put_wait(chan, value, timeout)
+    finally:
+        chan.clear_channel()
     return None
 
 
@@ -242,14 +214,17 @@ def camonitor(name: str, as_string: bool = False, count: Optional[int] = None,
     cacalc ...
     >>> camonitor('cacalc', callback=())
     """
-    chan = _channel(name)
     # Cancel the previous monitor first, before any call that lets another
     # thread take the GIL: from here on an update that is already on its way
     # no longer reaches the old callback.
-    chan.clear_event()
+    with _monitors_lock:
+        old = _monitors.pop(name, None)
+    if old is not None:
+        old.clear_channel()
     if callback is not None and not callable(callback):
-        chan.flush_io()
+        core.context.flush()
         return
+    chan = connected(name)
     if callback is None:
         callback = _print_monitor
     ftype = chan.field_type()
@@ -264,14 +239,22 @@ def camonitor(name: str, as_string: bool = False, count: Optional[int] = None,
     def user_cb(epics_args, user_args):
         installed.wait(1.0)
         if convert:  # fixed: char arrays as str (the original compared a TIME type)
-            epics_args["pv_value"] = _chars_to_str(epics_args.get("pv_value"))
+            epics_args["pv_value"] = chars_to_str(epics_args.get("pv_value"))
         callback(epics_args, user_args)
 
     try:
         chan.add_masked_array_event(req, count, None, user_cb)
         chan.flush_io()
+    except BaseException:
+        chan.clear_channel()
+        raise
     finally:
         installed.set()
+    with _monitors_lock:
+        old = _monitors.pop(name, None)
+        _monitors[name] = chan
+    if old is not None:  # another thread's camonitor of the same name meanwhile
+        old.clear_channel()
 
 
 def cainfo(name: Union[str, Sequence[str]], timeout: Optional[float] = None, throw: bool = True) -> None:
@@ -295,7 +278,7 @@ def cainfo(name: Union[str, Sequence[str]], timeout: Optional[float] = None, thr
         Enumerates:     ('Done', 'Busy')
     """
     if _listops.is_many(name):
-        found, failures = _listops.connect(name, _channels_, _cache_lock, timeout)
+        found, failures = _listops.connect(name, timeout)
         for item in name:
             if item in found:
                 cainfo(item)
@@ -304,24 +287,27 @@ def cainfo(name: Union[str, Sequence[str]], timeout: Optional[float] = None, thr
         if throw:
             _listops.raise_failures(list(name), failures, "connect")
         return None
-    if timeout is not None:
-        found, failures = _listops.connect([name], _channels_, _cache_lock, timeout)
-        if failures:
-            raise next(iter(failures.values()))
-    chan = _channel(cast(str, name))
-    connected = chan.state() == ca.cs_conn
+    chan = connected(cast(str, name), timeout)
+    try:
+        _print_info(name, chan)
+    finally:
+        chan.clear_channel()
+
+
+def _print_info(name: Any, chan: CaChannel) -> None:
+    is_connected = chan.state() == ca.cs_conn
     ftype = chan.field_type()
     read, write = chan.read_access(), chan.write_access()
     access = {(True, True): "RW", (True, False): "R", (False, True): "W"}.get((read, write), "No access")
     lines = [
         str(name),
-        "    %-16s%s" % ("State:", "Connected" if connected else "Not connected"),
+        "    %-16s%s" % ("State:", "Connected" if is_connected else "Not connected"),
         "    %-16s%s" % ("Host:", chan.host_name()),
         "    %-16s%s" % ("Data type:", ca.dbf_type_to_text(ftype)),
         "    %-16s%s" % ("Element count:", chan.element_count()),
         "    %-16s%s" % ("Access:", access),
     ]
-    if connected:
+    if is_connected:
         info = chan.getw(ca.dbf_type_to_DBR_CTRL(ftype), 1)
         lines.append("    %-16s%s" % ("Status:", ca.alarmStatusString(info["pv_status"])))
         lines.append("    %-16s%s" % ("Severity:", ca.alarmSeverityString(info["pv_severity"])))

@@ -7,7 +7,7 @@ import pytest
 
 import CaChannel as pkg
 from CaChannel import ca, CaChannel, CaChannelException
-from CaChannel import util
+from CaChannel import core, util
 from CaChannel.epicsMotor import epicsMotor, epicsMotorException
 from CaChannel.epicsPV import epicsPV
 
@@ -229,7 +229,7 @@ def test_caget_missing_not_cached():
             util.caget("hl:missing:pv")
         finally:
             CaChannel.ca_timeout = 3.0
-    assert "hl:missing:pv" not in util._channels_
+    assert "hl:missing:pv" not in {ch.name for ch in core.channels()}
 
 
 # ------------------------------------------------------------------ epicsPV

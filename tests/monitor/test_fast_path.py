@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pytest
 
-from CaChannel import ca
+from CaChannel import ca, core
 import CaChannel.monitor as monitor
 from CaChannel.monitor import ArrayMonitor
 
@@ -213,11 +213,17 @@ def circuits_to(port):
 def test_priority_gives_the_monitor_its_own_circuit(mon_ioc):
     """An ArrayMonitor's frames do not share the TCP circuit of default-priority
     channels (they would queue ahead of scalar updates), unless asked to."""
+    # earlier tests' released channels stay open (idle) with their circuits:
+    # close them, until only the default-priority circuit is left
+    core.close_idle()
+    wait_for(lambda: circuits_to(mon_ioc.port) == 1, what="only the default circuit left")
     before = circuits_to(mon_ioc.port)
     assert before >= 1     # the session's default-priority channels to this IOC
     with ArrayMonitor("mon:wf", buffers=2, priority=37) as mon:
         assert mon.get(5) is not None
         assert circuits_to(mon_ioc.port) == before + 1
+    # released, the channel stays open (idle) for reuse: close idle channels
+    core.close_idle()
     wait_for(lambda: circuits_to(mon_ioc.port) == before, what="the circuit to close")
     with ArrayMonitor("mon:wf", buffers=2, priority=0) as mon:
         assert mon.get(5) is not None

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from CaChannel import CaChannelException, ca, util
+from CaChannel import CaChannelException, ca, core, util
 
 MISSING = ["no:such:pv:1", "no:such:pv:2"]
 
@@ -60,7 +60,8 @@ def test_caget_failures_named_after_all_others_finished():
     assert util.caget(names, timeout=0.5, throw=False) == [1.5, None, 1, None]
     assert time.monotonic() - start < 0.5 + 2.0
     # failed names are not cached, connected ones are
-    assert "catest" in util._channels_ and MISSING[0] not in util._channels_
+    cached = {ch.name for ch in core.channels()}
+    assert "catest" in cached and MISSING[0] not in cached
 
 
 def test_caput_list():
@@ -115,11 +116,11 @@ def test_clear_cache():
     # names no CaChannel.aio test uses: a channel aio still shares stays open
     # for aio when util lets go of it (tests/aio covers that case)
     util.caget(["ca:limits", "cabo"])
-    assert {"ca:limits", "cabo"} <= set(util._channels_)
-    chans = [util._channels_["ca:limits"], util._channels_["cabo"]]
+    chans = [ch for ch in core.channels() if ch.name in ("ca:limits", "cabo")]
+    assert {ch.name for ch in chans} == {"ca:limits", "cabo"}
     util.clear_cache()
-    assert util._channels_ == {}
-    assert all(chan.state() == ca.cs_never_search for chan in chans)
+    assert not {"ca:limits", "cabo"} & {ch.name for ch in core.channels()}
+    assert all(chan.state() == ca.cs_closed for chan in chans)
     assert util.caget(["ca:limits", "cabo"]) == [5, 1]
     assert util.caget("ca:limits") == 5
 

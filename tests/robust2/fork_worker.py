@@ -16,7 +16,7 @@ import time
 
 from r2cases import main
 
-from CaChannel import CaChannel, CaChannelException, ca, util
+from CaChannel import CaChannel, CaChannelException, ca, core, util
 
 PV = "catest"
 WAIT = 15.0   # bound on a child's life
@@ -149,7 +149,7 @@ def inherited():
         "put": int(ca.put(chid, 1.0)),
         "clear_channel": int(ca.clear_channel(chid)),
         "current_context": ca.current_context() is None,
-        "util_cache": len(util._channels_),
+        "util_cache": len(core.channels()),
         # searching the inherited object again works in the child
         "searchw_again": (chan.searchw(), type(chan.getw()).__name__)[1],
     }

@@ -1,0 +1,572 @@
+"""One libca channel per (PV name, priority), shared by every face.
+
+:func:`acquire` is the only way a face gets a channel: it returns the
+:class:`Channel` of ``(name, priority)`` from the one process-wide cache,
+creating (and searching) it on first use, and counts the caller as a user.
+Each face keeps its own per-object state (its callbacks, its subscriptions)
+and listens to the channel for connection and access-rights changes; the
+libca channel, its connection state and its native type/count/host are the
+channel's, read once per connection.
+
+Releasing (one policy for every face):
+
+* :meth:`Channel.release` ends one use. A channel that is no longer used
+  stays open, *idle*, in the cache, so the next use of the name finds it
+  connected: creating and clearing channels per call is slow and walks into
+  libca's 10 s "disconnect governor" (clearing the last channel to a server
+  closes its circuit; a channel searched meanwhile lands on the dying circuit
+  and waits 10 s). See README, Reliability.
+* Exceptions: a channel that never connected is cleared when its last user
+  lets go (there is nothing to reuse and libca would go on searching for it);
+  and when more than :data:`IDLE_LIMIT` channels are idle, the longest idle
+  ones are cleared.
+* :func:`close_idle` clears every idle channel now; :meth:`Channel.close`
+  clears one for good whoever uses it (its users see it disconnected, and
+  their next :func:`acquire` of the name makes a new one).
+
+Threads and locks: ``_cache_lock`` guards the cache and is never taken on
+libca's threads, so a face may hold it while calling libca (``create_channel``
+takes libca's locks). Connection and access callbacks run on libca's thread
+with the GIL and take only ``_cond`` (briefly, to wake waiters) and never call
+back into libca themselves; the listeners they call may.
+
+>>> ch = acquire('catest')
+>>> ch.wait_connected(3)
+True
+>>> ch.connected, ch.native_type, ch.native_count
+(True, <DBF.DOUBLE: 6>, 1)
+>>> acquire('catest') is ch   # one channel per (name, priority)
+True
+>>> ch.release(); ch.release()
+>>> ch.users, ch.connected    # idle but still open
+(0, True)
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict, deque
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from .. import ca
+from . import checks, context
+from .errors import CaChannelException, report_callback_error
+
+__all__ = ["Channel", "acquire", "acquire_many", "wait_all", "close_idle", "channels", "IDLE_LIMIT"]
+
+#: most idle (unused) channels kept open; beyond it the longest idle are cleared
+IDLE_LIMIT = 10000
+
+_CONN_UP = int(ca.CA_OP_CONN_UP)
+_NORMAL = ca.ECA_NORMAL
+
+ConnectionListener = Callable[["Channel", bool], None]
+AccessListener = Callable[["Channel", bool, bool], None]
+
+
+class Channel:
+    """One libca channel: ``(name, priority)``, its handle and its connection state.
+
+    Attributes (read them, do not set them):
+
+    * ``name``, ``priority``, ``chid`` (the low-level handle);
+    * ``connected`` (bool), ``ever_connected`` (bool);
+    * ``native_type`` (``ca.DBF`` member), ``native_count``, ``host`` --
+      of the current (or last) connection, ``None`` before the first;
+    * ``read_access``, ``write_access`` (bool, from libca's access callback);
+    * ``users`` (faces' objects holding it), ``closed`` (cleared for good, or
+      dead because its context was destroyed or inherited across fork).
+
+    Listeners run on libca's thread (or, when added to a connected channel
+    with ``replay``, at once in the adding thread): a connection listener as
+    ``fn(channel, up)``, an access listener as ``fn(channel, read, write)``.
+    """
+
+    __slots__ = ("name", "priority", "chid", "generation", "connected", "ever_connected",
+                 "native_type", "native_count", "host", "read_access", "write_access",
+                 "users", "closed", "_listeners", "_access_listeners", "_states", "__weakref__")
+
+    def __init__(self, name: str, priority: int) -> None:
+        self.name = name
+        self.priority = priority
+        self.chid: Any = None
+        self.generation = context.generation()
+        self.connected = False
+        self.ever_connected = False
+        self.native_type: Any = None
+        self.native_count: Optional[int] = None
+        self.host: Optional[str] = None
+        self.read_access = False
+        self.write_access = False
+        self.users = 0
+        self.closed = False
+        self._listeners: Tuple[ConnectionListener, ...] = ()
+        self._access_listeners: Tuple[AccessListener, ...] = ()
+        self._states: Optional[tuple] = None  # enum state strings of this connection
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "connected" if self.connected else "not connected"
+        prio = "" if not self.priority else ", priority=%d" % self.priority
+        return "<Channel %r%s %s, %d users>" % (self.name, prio, state, self.users)
+
+    # ------------------------------------------------------- libca's thread
+    def _on_connection(self, args: Dict[str, Any]) -> None:
+        up = args.get("op") == _CONN_UP
+        if self.chid is None:  # connected inside create_channel (a server in this process)
+            self.chid = args.get("chid")
+        if up:
+            try:
+                chid = self.chid
+                self.native_type = ca.field_type(chid)
+                self.native_count = int(ca.element_count(chid))
+                self.host = ca.host_name(chid)
+            except Exception:  # cleared meanwhile
+                return
+            self.ever_connected = True
+        self._states = None
+        self.connected = up
+        _wake()
+        for fn in self._listeners:
+            try:
+                fn(self, up)
+            except Exception:
+                report_callback_error("connection")
+
+    def _on_access(self, args: Dict[str, Any]) -> None:
+        read, write = bool(args.get("read_access")), bool(args.get("write_access"))
+        self.read_access, self.write_access = read, write
+        for fn in self._access_listeners:
+            try:
+                fn(self, read, write)
+            except Exception:
+                report_callback_error("access rights")
+
+    # ------------------------------------------------------------ listeners
+    def add_listener(self, fn: ConnectionListener, replay: bool = True) -> None:
+        """Call ``fn(channel, up)`` on every connection change; with ``replay``
+        also once soon (``up=True``) if the channel is connected now.
+
+        The replay comes from the core's replay thread, not from the adding
+        thread, as libca's own first connection callback would: the caller
+        may hold locks the listener takes.
+        """
+        with _listener_lock:
+            self._listeners = self._listeners + (fn,)
+            up = self.connected
+        if replay and up:
+            _replays.post(self, fn)
+
+    def remove_listener(self, fn: ConnectionListener) -> None:
+        """Stop calling ``fn`` (no error if it was not added)."""
+        with _listener_lock:
+            self._listeners = tuple(f for f in self._listeners if f != fn)
+
+    def add_access_listener(self, fn: AccessListener, replay: bool = True) -> None:
+        """Call ``fn(channel, read, write)`` on every access-rights change; with
+        ``replay`` also at once if the channel is connected now."""
+        with _listener_lock:
+            self._access_listeners = self._access_listeners + (fn,)
+            up = self.connected
+        if replay and up:
+            fn(self, self.read_access, self.write_access)
+
+    def remove_access_listener(self, fn: AccessListener) -> None:
+        """Stop calling ``fn``."""
+        with _listener_lock:
+            self._access_listeners = tuple(f for f in self._access_listeners if f != fn)
+
+    # -------------------------------------------------------------- waiting
+    def wait_connected(self, timeout: Any = None, default: float = 3.0) -> bool:
+        """Wait until connected, at most ``timeout`` s (:func:`checks.timeout`:
+        ``None`` is ``default``, ``inf`` no limit); True if connected."""
+        seconds = checks.timeout(timeout, default)
+        return wait_all((self,), seconds)
+
+    @property
+    def alive(self) -> bool:
+        """False once cleared for good or dead with its context."""
+        return not self.closed and self.generation == context.generation()
+
+    def state(self) -> Any:
+        """libca's ``ca.ChannelState`` of the channel (``CLOSED`` once dead)."""
+        if self.chid is None or self.closed:
+            return ca.ChannelState.CLOSED
+        try:
+            return ca.state(self.chid)
+        except ValueError:
+            return ca.ChannelState.CLOSED
+
+    # ------------------------------------------------------------- requests
+    def get(self, req_type: Optional[int] = None, count: Optional[int] = None,
+            callback: Optional[Callable] = None, use_numpy: bool = False,
+            out: Any = None) -> Tuple[Any, Any]:
+        """``ca.get`` on this channel (not flushed): ``(status, DBRValue)``."""
+        context.attach()
+        if out is None:
+            return ca.get(self.chid, req_type, count, callback, use_numpy)
+        return ca.get(self.chid, req_type, count, callback, use_numpy, out)
+
+    def put(self, value: Any, req_type: Optional[int] = None, count: Optional[int] = None,
+            callback: Optional[Callable] = None) -> Any:
+        """``ca.put`` on this channel (not flushed): the status."""
+        context.attach()
+        return ca.put(self.chid, value, req_type, count, callback)
+
+    def subscribe(self, callback: Callable, req_type: Optional[int] = None,
+                  count: Optional[int] = None, mask: Optional[int] = None,
+                  use_numpy: bool = False) -> Tuple[Any, Any]:
+        """``ca.create_subscription`` on this channel (not flushed): ``(status, evid)``."""
+        context.attach()
+        return ca.create_subscription(self.chid, callback, req_type, count, mask, use_numpy)
+
+    def ring_subscribe(self, ring: Any, req_type: int, count: int, mask: int) -> Tuple[Any, Any]:
+        """The backend's ring subscription (``ca._ring_subscribe``): libca's thread
+        copies each update into ``ring`` (a ``ca._Ring``); ``(status, evid)``."""
+        context.attach()
+        return ca._ring_subscribe(self.chid, ring, req_type, count, mask)
+
+    def enum_states(self, timeout: float) -> Optional[tuple]:
+        """The enum state strings (read once per connection), ``None`` if they
+        cannot be read within ``timeout`` s. Not from libca's threads."""
+        states = self._states
+        if states is not None:
+            return states
+        done = threading.Event()
+        result: Dict[str, Any] = {}
+
+        def on_get(args: Dict[str, Any]) -> None:
+            result.update(args)
+            done.set()
+
+        try:
+            status, _ = self.get(ca.DBR_GR_ENUM, 1, on_get)
+            if status != _NORMAL:
+                return None
+            ca.flush_io()
+        except Exception:
+            return None
+        if not done.wait(timeout):
+            return None
+        value = result.get("value")
+        if result.get("status") != _NORMAL or not isinstance(value, dict):
+            return None
+        self._states = tuple(value.get("strs", ()))
+        return self._states
+
+    def precheck_put(self, value: Any, req_type: Optional[int], timeout: float,
+                     label: Optional[str] = None) -> None:
+        """Refuse, before anything is sent, a write the server would refuse:
+        no write access, a string longer than the 39 bytes of a string field,
+        an enum state name that is not one of the PV's states. Raises
+        :class:`CaChannelException` naming the PV; does nothing while
+        disconnected (the write itself reports that). Reads the states
+        (once per connection): not from libca's threads."""
+        label = label or repr(self.name)
+        chid = self.chid
+        try:
+            if ca.state(chid) != ca.cs_conn:
+                return
+        except ValueError:
+            return
+        if not ca.write_access(chid):
+            raise CaChannelException(ca.ECA_NOWTACCESS, "%s is read-only (no write access)" % label)
+        if not isinstance(value, (str, bytes)):
+            return
+        ftype = ca.field_type(chid)
+        target = ftype if req_type is None else req_type
+        if ftype == ca.DBF_CHAR and target in (ca.DBF_CHAR, ca.DBR_CHAR):
+            return
+        raw = value.encode("utf-8") if isinstance(value, str) else value
+        if target in (ca.DBR_STRING, ca.DBR_ENUM) and len(raw) > 39:
+            raise CaChannelException(
+                ca.ECA_STRTOBIG, "%r has %d bytes, more than the 39 a string of %s holds"
+                % (value, len(raw), label))
+        if ftype == ca.DBF_ENUM and target in (ca.DBR_STRING, ca.DBR_ENUM):
+            states = self.enum_states(timeout)
+            if states is None:
+                return
+            text = raw.decode("utf-8", "replace")
+            if text in states:
+                return
+            try:
+                index = int(text.strip())
+            except ValueError:
+                index = -1
+            if 0 <= index < max(len(states), 1):
+                return
+            raise CaChannelException(
+                ca.ECA_BADSTR, "%r is not a state of %s (states: %r)" % (value, label, states))
+
+    @staticmethod
+    def unsubscribe(evid: Any) -> Any:
+        """``ca.clear_subscription`` (not flushed): the status."""
+        context.attach()
+        return ca.clear_subscription(evid)
+
+    # ------------------------------------------------------------ releasing
+    def release_later(self) -> None:
+        """:meth:`release` at the next acquire/release of any thread: for
+        ``__del__`` methods, which may run on libca's thread (garbage
+        collection in a callback), where taking the cache lock could deadlock."""
+        _deferred.append(self)
+
+    def release(self) -> None:
+        """End one use (see the module's release policy). Idempotent past zero."""
+        if _deferred:
+            _drain_deferred()
+        with _cache_lock:
+            if self.users > 0:
+                self.users -= 1
+            if self.users or self.closed:
+                return
+            key = (self.name, self.priority)
+            if _cache.get(key) is not self:
+                return
+            if not self.ever_connected:
+                del _cache[key]
+                victims = [self]
+            else:
+                _idle[key] = self
+                victims = []
+                while len(_idle) > IDLE_LIMIT:
+                    _, old = _idle.popitem(last=False)
+                    _cache.pop((old.name, old.priority), None)
+                    victims.append(old)
+        _clear(victims)
+
+    def close(self) -> None:
+        """Clear the libca channel now, for every user (they see it disconnected)."""
+        with _cache_lock:
+            key = (self.name, self.priority)
+            if _cache.get(key) is self:
+                del _cache[key]
+            _idle.pop(key, None)
+        _clear([self])
+
+
+class _Replays:
+    """One daemon thread that tells listeners added to a connected channel
+    that it is up (started on first use, again in a fork child)."""
+
+    def __init__(self) -> None:
+        self._queue: "deque[Tuple[Channel, ConnectionListener]]" = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._thread: Optional[threading.Thread] = None
+
+    def post(self, channel: Channel, fn: ConnectionListener) -> None:
+        with self._cond:
+            self._queue.append((channel, fn))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="CaChannel-replay",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                channel, fn = self._queue.popleft()
+            # only if still connected and still listening
+            if channel.connected and fn in channel._listeners:
+                try:
+                    fn(channel, True)
+                except Exception:
+                    report_callback_error("connection")
+
+
+_replays = _Replays()
+
+
+def _drain_deferred() -> None:
+    while True:
+        try:
+            ch = _deferred.popleft()
+        except IndexError:
+            return
+        ch.release()
+
+
+def _clear(victims: Sequence[Channel]) -> None:
+    """Clear the channels of ``victims`` in libca and tell their listeners."""
+    if not victims:
+        return
+    live = [ch for ch in victims if not ch.closed]
+    for ch in live:
+        ch.closed = True
+    if not live or context.is_exiting():
+        return
+    context.attach()
+    for ch in live:
+        was_up, ch.connected = ch.connected, False
+        try:
+            ca.clear_channel(ch.chid)
+        except Exception:
+            pass
+        if was_up:
+            for fn in ch._listeners:
+                try:
+                    fn(ch, False)
+                except Exception:
+                    report_callback_error("connection")
+    _wake()
+    try:
+        ca.flush_io()
+    except Exception:
+        pass
+
+
+_cache: Dict[Tuple[str, int], Channel] = {}
+_idle: "OrderedDict[Tuple[str, int], Channel]" = OrderedDict()
+_cache_lock = threading.Lock()
+_deferred: "deque[Channel]" = deque()
+_listener_lock = threading.Lock()
+_cond = threading.Condition(threading.Lock())
+_waiting = 0
+
+
+def _wake() -> None:
+    if _waiting:
+        with _cond:
+            _cond.notify_all()
+
+
+def _create(name: str, priority: int) -> Channel:
+    """A new channel in the cache (caller holds ``_cache_lock``), search started."""
+    ch = Channel(name, priority)
+    status, chid = ca.create_channel(name, ch._on_connection, priority)
+    if status != _NORMAL:
+        raise CaChannelException(status, "cannot create a channel for %r" % (name,))
+    ch.chid = chid
+    ca.replace_access_rights_event(chid, ch._on_access)
+    _cache[(name, priority)] = ch
+    return ch
+
+
+def _lookup(name: str, priority: int) -> Channel:
+    """Cache hit (made alive) or a new channel; counts one user. Holds ``_cache_lock``."""
+    key = (name, priority)
+    ch = _cache.get(key)
+    if ch is not None and ch.generation == context.generation() and not ch.closed:
+        if ch.users == 0:
+            _idle.pop(key, None)
+        ch.users += 1
+        return ch
+    ch = _create(name, priority)
+    ch.users = 1
+    return ch
+
+
+def acquire(name: Any, priority: Any = 0, *, flush: bool = True) -> Channel:
+    """The channel of ``(name, priority)``, created on first use; counts one user.
+
+    ``name`` is a ``str`` (``bytes`` are decoded as UTF-8). The search is sent
+    at once unless ``flush=False`` (then the caller flushes, e.g. once for a
+    list of names). Every :func:`acquire` needs one :meth:`Channel.release`.
+    """
+    name = checks.pv_name(name)
+    prio = checks.priority(priority)
+    context.attach(check=True)
+    if _deferred:
+        _drain_deferred()
+    with _cache_lock:
+        ch = _lookup(name, prio)
+    if flush and not ch.connected:
+        ca.flush_io()
+    return ch
+
+
+def acquire_many(names: Iterable[Any], priority: Any = 0) -> List[Channel]:
+    """:func:`acquire` for every name (one user each, duplicates counted twice),
+    with one flush for all searches."""
+    checked = [checks.pv_name(n) for n in names]
+    prio = checks.priority(priority)
+    context.attach(check=True)
+    out: List[Channel] = []
+    try:
+        with _cache_lock:
+            for name in checked:
+                out.append(_lookup(name, prio))
+    except BaseException:
+        for ch in out:
+            ch.release()
+        raise
+    ca.flush_io()
+    return out
+
+
+def wait_all(chans: Sequence[Channel], timeout: float) -> bool:
+    """Wait until every channel of ``chans`` is connected, at most ``timeout``
+    seconds (``inf``: no limit); True if they all are."""
+    global _waiting
+    if all(ch.connected for ch in chans):
+        return True
+    if timeout <= 0:
+        return False
+    deadline = time.monotonic() + timeout
+    with _cond:
+        _waiting += 1
+        try:
+            while True:
+                if all(ch.connected for ch in chans):
+                    return True
+                if any(ch.closed for ch in chans):
+                    return all(ch.connected for ch in chans)
+                left = checks.remaining(deadline, time.monotonic())
+                if left <= 0:
+                    return False
+                _cond.wait(min(left, checks.CHUNK))
+        finally:
+            _waiting -= 1
+
+
+def close_idle() -> int:
+    """Clear every idle channel now; returns how many."""
+    with _cache_lock:
+        victims = list(_idle.values())
+        _idle.clear()
+        for ch in victims:
+            _cache.pop((ch.name, ch.priority), None)
+    _clear(victims)
+    return len(victims)
+
+
+def channels() -> List[Channel]:
+    """Every channel in the cache (in use or idle), e.g. for diagnostics.
+
+    >>> ch = acquire('catest')
+    >>> ch in channels()
+    True
+    >>> ch.release()
+    """
+    with _cache_lock:
+        return list(_cache.values())
+
+
+def _reset() -> None:
+    """The context is gone (destroyed, or fork): every cached channel is dead.
+
+    Runs without ``_cache_lock`` (in a fork child a parent thread may have
+    held it): the cache is swapped for an empty one in one step.
+    """
+    global _cache, _idle
+    dead, _cache, _idle = _cache, {}, OrderedDict()
+    for ch in dead.values():
+        ch.closed = True
+        ch.connected = False
+
+
+def _after_fork_child() -> None:
+    global _cache_lock, _listener_lock, _cond, _waiting, _replays
+    _replays = _Replays()
+    _cache_lock = threading.Lock()
+    _listener_lock = threading.Lock()
+    _cond = threading.Condition(threading.Lock())
+    _waiting = 0
+
+
+context.on_reset(_reset)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)

@@ -1,0 +1,128 @@
+"""Argument checks shared by every face: one rule per kind of argument.
+
+Timeouts (every face, every call that waits):
+
+* ``None`` means the caller's default (each face documents its own);
+* a number ``>= 0`` is seconds; ``0`` means "do not wait";
+* ``math.inf`` means "no limit": the wait goes on until the event
+  (faces wait in short chunks, so Ctrl-C still interrupts it);
+* ``NaN``, negative numbers, ``bool`` and non-numbers are refused with
+  ``ValueError``/``TypeError`` naming the argument.
+
+>>> timeout(2)
+2.0
+>>> timeout(None, default=3)
+3.0
+>>> timeout(float('inf'))
+inf
+>>> timeout(float('nan'))
+Traceback (most recent call last):
+    ...
+ValueError: timeout must be a number >= 0 (or inf), not nan
+>>> timeout('1')
+Traceback (most recent call last):
+    ...
+TypeError: timeout must be a number or None, not str
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable, Optional
+
+from .. import _common
+
+__all__ = ["timeout", "deadline_of", "remaining", "count", "request_type", "callback",
+           "optional_callback", "pv_name", "priority", "CHUNK"]
+
+#: longest single wait: waits longer than this (an infinite timeout) loop in
+#: chunks so that KeyboardInterrupt is seen
+CHUNK = 0.5
+
+
+def timeout(value: Any, default: Optional[float] = None, *, what: str = "timeout") -> float:
+    """The timeout rule: seconds as a float (``inf`` = no limit)."""
+    if value is None:
+        if default is None:
+            raise TypeError("%s must be a number, not None" % what)
+        value = default
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError("%s must be a number or None, not %s" % (what, type(value).__name__))
+    seconds = float(value)
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError("%s must be a number >= 0 (or inf), not %r" % (what, seconds))
+    return seconds
+
+
+def deadline_of(seconds: float, now: float) -> float:
+    """Absolute deadline for ``seconds`` from ``now`` (``inf`` stays ``inf``)."""
+    return now + seconds
+
+
+def remaining(deadline: float, now: float) -> float:
+    """Seconds left before ``deadline`` (0 when past), capped at :data:`CHUNK`
+    when the deadline is infinite."""
+    if math.isinf(deadline):
+        return CHUNK
+    return max(deadline - now, 0.0)
+
+
+def count(value: Any, *, what: str = "count", allow_zero: bool = True) -> Optional[int]:
+    """An element count: ``None`` (native) or an int ``>= 0`` (``>= 1`` unless ``allow_zero``)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError("%s must be an int or None, not %s" % (what, type(value).__name__))
+    n = int(value)
+    low = 0 if allow_zero else 1
+    if n < low:
+        raise ValueError("%s must be >= %d, not %d" % (what, low, n))
+    return n
+
+
+def request_type(value: Any, *, what: str = "request type") -> Optional[int]:
+    """A DBR request type: ``None`` (native) or a valid ``DBR_*`` code."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError("%s must be a DBR_* int or None, not %s" % (what, type(value).__name__))
+    code = int(value)
+    if not _common.dbr_type_is_valid(code):
+        raise ValueError("%s %d is not a valid DBR type" % (what, code))
+    return code
+
+
+def callback(value: Any, *, what: str = "callback") -> Callable:
+    """A callable, refused before anything is sent when it is not one."""
+    if not callable(value):
+        raise TypeError("%s must be callable, not %s" % (what, type(value).__name__))
+    return value
+
+
+def optional_callback(value: Any, *, what: str = "callback") -> Optional[Callable]:
+    """``None`` or a callable."""
+    return None if value is None else callback(value, what=what)
+
+
+def pv_name(value: Any, *, what: str = "PV name") -> str:
+    """A PV name: a non-empty ``str`` (``bytes`` are decoded as UTF-8)."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("%s %r is not UTF-8" % (what, value)) from None
+    if not isinstance(value, str):
+        raise TypeError("%s must be a str, not %s" % (what, type(value).__name__))
+    if not value:
+        raise ValueError("%s must not be empty" % what)
+    return value
+
+
+def priority(value: Any) -> int:
+    """A CA channel priority, 0..99."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError("priority must be an int, not %s" % type(value).__name__)
+    p = int(value)
+    if not 0 <= p <= 99:
+        raise ValueError("priority must be in 0..99, not %d" % p)
+    return p
