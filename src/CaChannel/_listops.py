@@ -113,6 +113,10 @@ class _Batch:
                         self._finish(slot, {"status": exc.status, "error": exc})
                     continue
                 self.chans[name] = chan
+                if chan.ever_connected and not chan.connected:
+                    # a channel whose server went away: fails at once (ECA_DISCONN)
+                    self._up(name, chan)
+                    continue
                 if not chan.connected:
                     def on_conn(ch: core.Channel, up: bool, name: Any = name) -> None:
                         if up:

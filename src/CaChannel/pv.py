@@ -43,9 +43,9 @@ import time
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
-from . import ca
-from ._channel import CaChannel, CaChannelException
+from . import ca, core
 from ._convert import char_bytes as _char_bytes
+from .core.errors import CaChannelException
 from .core.errors import report_callback_error as _report_callback_error
 
 try:
@@ -92,22 +92,31 @@ def _notify() -> None:
 
 
 def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
-    """Wait (at most ``timeout`` s) until ``predicate()``, re-checked on every PV event."""
-    deadline = time.monotonic() + max(timeout, 0.0)
+    """Wait (at most ``timeout`` s, ``inf``: no limit) until ``predicate()``,
+    re-checked on every PV event."""
+    deadline = time.monotonic() + timeout
     with _cond:
         while not predicate():
-            left = deadline - time.monotonic()
+            left = core.checks.remaining(deadline, time.monotonic())
             if left <= 0:
                 return False
-            _cond.wait(left)
+            _cond.wait(min(left, core.checks.CHUNK))
     return True
 
 
+def _wait_event(event: threading.Event, timeout: Optional[float]) -> bool:
+    """``event.wait`` for ``timeout`` s, where ``None`` and ``inf`` wait without
+    limit (in chunks, so that Ctrl-C is seen)."""
+    if timeout is None or math.isinf(timeout):
+        while not event.wait(core.checks.CHUNK):
+            pass
+        return True
+    return event.wait(timeout)
+
+
 def _attach() -> None:
-    """CaChannel's process-wide context, attached once per thread."""
-    if not getattr(_tls, "attached", False):
-        CaChannel._attach()
-        _tls.attached = True
+    """The process's context, attached once per thread (``CaChannel.core``)."""
+    core.context.attach()
 
 
 def _monitor_policies() -> tuple:
@@ -144,6 +153,25 @@ def _flatten(value: Any) -> Dict[str, Any]:
 def _chars(value: Any) -> str:
     """Characters of a char array up to the first 0 (pyepics' char_value)."""
     return _char_bytes(value).decode("utf-8", "replace").rstrip()
+
+
+class _Relay:
+    """Forwards a shared channel's events to one :class:`PV`, holding it weakly."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, pv: "PV") -> None:
+        self.ref = weakref.ref(pv)
+
+    def connection(self, channel: core.Channel, up: bool) -> None:
+        pv = self.ref()
+        if pv is not None:
+            pv._on_connection(channel, up)
+
+    def access(self, channel: core.Channel, read: bool, write: bool) -> None:
+        pv = self.ref()
+        if pv is not None:
+            pv._on_access(read, write)
 
 
 class PV:
@@ -199,18 +227,16 @@ class PV:
                  connection_timeout: Optional[float] = None,
                  access_callback: Union[Callable, List[Callable], None] = None,
                  delivery: Optional[str] = None) -> None:
-        if isinstance(pvname, bytes):
-            pvname = pvname.decode("utf-8")
-        if not isinstance(pvname, str):
-            raise TypeError("PV name must be str, not %s" % type(pvname).__name__)
+        pvname = core.checks.pv_name(pvname)
         form = str(form).lower()
         if form not in ("time", "ctrl", "native"):
             raise ValueError("form must be 'time', 'ctrl' or 'native', not %r" % (form,))
         self.pvname: str = pvname.strip()
         self.form: str = form
         self.verbose = verbose
-        self.connection_timeout: float = (DEFAULT_CONNECTION_TIMEOUT if connection_timeout is None
-                                          else float(connection_timeout))
+        self.connection_timeout: float = core.checks.timeout(
+            connection_timeout, DEFAULT_CONNECTION_TIMEOUT, what="connection_timeout")
+        count = core.checks.count(count)
         if delivery is not None and delivery not in _monitor_policies():
             raise ValueError("delivery must be None, 'latest' or 'all', not %r" % (delivery,))
         self._delivery = delivery
@@ -225,6 +251,8 @@ class PV:
         self.connected: bool = False
         self._up = False  # connected, set before the monitor is made (connected after)
         self.chid = None
+        self._channel: Optional[core.Channel] = None  # this PV's use of the shared channel
+        self._relay: Optional[_Relay] = None
         self.ftype: Optional[int] = None  # DBR request type of the form
         self._field_type: Optional[int] = None  # native DBF type
         self._evid = None
@@ -243,30 +271,28 @@ class PV:
 
     # ------------------------------------------------------------ connection
     def _connect_channel(self) -> None:
-        _attach()
-        ref = weakref.ref(self)
-
-        def on_connection(args: Dict[str, Any]) -> None:
-            pv = ref()
-            if pv is not None:
-                pv._on_connection(args)
-
-        def on_access(args: Dict[str, Any]) -> None:
-            pv = ref()
-            if pv is not None:
-                pv._on_access(args)
-
-        status, chid = ca.create_channel(self.pvname, on_connection)
-        if status != ca.ECA_NORMAL:
-            raise CaChannelException(status, "cannot create a channel for %r" % (self.pvname,))
+        channel = core.acquire(self.pvname)
+        relay = _Relay(self)
         with self._lock:
-            self.chid = chid
-            self._args["chid"] = chid
-        ca.replace_access_rights_event(chid, on_access)
-        ca.flush_io()
+            self._channel, self._relay = channel, relay
+            self.chid = channel.chid
+            self._args["chid"] = channel.chid
+        channel.add_access_listener(relay.access)
+        channel.add_listener(relay.connection)
 
-    def _on_access(self, args: Dict[str, Any]) -> None:
-        read, write = bool(args.get("read_access")), bool(args.get("write_access"))
+    def _release_channel(self) -> Any:
+        """End this PV's use of its channel; returns the chid it had."""
+        with self._lock:
+            channel, relay, self._channel, self._relay = self._channel, self._relay, None, None
+            chid, self.chid = self.chid, None
+        if channel is not None:
+            if relay is not None:
+                channel.remove_listener(relay.connection)
+                channel.remove_access_listener(relay.access)
+            channel.release()
+        return chid
+
+    def _on_access(self, read: bool, write: bool) -> None:
         self._args["read_access"] = read
         self._args["write_access"] = write
         self._args["access"] = _ACCESS_TEXT[(read, write)]
@@ -276,18 +302,14 @@ class PV:
             except Exception:
                 _report_callback_error("PV access rights")
 
-    def _on_connection(self, args: Dict[str, Any]) -> None:
-        chid = args.get("chid")
-        up = args.get("op") == ca.CA_OP_CONN_UP
+    def _on_connection(self, channel: core.Channel, up: bool) -> None:
         if up:
             if self.chid is None:  # connected inside create_channel (same-process server)
-                self.chid = self._args["chid"] = chid
-            try:
-                ftype = int(ca.field_type(chid))
-                nelm = int(ca.element_count(chid))
-                host = ca.host_name(chid)
-            except Exception:  # cleared meanwhile
+                self.chid = self._args["chid"] = channel.chid
+            ftype, nelm, host = channel.native_type, channel.native_count, channel.host
+            if ftype is None or nelm is None:
                 return
+            ftype = int(ftype)
             self._field_type = ftype
             if self.form == "time":
                 req = ca.dbf_type_to_DBR_TIME(ftype)
@@ -435,13 +457,12 @@ class PV:
         >>> PV('no:such:pv').wait_for_connection(0.2)
         False
         """
+        seconds = core.checks.timeout(timeout, self.connection_timeout)
         if self.connected:
             return True
-        if timeout is None:
-            timeout = self.connection_timeout
-        if self.chid is None:
+        if self._channel is None:
             self._connect_channel()
-        _wait_until(lambda: self.connected, float(timeout))
+        _wait_until(lambda: self.connected, seconds)
         return self.connected
 
     def connect(self, timeout: Optional[float] = None) -> bool:
@@ -456,21 +477,21 @@ class PV:
         connected.
         """
         with self._lock:
-            chid, self.chid = self.chid, None
             was_connected = self.connected
             self.connected = self._up = False
-            sub = self._evid if self._delivery is not None else None
-            self._evid = self._mask = None
+            evid, self._evid, self._mask = self._evid, None, None
             if deepclean:
                 self.callbacks.clear()
-        if sub is not None:  # its delivery thread ends with it
-            sub.close(wait=False)
-        if chid is not None:
-            try:
-                ca.clear_channel(chid)
-                ca.flush_io()
-            except Exception:
-                pass
+        if evid is not None:
+            if self._delivery is not None:  # its delivery thread ends with it
+                evid.close(wait=False)
+            else:
+                try:
+                    _attach()
+                    ca.clear_subscription(evid)
+                except Exception:
+                    pass
+        self._release_channel()
         _forget(self)
         if was_connected:
             for cb in list(self.connection_callbacks):
@@ -495,11 +516,19 @@ class PV:
         try:
             if sys.is_finalizing():
                 return
-            chid = getattr(self, "chid", None)
-            if chid is not None:
-                self.chid = None
-                ca.clear_channel(chid)
-                ca.flush_io()
+            channel = getattr(self, "_channel", None)
+            if channel is None:
+                return
+            self._channel = None
+            relay = self._relay
+            if relay is not None:
+                channel.remove_listener(relay.connection)
+                channel.remove_access_listener(relay.access)
+            evid = self._evid
+            if evid is not None and self._delivery is None and channel.alive:
+                ca.clear_subscription(evid)
+            # may run on libca's thread (collected in a callback)
+            channel.release_later()
         except Exception:
             pass
 
@@ -645,15 +674,14 @@ class PV:
             box.update(args)
             done.set()
 
-        _attach()
-        chid = self.chid
-        if chid is None:
+        channel = self._channel
+        if channel is None:
             return None
-        status, _ = ca.get(chid, dbrtype, 0 if count is None else count, on_get, as_numpy and _USE_NUMPY)
+        status, _ = channel.get(dbrtype, 0 if count is None else count, on_get, as_numpy and _USE_NUMPY)
         if status != ca.ECA_NORMAL:
             return None
         ca.flush_io()
-        if not done.wait(timeout):
+        if not _wait_event(done, timeout):
             return None
         if box.get("status") != ca.ECA_NORMAL:
             return None
@@ -677,13 +705,16 @@ class PV:
         >>> md['units'], md['upper_disp_limit']
         ('mm', 20.0)
         """
+        if form is not None:
+            form = str(form).lower()
+            if form not in ("time", "ctrl", "native"):
+                raise ValueError("form must be 'time', 'ctrl' or 'native', not %r" % (form,))
+        count = core.checks.count(count)
         if not self.wait_for_connection(timeout):
             return None
-        if timeout is None:
-            timeout = self._default_timeout()
+        timeout = core.checks.timeout(timeout, self._default_timeout())
         ftype = self.ftype
-        if form is not None and str(form).lower() != self.form:
-            form = str(form).lower()
+        if form is not None and form != self.form:
             dbf = self._field_type
             ftype = int({"time": ca.dbf_type_to_DBR_TIME, "ctrl": ca.dbf_type_to_DBR_CTRL}.get(
                 form, ca.dbf_type_to_DBR)(dbf))
@@ -832,6 +863,8 @@ class PV:
         >>> pv.get(use_monitor=False)
         1.25
         """
+        seconds = None if timeout is None else core.checks.timeout(timeout)
+        callback = core.checks.optional_callback(callback)
         if not self.wait_for_connection():
             return None
         if not self._args.get("write_access") and not ca.write_access(self.chid):
@@ -882,7 +915,7 @@ class PV:
         ca.flush_io()
         if not wait:
             return int(ca.ECA_NORMAL)
-        if not done.wait(None if timeout is None else max(float(timeout), 0.0)):
+        if not _wait_event(done, seconds):
             return -1
         status = result.get("status")
         if status is not None and status != ca.ECA_NORMAL:
@@ -1101,8 +1134,7 @@ def get_pv(pvname: str, form: str = "time", connect: bool = False, context: Any 
     >>> get_pv('catest', connect=True).connected
     True
     """
-    if isinstance(pvname, bytes):
-        pvname = pvname.decode("utf-8")
+    pvname = core.checks.pv_name(pvname)
     key = (pvname.strip(), str(form).lower())
     with _cache_lock:
         pv = _PVcache_.get(key)

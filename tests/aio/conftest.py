@@ -11,8 +11,8 @@ def _shared_context(circuit_anchor):
     Otherwise the first test that uses CA from another thread would create the
     shared context there, and this thread would have to leave its own.
     """
-    from CaChannel import CaChannel
-    CaChannel._attach()
+    from CaChannel import core
+    core.context.attach()
 
 
 @pytest.fixture(autouse=True)

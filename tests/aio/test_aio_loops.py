@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from aiotools import arun
-from CaChannel import aio, util
+from CaChannel import aio, core, util
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -83,17 +83,17 @@ def test_uvloop():
 
 
 def test_sync_and_async_share_one_channel():
-    # async first: util adopts the aio channel once it connected
+    # async first, then sync: one shared channel (CaChannel.core) serves both
     assert arun(aio.caget("aio:many:8")) == 8
     chan = aio._channels.get_channel("aio:many:8")
     assert util.caget("aio:many:8") == 8
-    assert util._channels_["aio:many:8"] is chan.chan
-    # sync first: aio adopts util's channel
+    assert [ch for ch in core.channels() if ch.name == "aio:many:8"] == [chan.core]
+    # sync first, then async
     assert util.caget("aio:many:9") == 9
-    sync_chan = util._channels_["aio:many:9"]
+    (sync_chan,) = [ch for ch in core.channels() if ch.name == "aio:many:9"]
     assert arun(aio.caget("aio:many:9")) == 9
     achan = aio._channels.get_channel("aio:many:9")
-    assert achan.chan is sync_chan and achan.chid is sync_chan._chid
+    assert achan.core is sync_chan and achan.chid is sync_chan.chid
 
     # both in use at once: a sync write is seen by an async monitor and read
     async def main():
@@ -109,7 +109,7 @@ def test_sync_and_async_share_one_channel():
 
 
 def test_sync_side_closing_a_shared_channel_keeps_it_for_aio():
-    """util emptying its cache (clear_channel on its channels) must not close aio's."""
+    """util emptying its cache (util.clear_cache) must not close aio's channels."""
     async def main():
         got = asyncio.Queue()
         sub = aio.camonitor("aio:many:7", got.put_nowait)
@@ -117,10 +117,10 @@ def test_sync_side_closing_a_shared_channel_keeps_it_for_aio():
         # both directions: aio:many:7 was opened by aio, aio:many:6 by util
         assert util.caget("aio:many:6") == 6
         assert await aio.caget("aio:many:6") == 6
+        util.clear_cache()  # closes the idle channels only: both are aio's
         for name in ("aio:many:7", "aio:many:6"):
-            chan = util._channels_.pop(name)
-            chan.clear_channel()
-            assert chan._chid is not None  # still aio's
+            chan = aio._channels.get_channel(name).core
+            assert chan.alive and chan.connected and chan.users >= 1
         await aio.caput("aio:many:7", 17, wait=True)
         assert await got.get() == 17
         assert await aio.caget("aio:many:6") == 6

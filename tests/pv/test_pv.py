@@ -12,7 +12,7 @@ import time
 import pytest
 
 import CaChannel
-from CaChannel import CaChannelException, PV, ca, get_pv
+from CaChannel import CaChannelException, PV, ca, core, get_pv
 import CaChannel.pv as pvmod
 
 TIMEOUT = 10.0
@@ -282,10 +282,15 @@ def test_unreferenced_pv_is_released(softioc):
     pv = PV("catest")
     assert pv.wait_for_connection(TIMEOUT)
     chid = pv.chid
+    channel = next(ch for ch in core.channels() if ch.chid is chid)
+    users = channel.users
     del pv
-    gc.collect()  # the PV's __del__ cleared its channel: the chid is no longer valid
-    with pytest.raises((ValueError, TypeError)):
-        ca.field_type(chid)
+    gc.collect()  # the PV's __del__ released its use of the shared channel
+    assert [ch.users for ch in core.channels() if ch is channel] in ([users - 1], [])
+    if channel.users == 0:  # nobody else uses it: closing idle channels clears it
+        core.close_idle()
+        with pytest.raises((ValueError, TypeError)):
+            ca.field_type(chid)
 
 
 def test_value_attribute_and_threads(softioc):

@@ -1,68 +1,35 @@
-"""The channel cache: one CA channel per PV name, shared by every loop and the sync API.
+"""aio's view of the shared channels: who in which event loop waits for a connection.
 
-All channels live in the process-wide preemptive context of the synchronous
-API (:class:`CaChannel.CaChannel`). A PV name maps to one :class:`Channel`,
-whatever loop or thread uses it, and the channel is the very one the
-synchronous helpers of :mod:`CaChannel.util` use:
+Every channel is the process's shared one (``CaChannel.core``): a PV name
+maps to one libca channel whatever face, loop or thread uses it. An aio
+:class:`Channel` holds one use of it for ``CaChannel.aio`` (all loops
+together) and adds what asyncio needs: operations waiting for the connection
+in some loop (handed to that loop's :class:`~._dispatch.Dispatcher`), the
+subscriptions to tell about connection changes, and the prepared requests.
 
-* if ``CaChannel.util`` already holds a channel for the name (in its cache
-  ``util._channels_``), that ``CaChannel`` object is adopted (its connection
-  callback is set to ours; util's channels have none);
-* otherwise a ``CaChannel`` is created here (``search_and_connect``) and, on
-  its first connection, entered into ``util._channels_`` so that a later
-  ``util.caget(name)`` uses it instead of opening a second channel.
-
-Connection changes arrive in a libca thread; they are forwarded to the loops
-that wait for them through each loop's :class:`~._dispatch.Dispatcher`.
+Connection changes arrive on libca's thread (through the core channel's
+listener) and are forwarded to the loops that wait for them.
 """
 from __future__ import annotations
 
-import atexit
-import sys
 import threading
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .. import ca
-from .._channel import CaChannel
-from ._dispatch import Dispatcher, attach, flush
+from .. import core
+from ._dispatch import Dispatcher, flush
 
 __all__ = ["Channel", "ChannelInfo", "get_channel", "get_channel_infos", "purge_channel_caches"]
 
-_CONN = ca.ChannelState.CONN
-
-
-class SharedCaChannel(CaChannel):
-    """A :class:`CaChannel.CaChannel` that ``CaChannel.aio`` also uses.
-
-    Its :meth:`clear_channel`, called by the synchronous side (e.g. when
-    ``CaChannel.util`` empties its cache), lets go of the channel without
-    closing it while ``CaChannel.aio`` still uses it; otherwise it closes it
-    as usual. (A ``CaChannel`` of ``util`` that aio adopts becomes one.)
-    """
-
-    def clear_channel(self) -> None:
-        name = self.pvname
-        held = _cache.get(name) if isinstance(name, str) else None
-        if held is not None and held.chan is self:
-            return
-        super().clear_channel()
-
-
-def _util():
-    from .. import util
-    return util
-
 
 class Channel:
-    """One CA channel and who waits for it (used internally).
+    """aio's use of one shared channel (used internally).
 
-    ``connected`` follows libca's connection callbacks. ``chan`` is the
-    :class:`CaChannel.CaChannel` object owning the chid, ``chid`` the low-level
-    handle.
+    ``connected`` follows the shared channel; ``chid`` is its low-level handle,
+    ``core`` the :class:`CaChannel.core.Channel` itself.
     """
 
-    __slots__ = ("name", "chan", "chid", "connected", "_lock", "_waiters", "_listeners",
-                 "_owned", "requests")
+    __slots__ = ("name", "core", "chid", "connected", "_lock", "_waiters", "_listeners",
+                 "requests")
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -73,29 +40,20 @@ class Channel:
         # (dispatcher, fn): fn(True) runs in that loop once connected
         self._waiters: List[Tuple[Dispatcher, Callable[[bool], None]]] = []
         self._listeners: set = set()  # Subscriptions: _connection(up) in the libca thread
-        util = _util()
-        chan = getattr(util, "_channels_", {}).get(name)
-        if type(chan) not in (CaChannel, SharedCaChannel) or chan._chid is None:
-            chan = None
-        self._owned = chan is None
-        if chan is None:
-            chan = SharedCaChannel(name)
-            self.chan = chan
-            chan.search_and_connect(None, self._on_conn)
-        else:
-            chan.__class__ = SharedCaChannel  # util closing it must not close ours
-            self.chan = chan
-            chan.change_connection_event(self._on_conn)
-            self.connected = chan.state() == _CONN
-        self.chid = chan._chid
+        self.core = core.acquire(name, flush=False)
+        self.chid = self.core.chid
+        self.core.add_listener(self._on_conn, replay=False)
+        if self.core.connected:
+            self._on_conn(self.core, True)
 
     def __repr__(self) -> str:
         return "<Channel %r %s>" % (self.name, "connected" if self.connected else "not connected")
 
     # libca thread
-    def _on_conn(self, epics_args: Tuple[Any, Any], _user_args: Any) -> None:
-        up = epics_args[1] == ca.CA_OP_CONN_UP
+    def _on_conn(self, channel: core.Channel, up: bool) -> None:
         with self._lock:
+            if up == self.connected and not up:
+                return
             self.connected = up
             self.requests = {}
             waiters: list = []
@@ -106,21 +64,6 @@ class Channel:
             disp.post(fn, True)
         for sub in listeners:
             sub._connection(up)
-        if up and self._owned:
-            self._share()
-
-    def _share(self) -> None:
-        """Offer our channel to ``CaChannel.util`` (once, if it has none)."""
-        util = _util()
-        cache = getattr(util, "_channels_", None)
-        if cache is None or self.name in cache:
-            return
-        lock = getattr(util, "_cache_lock", None)
-        if lock is None:
-            cache.setdefault(self.name, self.chan)
-            return
-        with lock:
-            cache.setdefault(self.name, self.chan)
 
     def when_connected(self, disp: Dispatcher, fn: Callable[[bool], None]) -> Optional[tuple]:
         """Arrange ``fn(True)`` in ``disp``'s loop once connected.
@@ -171,15 +114,8 @@ class Channel:
             waiters, self._waiters = self._waiters, []
         for disp, fn in waiters:
             disp.post(fn, False)
-        util = _util()
-        shared = getattr(util, "_channels_", {}).get(self.name) is self.chan
-        try:
-            if shared:
-                self.chan.change_connection_event(None)
-            else:
-                self.chan.clear_channel()
-        except Exception:
-            pass
+        self.core.remove_listener(self._on_conn)
+        self.core.release()
 
 
 _cache: Dict[str, Channel] = {}
@@ -189,17 +125,26 @@ _cache_lock = threading.Lock()
 def get_channel(name: str) -> Channel:
     """The :class:`Channel` of PV ``name``, created (and searched) on first use."""
     chan = _cache.get(name)
-    if chan is not None:
+    if chan is not None and chan.core.alive:
         return chan
     if not isinstance(name, str):
         raise TypeError("PV name must be a str, not %s" % type(name).__name__)
-    attach()
     with _cache_lock:
         chan = _cache.get(name)
-        if chan is None:
+        if chan is None or not chan.core.alive:
             chan = Channel(name)
             _cache[name] = chan
     return chan  # the caller flushes (once for a list of names)
+
+
+def _forget_all() -> None:
+    """The context was replaced (destroyed, fork): every channel here is dead."""
+    global _cache_lock
+    _cache.clear()
+    _cache_lock = threading.Lock()
+
+
+core.context.on_reset(_forget_all)
 
 
 class ChannelInfo:
@@ -220,7 +165,7 @@ class ChannelInfo:
 
 
 def get_channel_infos() -> List[ChannelInfo]:
-    """Information about every channel opened by ``CaChannel.aio`` (all loops).
+    """Information about every channel used by ``CaChannel.aio`` (all loops).
 
     >>> import asyncio
     >>> from CaChannel import aio
@@ -230,15 +175,15 @@ def get_channel_infos() -> List[ChannelInfo]:
     """
     with _cache_lock:
         chans = list(_cache.values())
-    return [ChannelInfo(c.name, c.connected, len(c._listeners)) for c in chans]
+    return [ChannelInfo(c.name, c.connected, len(c.subscriptions())) for c in chans]
 
 
 def purge_channel_caches() -> None:
-    """Close every subscription and forget every channel of ``CaChannel.aio``.
+    """Close every subscription of ``CaChannel.aio`` and end its use of every channel.
 
-    Channels that the synchronous ``CaChannel.util`` also uses stay open for
-    it; the others are cleared. Operations still waiting for a connection
-    fail with ``ECA_DISCONN``.
+    The channels stay open for the other faces that use them (and, idle, for
+    the next use: ``CaChannel.core``). Operations still waiting for a
+    connection fail with ``ECA_DISCONN``.
     """
     with _cache_lock:
         chans = list(_cache.values())
@@ -251,15 +196,10 @@ def purge_channel_caches() -> None:
         pass
 
 
-@atexit.register
 def _close_subscriptions_at_exit() -> None:
     """Stop libca's events for our subscriptions before the interpreter goes."""
     if not _cache:
         return
-    try:
-        attach()
-    except Exception:
-        pass
     with _cache_lock:
         chans = list(_cache.values())
     for chan in chans:
@@ -268,8 +208,10 @@ def _close_subscriptions_at_exit() -> None:
                 sub._shutdown()
             except Exception:
                 pass
-    if chans and not sys.is_finalizing():
-        try:
-            flush()
-        except Exception:
-            pass
+    try:
+        flush()
+    except Exception:
+        pass
+
+
+core.context.at_exit(_close_subscriptions_at_exit)

@@ -16,12 +16,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-import warnings
 import weakref
 from typing import Any, Callable, Optional
 
-from .. import ca
-from .._channel import CaChannel
+from .. import ca, core
 
 __all__ = ["Dispatcher", "dispatcher", "attach"]
 
@@ -29,25 +27,12 @@ _tls = threading.local()
 
 
 def attach() -> None:
-    """Attach the calling thread to the process-wide preemptive CA context.
+    """Attach the calling thread to the process's shared CA context (``CaChannel.core``).
 
-    The context is the one of the synchronous API (``CaChannel``), created on
-    first use. Cheap after the first call in a thread.
+    A thread that made a context of its own is moved to the shared one (with
+    a ``RuntimeWarning``). Cheap after the first call in a thread.
     """
-    if getattr(_tls, "attached", False):
-        return
-    CaChannel._attach()
-    shared = CaChannel._context
-    current = ca.current_context()
-    if shared is not None and current is not None and current != shared:
-        # The thread made a context of its own before CaChannel's shared one
-        # existed elsewhere: requests on shared channels would then be
-        # flushed in the wrong context. Move the thread to the shared one.
-        warnings.warn("CaChannel.aio: this thread has its own CA context; detaching it and "
-                      "using the shared one", RuntimeWarning, stacklevel=3)
-        ca.detach_context()
-        ca.attach_context(shared)
-    _tls.attached = True
+    core.context.attach()
 
 
 class Dispatcher:

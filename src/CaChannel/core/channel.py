@@ -524,6 +524,8 @@ def wait_all(chans: Sequence[Channel], timeout: float) -> bool:
 
 def close_idle() -> int:
     """Clear every idle channel now; returns how many."""
+    if _deferred:
+        _drain_deferred()
     with _cache_lock:
         victims = list(_idle.values())
         _idle.clear()
@@ -541,6 +543,8 @@ def channels() -> List[Channel]:
     True
     >>> ch.release()
     """
+    if _deferred:
+        _drain_deferred()
     with _cache_lock:
         return list(_cache.values())
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import warnings
 import weakref
 from typing import Any, Callable, List, Optional
 
@@ -92,12 +93,26 @@ def attach(check: bool = False) -> Any:
                 _make()
             ctx = _context
     try:
-        ca.attach_context(ctx)  # ECA_ISATTACHED (already attached) is fine
+        current = ca.current_context()
+        if current is not None and current != ctx:
+            _adopt_thread(ctx)
+        else:
+            ca.attach_context(ctx)  # ECA_ISATTACHED (already attached) is fine
     except ValueError:
         _new_generation(ctx)  # destroyed: a new context for everybody
         return attach()
     _tls.ctx = ctx
     return ctx
+
+
+def _adopt_thread(ctx: Any) -> None:
+    """The calling thread made a CA context of its own: requests on the shared
+    channels would be queued in one context and flushed in another. Move the
+    thread to the process context (its own context stays alive, unattached)."""
+    warnings.warn("CaChannel: this thread has its own CA context; detaching it and "
+                  "using the process's shared one", RuntimeWarning, stacklevel=4)
+    ca.detach_context()
+    ca.attach_context(ctx)
 
 
 def _make() -> None:

@@ -264,9 +264,7 @@ def _close_ca() -> None:
         return
     util = sys.modules.get(__package__.rpartition(".")[0] + ".util")
     if util is not None:
-        for chan in list(util._channels_.values()):
-            chan.clear_channel()
-        util._channels_.clear()
+        util.clear_cache()  # util's monitors and every idle shared channel
     ca.flush_io()
     ca.destroy_context()
 
