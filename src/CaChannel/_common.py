@@ -747,7 +747,7 @@ def epics_seconds(stamp: dict) -> int:
     return int(stamp["seconds"]) - POSIX_TIME_AT_EPICS_EPOCH
 
 
-def _enum_or_int(enum_cls, v):
+def enum_or_int(enum_cls, v):
     try:
         return enum_cls(v)
     except ValueError:
@@ -794,8 +794,8 @@ def decode(dbrtype: int, count: int, buf, use_numpy: bool = False):
     result = {"value": value}
     for name, v in zip(fields, meta):
         result[name] = v
-    result["status"] = _enum_or_int(AlarmCondition, result["status"])
-    result["severity"] = _enum_or_int(AlarmSeverity, result["severity"])
+    result["status"] = enum_or_int(AlarmCondition, result["status"])
+    result["severity"] = enum_or_int(AlarmSeverity, result["severity"])
     if "seconds" in result:
         result["stamp"] = stamp(result.pop("seconds"), result.pop("nanoseconds"))
     if "units" in result:
@@ -805,7 +805,7 @@ def decode(dbrtype: int, count: int, buf, use_numpy: bool = False):
         raw = result["strs"]
         result["strs"] = tuple(_meta_text(raw[i * 26:(i + 1) * 26]) for i in range(n))
     if "acks" in result:
-        result["acks"] = _enum_or_int(AlarmSeverity, result["acks"])
+        result["acks"] = enum_or_int(AlarmSeverity, result["acks"])
     return result
 
 
@@ -1059,8 +1059,38 @@ def subscription_count(count: Any, native: int) -> int:
     return c
 
 
-_OUT_TYPES = {np.dtype(d): t for t, d in ((1, "=i2"), (2, "=f4"), (3, "=u2"), (4, "=u1"),
-                                           (5, "=i4"), (6, "=f8"))}
+# ---------------------------------------------------------------------------
+# The type table of the faces: which numpy dtype each numeric DBF type reads
+# into, which request reads an array of a given dtype, and the request-type
+# families (plain, STS, TIME, GR, CTRL: the same element type every 7 codes).
+
+#: numeric DBF/plain DBR type -> numpy dtype of its elements (no STRING)
+DBF_NUMPY: Dict[int, np.dtype] = {t: _ELEMENT[t][0] for t in range(1, 7)}
+
+#: numpy dtype name -> (plain DBR type to request, dtype libca's values arrive
+#: in): CA has no unsigned types of its own, but ENUM is a uint16 and CHAR a
+#: uint8; int8 and uint32 arrive as their CA neighbours and are cast
+DTYPE_REQUEST: Dict[str, Tuple[int, np.dtype]] = {
+    "int8": (4, np.dtype("uint8")), "uint8": (4, np.dtype("uint8")),
+    "int16": (1, np.dtype("int16")), "uint16": (3, np.dtype("uint16")),
+    "int32": (5, np.dtype("int32")), "uint32": (5, np.dtype("int32")),
+    "float32": (2, np.dtype("float32")), "float64": (6, np.dtype("float64")),
+}
+
+#: request-type family -> offset of its first code (DBR_<family>_STRING)
+FAMILY_OFFSET = {"plain": 0, "sts": 7, "time": 14, "gr": 21, "ctrl": 28}
+
+
+def in_family(t: int, family: str) -> Union[DBR, int]:
+    """The request type of ``family`` with the element type of ``t`` (any DBF or DBR code).
+
+    >>> in_family(DBR.DOUBLE, "time"), in_family(DBR.TIME_SHORT, "ctrl")
+    (<DBR.TIME_DOUBLE: 20>, <DBR.CTRL_SHORT: 29>)
+    """
+    return to_dbr(int(t) % 7 + FAMILY_OFFSET[family])
+
+
+_OUT_TYPES = {dt.newbyteorder("="): t for t, dt in DBF_NUMPY.items()}
 
 
 def out_request(out: Any, chtype: Any, count: Any, native: int) -> Tuple[int, int]:
@@ -1178,7 +1208,8 @@ def encode_name(name: Union[str, bytes]) -> bytes:
 #: names every backend re-exports from this module
 __all__ = [n for n in list(globals()) if n.isidentifier() and not n.startswith("_") and n not in (
     "annotations", "enum", "math", "os", "sys", "struct", "np", "Number", "Any", "Dict", "Optional",
-    "Sequence", "Tuple", "Union", "decode", "decode_values", "decode_cstring",
+    "Sequence", "Tuple", "Union", "enum_or_int", "DBF_NUMPY", "DTYPE_REQUEST", "FAMILY_OFFSET",
+    "in_family", "decode", "decode_values", "decode_cstring",
     "encode", "put_count", "get_count", "subscription_count", "resolve_request_type",
     "sync_group_id", "MAX_SYNC_GID", "out_request", "stamp", "epics_seconds", "index_count", "request_type", "encode_name", "to_eca",
     "to_dbr", "to_ca_op", "PUT_TYPES", "DBR_DTYPE", "DBR_VALUE_OFFSET", "DBR_SIZE",

@@ -297,7 +297,7 @@ def cmd_get(args: argparse.Namespace) -> int:
             else:
                 req = _native_request(chid, args)
                 if args.wide:
-                    req = int(req) + 14  # plain -> TIME_ of the same type
+                    req = int(ca.dbf_type_to_DBR_TIME(req))  # plain -> TIME_ of the same type
             count = args.count if args.count is not None else 0
             requests.append((chid, req, count))
             where.append((name, chid, req))
@@ -491,7 +491,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                 if i not in subs:
                     req = args.dbr_type if args.dbr_type is not None else _native_request(chid, args)
                     if args.dbr_type is None:
-                        req = int(req) + 14  # TIME_ flavour for the stamp and alarm
+                        req = int(ca.dbf_type_to_DBR_TIME(req))  # TIME_ flavour for the stamp and alarm
                     count = args.count if args.count is not None else 0
                     status, evid = ca.create_subscription(
                         chid, make_event_cb(name, chid, req), req, count, mask or None,

@@ -63,10 +63,10 @@ import time
 from typing import (Any, Callable, Deque, Dict, Iterator, List, NamedTuple, Optional, Sequence,
                     Tuple)
 
-from . import _convert, _ring, ca, core
+from . import _common, _convert, _ring, ca, core
 from .core.errors import CaChannelException
 from .core.errors import report_callback_error as _report_callback_error
-from ._common import _enum_or_int
+from ._common import enum_or_int as _enum_or_int
 
 try:
     import numpy as _np
@@ -409,37 +409,20 @@ class Monitor:
 
 # ---------------------------------------------------------------- array monitors
 
-# numpy dtype name -> (plain DBR request type, dtype libca's value arrives in)
-_DTYPE_REQUEST = {
-    "int8": ("DBR_CHAR", "uint8"),
-    "uint8": ("DBR_CHAR", "uint8"),
-    "int16": ("DBR_SHORT", "int16"),
-    "uint16": ("DBR_ENUM", "uint16"),   # CA has no unsigned short; ENUM is one
-    "int32": ("DBR_LONG", "int32"),
-    "uint32": ("DBR_LONG", "int32"),
-    "float32": ("DBR_FLOAT", "float32"),
-    "float64": ("DBR_DOUBLE", "float64"),
-}
-_NATIVE_DTYPE = {"CHAR": "uint8", "SHORT": "int16", "ENUM": "uint16", "LONG": "int32",
-                 "FLOAT": "float32", "DOUBLE": "float64"}
-_PLAIN_TO_TIME = {"DBR_CHAR": "DBR_TIME_CHAR", "DBR_SHORT": "DBR_TIME_SHORT",
-                  "DBR_ENUM": "DBR_TIME_ENUM", "DBR_LONG": "DBR_TIME_LONG",
-                  "DBR_FLOAT": "DBR_TIME_FLOAT", "DBR_DOUBLE": "DBR_TIME_DOUBLE"}
-
-
 def _request_for(dtype: Any, field_type: int) -> Tuple[Any, Any, int]:
-    """(user dtype, wire dtype, DBR_TIME_* request type) for a dtype or the field type."""
+    """(user dtype, wire dtype, DBR_TIME_* request type) for a dtype or the field type
+    (the type table of ``_common``)."""
     if dtype is None:
-        name = getattr(ca.DBF(int(field_type)), "name", "")
-        if name not in _NATIVE_DTYPE:
-            raise ValueError("field type %s has no numeric array dtype" % (name or field_type))
-        dtype = _NATIVE_DTYPE[name]
+        if int(field_type) not in _common.DBF_NUMPY:
+            raise ValueError("field type %s has no numeric array dtype"
+                             % (getattr(ca.DBF(int(field_type)), "name", "") or field_type))
+        dtype = _common.DBF_NUMPY[int(field_type)]
     user = _np.dtype(dtype)
-    if user.name not in _DTYPE_REQUEST:
+    if user.name not in _common.DTYPE_REQUEST:
         raise ValueError("dtype %s is not supported (use one of %s)"
-                         % (user, ", ".join(sorted(_DTYPE_REQUEST))))
-    plain, wire = _DTYPE_REQUEST[user.name]
-    return user, _np.dtype(wire), int(getattr(ca, _PLAIN_TO_TIME[plain]))
+                         % (user, ", ".join(sorted(_common.DTYPE_REQUEST))))
+    plain, wire = _common.DTYPE_REQUEST[user.name]
+    return user, wire, int(_common.in_family(plain, "time"))
 
 
 def _new_ring(buffers: int, capacity: int, dtype: Any, policy: str, ntag: int) -> Any:
