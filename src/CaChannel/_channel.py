@@ -76,6 +76,14 @@ _pending: "set[core.Channel]" = set()
 _pending_lock = threading.Lock()
 
 
+def _pend_io(seconds: float) -> int:
+    """``ca.pend_io`` for ``seconds`` (``inf``: no limit, libca's 0; never 0
+    otherwise, which libca would take as no limit)."""
+    if math.isinf(seconds):
+        return ca.pend_io(0.0)
+    return ca.pend_io(max(seconds, 1e-6))
+
+
 def _take_pending() -> list:
     with _pending_lock:
         chans = list(_pending)
@@ -665,7 +673,7 @@ class CaChannel:
                 req_type = _STRING_TO_CHAR[int(req_type)]
                 char_as_string = True
         self._array_get(req_type, count, numpy_flag, char_as_string)
-        status = ca.pend_io(float(self.getTimeout()))
+        status = _pend_io(self.getTimeout())
         if status != _NORMAL:
             self._dbrvalue = None
             raise CaChannelException(status, "read of %s" % self._label())
@@ -759,11 +767,7 @@ class CaChannel:
                 raise CaChannelException(
                     ca.ECA_TIMEOUT, "%s did not connect within %.3g s" % (", ".join(missing[:5]) + (
                         " and %d more" % (len(missing) - 5) if len(missing) > 5 else ""), seconds))
-        if math.isinf(seconds):
-            _check(ca.pend_io(0.0))  # libca: 0 is no limit
-        else:
-            # never 0 here: libca would wait for ever
-            _check(ca.pend_io(max(seconds - (time.monotonic() - start), 1e-6)))
+        _check(_pend_io(seconds - (time.monotonic() - start)))
 
     def pend_event(self, timeout: Optional[float] = None) -> int:
         """Flush and process CA work for ``timeout`` seconds (default 0.1); returns the status."""

@@ -164,10 +164,11 @@ def caput(name: Union[str, Sequence[str]], value: Any, wait: bool = False,
     """
     if _listops.is_many(name):
         return _listops.caput(name, value, wait, timeout, throw)
-    if not throw:  # a single name: True when written, None when it failed
+    if not throw:  # a single name: True when written, None when it failed (as a list's item)
+        core.checks.pv_name(name)  # a bad name is the caller's error, not a failed write
         try:
             caput(name, value, wait, timeout)
-        except CaChannelException:
+        except (CaChannelException, TypeError, ValueError, OverflowError):
             return None
         return True
     chan = connected(cast(str, name))
