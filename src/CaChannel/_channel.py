@@ -32,7 +32,6 @@ import os
 import sys
 import threading
 import time
-import weakref
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from . import ca, core
@@ -140,26 +139,6 @@ def _no_callback(args: Any, user_args: Any) -> None:
     """Connection callback of :func:`connected`'s objects."""
 
 
-class _Relay:
-    """Forwards a shared channel's events to one :class:`CaChannel` object,
-    holding it weakly."""
-
-    __slots__ = ("ref",)
-
-    def __init__(self, chan: "CaChannel") -> None:
-        self.ref = weakref.ref(chan)
-
-    def connection(self, channel: core.Channel, up: bool) -> None:
-        chan = self.ref()
-        if chan is not None:
-            chan._on_connection(channel, up)
-
-    def access(self, channel: core.Channel, read: bool, write: bool) -> None:
-        chan = self.ref()
-        if chan is not None:
-            chan._on_access(channel, read, write)
-
-
 class CaChannel:
     """A Channel Access channel to one process variable.
 
@@ -192,7 +171,7 @@ class CaChannel:
         self._get_cb: Optional[Tuple[Callable, tuple, bool]] = None
         self._conn_cb: Optional[Tuple[Callable, tuple]] = None
         self._access_cb: Optional[Tuple[Callable, Any]] = None
-        self._relay: Optional[_Relay] = None
+        self._relay: Optional[core.WeakRelay] = None
         self._dbrvalue: Optional[ca.DBRValue] = None
         self._dbrvalue_numpy = False
         self._char_as_string = False
@@ -211,8 +190,7 @@ class CaChannel:
             self._channel = None
             relay = self._relay
             if relay is not None:
-                channel.remove_listener(relay.connection)
-                channel.remove_access_listener(relay.access)
+                relay.stop(channel)
             evid = self._evid
             self._evid = None
             if evid is not None and channel.alive:
@@ -333,9 +311,9 @@ class CaChannel:
         self._channel = channel
         self._forks = _forks
         self._conn_cb = conn_cb
-        # the channel holds the listeners weakly (through _Relay): an object
+        # the channel holds the listeners weakly (core.WeakRelay): an object
         # nobody references is collected (and releases its use) as before
-        relay = self._relay = _Relay(self)
+        relay = self._relay = core.WeakRelay(self, "_on_connection", "_on_access")
         channel.add_access_listener(relay.access, replay=False)
         channel.add_listener(relay.connection, replay=conn_cb is not None)
         if conn_cb is None and not channel.connected:
@@ -377,8 +355,7 @@ class CaChannel:
         self._dbrvalue = None
         relay = self._relay
         if relay is not None:
-            channel.remove_listener(relay.connection)
-            channel.remove_access_listener(relay.access)
+            relay.stop(channel)
         with _pending_lock:
             _pending.discard(channel)
         if self._forks != _forks:

@@ -155,25 +155,6 @@ def _chars(value: Any) -> str:
     return _char_bytes(value).decode("utf-8", "replace").rstrip()
 
 
-class _Relay:
-    """Forwards a shared channel's events to one :class:`PV`, holding it weakly."""
-
-    __slots__ = ("ref",)
-
-    def __init__(self, pv: "PV") -> None:
-        self.ref = weakref.ref(pv)
-
-    def connection(self, channel: core.Channel, up: bool) -> None:
-        pv = self.ref()
-        if pv is not None:
-            pv._on_connection(channel, up)
-
-    def access(self, channel: core.Channel, read: bool, write: bool) -> None:
-        pv = self.ref()
-        if pv is not None:
-            pv._on_access(read, write)
-
-
 class PV:
     """One process variable: connection, latest value, metadata, callbacks.
 
@@ -252,7 +233,7 @@ class PV:
         self._up = False  # connected, set before the monitor is made (connected after)
         self.chid = None
         self._channel: Optional[core.Channel] = None  # this PV's use of the shared channel
-        self._relay: Optional[_Relay] = None
+        self._relay: Optional[core.WeakRelay] = None
         self.ftype: Optional[int] = None  # DBR request type of the form
         self._field_type: Optional[int] = None  # native DBF type
         self._evid = None
@@ -272,13 +253,12 @@ class PV:
     # ------------------------------------------------------------ connection
     def _connect_channel(self) -> None:
         channel = core.acquire(self.pvname)
-        relay = _Relay(self)
+        relay = core.WeakRelay(self, "_on_connection", "_on_access")
         with self._lock:
             self._channel, self._relay = channel, relay
             self.chid = channel.chid
             self._args["chid"] = channel.chid
-        channel.add_access_listener(relay.access)
-        channel.add_listener(relay.connection)
+        relay.listen(channel)
 
     def _release_channel(self) -> Any:
         """End this PV's use of its channel; returns the chid it had."""
@@ -287,12 +267,11 @@ class PV:
             chid, self.chid = self.chid, None
         if channel is not None:
             if relay is not None:
-                channel.remove_listener(relay.connection)
-                channel.remove_access_listener(relay.access)
+                relay.stop(channel)
             channel.release()
         return chid
 
-    def _on_access(self, read: bool, write: bool) -> None:
+    def _on_access(self, channel: core.Channel, read: bool, write: bool) -> None:
         self._args["read_access"] = read
         self._args["write_access"] = write
         self._args["access"] = _ACCESS_TEXT[(read, write)]
@@ -522,8 +501,7 @@ class PV:
             self._channel = None
             relay = self._relay
             if relay is not None:
-                channel.remove_listener(relay.connection)
-                channel.remove_access_listener(relay.access)
+                relay.stop(channel)
             evid = self._evid
             if evid is not None and self._delivery is None and channel.alive:
                 ca.clear_subscription(evid)

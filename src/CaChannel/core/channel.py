@@ -46,6 +46,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import weakref
 from collections import OrderedDict, deque
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -53,7 +54,7 @@ from .. import ca
 from . import checks, context
 from .errors import CaChannelException, report_callback_error
 
-__all__ = ["Channel", "acquire", "acquire_many", "wait_all", "close_idle", "channels", "IDLE_LIMIT"]
+__all__ = ["Channel", "WeakRelay", "acquire", "acquire_many", "wait_all", "close_idle", "channels", "IDLE_LIMIT"]
 
 #: most idle (unused) channels kept open; beyond it the longest idle are cleared
 IDLE_LIMIT = 10000
@@ -378,6 +379,44 @@ class _Replays:
 
 
 _replays = _Replays()
+
+
+class WeakRelay:
+    """A face object's listeners on a channel, holding the object weakly.
+
+    ``WeakRelay(obj, "on_conn", "on_access")`` calls ``obj.on_conn(channel, up)``
+    and ``obj.on_access(channel, read, write)`` while ``obj`` lives: a channel's
+    listeners must not keep a face's object (a PV, a 3.x ``CaChannel``) alive,
+    or its ``__del__`` -- which releases its use -- would never run.
+    """
+
+    __slots__ = ("ref", "connection_method", "access_method")
+
+    def __init__(self, obj: Any, connection_method: str, access_method: str) -> None:
+        self.ref = weakref.ref(obj)
+        self.connection_method = connection_method
+        self.access_method = access_method
+
+    def connection(self, channel: "Channel", up: bool) -> None:
+        obj = self.ref()
+        if obj is not None:
+            getattr(obj, self.connection_method)(channel, up)
+
+    def access(self, channel: "Channel", read: bool, write: bool) -> None:
+        obj = self.ref()
+        if obj is not None:
+            getattr(obj, self.access_method)(channel, read, write)
+
+    def listen(self, channel: "Channel", replay_connection: bool = True) -> None:
+        """Add both listeners to ``channel`` (access first, replayed at once if
+        connected, so a replayed connection finds the access rights set)."""
+        channel.add_access_listener(self.access)
+        channel.add_listener(self.connection, replay=replay_connection)
+
+    def stop(self, channel: "Channel") -> None:
+        """Remove both listeners from ``channel``."""
+        channel.remove_listener(self.connection)
+        channel.remove_access_listener(self.access)
 
 
 def _drain_deferred() -> None:
