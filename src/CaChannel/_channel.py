@@ -188,15 +188,9 @@ class CaChannel:
             if channel is None:
                 return
             self._channel = None
-            relay = self._relay
-            if relay is not None:
-                relay.stop(channel)
-            evid = self._evid
-            self._evid = None
-            if evid is not None and channel.alive:
-                ca.clear_subscription(evid)
-            # may run on libca's thread (garbage collected in a callback)
-            channel.release_later()
+            evid, self._evid = self._evid, None
+            if self._relay is not None:
+                self._relay.finalize(channel, evid)
         except Exception:
             pass
 

@@ -499,14 +499,10 @@ class PV:
             if channel is None:
                 return
             self._channel = None
-            relay = self._relay
-            if relay is not None:
-                relay.stop(channel)
-            evid = self._evid
-            if evid is not None and self._delivery is None and channel.alive:
-                ca.clear_subscription(evid)
-            # may run on libca's thread (collected in a callback)
-            channel.release_later()
+            # a delivery-thread subscription (monitor.Subscription) ends by itself
+            evid = self._evid if self._delivery is None else None
+            if self._relay is not None:
+                self._relay.finalize(channel, evid)
         except Exception:
             pass
 

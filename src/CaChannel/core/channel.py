@@ -418,6 +418,19 @@ class WeakRelay:
         channel.remove_listener(self.connection)
         channel.remove_access_listener(self.access)
 
+    def finalize(self, channel: "Channel", evid: Any = None) -> None:
+        """For the object's ``__del__``: stop listening, cancel its plain
+        subscription ``evid`` (if any) and release its use of ``channel``
+        later (``__del__`` may run on libca's thread, see
+        :meth:`Channel.release_later`). Never raises."""
+        try:
+            self.stop(channel)
+            if evid is not None and channel.alive:
+                ca.clear_subscription(evid)
+        except Exception:
+            pass
+        channel.release_later()
+
 
 def _drain_deferred() -> None:
     while True:
