@@ -99,6 +99,8 @@ def connected(name: Union[str, bytes], timeout: Optional[float] = None) -> "CaCh
     >>> connected('catest').state()
     <ChannelState.CONN: 2>
     """
+    if not isinstance(name, (str, bytes)):
+        raise TypeError("PV name must be str or bytes, not %s" % type(name).__name__)
     seconds = core.checks.timeout(timeout, CaChannel.ca_timeout)
     chan = CaChannel(name)
     chan.search_and_connect(None, _no_callback)
@@ -193,6 +195,25 @@ class CaChannel:
                 self._relay.finalize(channel, evid)
         except Exception:
             pass
+
+    @property
+    def core_channel(self) -> Optional[core.Channel]:
+        """The shared channel (``CaChannel.core.Channel``) this object uses;
+        ``None`` before :meth:`search` and after :meth:`clear_channel`.
+
+        >>> chan = CaChannel('catest')
+        >>> chan.searchw()
+        >>> chan.core_channel.name, chan.core_channel.connected
+        ('catest', True)
+        """
+        return self._channel
+
+    @property
+    def _chid(self) -> Any:
+        """The low-level handle, as CaChannel 3.x objects had it (code written
+        for 3.x reads ``chan._chid``); ``None`` if not searched."""
+        channel = self._channel
+        return None if channel is None else channel.chid
 
     def _need_chid(self):
         channel = self._need_channel()

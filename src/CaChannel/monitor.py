@@ -344,8 +344,8 @@ class Monitor:
                 raise TypeError("source must be a searched CaChannel or a PV name, not %s"
                                 % type(source).__name__)
             channel = core.acquire(shared.name, shared.priority)
-        #: the shared channel this monitor uses (``CaChannel.core``)
-        self.channel = channel
+        #: the shared channel this monitor uses (``CaChannel.core``); None once closed
+        self.channel: Optional[core.Channel] = channel
         numpy_flag = _convert.use_numpy(use_numpy)
         self._numpy = numpy_flag
         self._user_callback = callback
