@@ -4,31 +4,43 @@ and printf handlers, and the ``ffi.callback`` objects handed to libca.
 
 cffi takes the GIL for every callback. libca gives back only an opaque
 ``usr`` (or the channel's ``puser``): a token into ``_handles.registry``, so a
-late or stray callback can at worst miss the registry. From the atexit hook
-on (:func:`stop`) the handlers return at once.
+late or stray callback can at worst miss the registry. Every handler is
+counted in flight (:func:`guarded`); from the moment the exit hook started
+the handlers return at once.
 """
 from __future__ import annotations
 
 import sys
 import traceback
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 from CaChannel import _common
 from CaChannel._common import ECA, to_ca_op, to_dbr, to_eca
 
 from ._bindings import ffi, lib, vsnprintf
-from ._handles import chid, evid, live_channels, registry, token_of
+from ._handles import (callback_enter, callback_leave, chid, evid, live_channels, registry,
+                       token_of)
 
 _NULL = ffi.NULL
 
-#: set at interpreter exit: from then on libca callbacks return at once
-shutting_down = False
+H = TypeVar("H", bound=Callable[..., Any])
 
 
-def stop() -> None:
-    """The atexit hook started: no handler runs Python code from now on."""
-    global shutting_down
-    shutting_down = True
+def guarded(refused: Any = None) -> Callable[[H], H]:
+    """Decorator of the handlers libca calls: the callback is counted in
+    flight while it runs (the exit hook waits for it), and once the exit hook
+    started the handler returns ``refused`` at once, touching nothing."""
+    def wrap(handler):
+        def run(*args):
+            if not callback_enter():
+                return refused
+            try:
+                return handler(*args)
+            finally:
+                callback_leave()
+        run.__name__ = handler.__name__
+        return run
+    return wrap
 
 
 def report_callback_error() -> None:
@@ -48,9 +60,8 @@ def _call_user(callback, arg) -> None:
         report_callback_error()
 
 
+@guarded()
 def _on_connection(args) -> None:
-    if shutting_down:
-        return
     ch = registry.get(token_of(lib.ca_puser(args.chid)))
     if not isinstance(ch, chid):
         return
@@ -76,8 +87,6 @@ def _event_dict(ch, args, use_numpy: bool) -> dict:
 
 def _take_request(args):
     """``(channel, callback, use_numpy)`` of a get/put callback, run once; None if gone."""
-    if shutting_down:
-        return None
     token = token_of(args.usr)
     entry = registry.pop(token, None)
     if entry is not None:
@@ -85,6 +94,7 @@ def _take_request(args):
     return entry
 
 
+@guarded()
 def _on_get(args) -> None:
     entry = _take_request(args)
     if entry is not None:
@@ -92,6 +102,7 @@ def _on_get(args) -> None:
         _call_user(callback, _event_dict(ch, args, use_numpy))
 
 
+@guarded()
 def _on_put(args) -> None:
     entry = _take_request(args)
     if entry is not None:
@@ -100,18 +111,16 @@ def _on_put(args) -> None:
                               "count": int(args.count), "status": to_eca(args.status)})
 
 
+@guarded()
 def _on_event(args) -> None:
-    if shutting_down:
-        return
     sub = registry.get(token_of(args.usr))
     if not isinstance(sub, evid) or not sub.valid:
         return
     _call_user(sub.callback, _event_dict(sub.channel, args, sub.use_numpy))
 
 
+@guarded()
 def _on_access(args) -> None:
-    if shutting_down:
-        return
     ch = registry.get(token_of(lib.ca_puser(args.chid)))
     if not isinstance(ch, chid) or ch.access_callback is None:
         return
@@ -126,9 +135,8 @@ def _cstr(ptr) -> str:
     return ffi.string(ptr).decode("utf-8", "replace")
 
 
+@guarded()
 def _on_exception(args) -> None:
-    if shutting_down:
-        return
     callback = registry.get(token_of(args.usr))
     if callback is None:
         return
@@ -151,9 +159,10 @@ def set_printf_callback(callback: Optional[Callable[[str], Any]]) -> None:
     _printf_callback = callback
 
 
+@guarded(0)
 def _on_printf(fmt, ap) -> int:
     callback = _printf_callback
-    if shutting_down or callback is None:
+    if callback is None:
         return 0
     if vsnprintf is not None:
         buf = ffi.new("char[1024]")

@@ -12,12 +12,13 @@ from CaChannel._common import DBF, ECA, ChannelState, to_eca
 from . import _callbacks, _handles
 from ._args import as_index, callable_or_none, get_channel
 from ._bindings import ffi, lib
-from ._handles import (as_usr, chid, dead_contexts, dead_text, forget, held, live_channels,
-                       new_token, pending_clears, registry, token_of)
+from ._handles import (as_usr, chid, counted, dead_contexts, dead_text, forget, held,
+                       live_channels, new_token, pending_clears, registry, token_of)
 
 _NULL = ffi.NULL
 
 
+@counted
 def create_channel(name: Union[str, bytes], callback: Optional[Callable] = None,
                    priority: int = _common.CA_PRIORITY_DEFAULT) -> Tuple[ECA, Optional[chid]]:
     """Create a channel; ``(ECA, chid)`` with ``chid`` None unless NORMAL.
@@ -49,6 +50,7 @@ def create_channel(name: Union[str, bytes], callback: Optional[Callable] = None,
     return ECA.NORMAL, ch
 
 
+@counted
 def clear_channel(chid: chid) -> ECA:
     """Clear the channel; its subscriptions and callbacks are dropped."""
     ch = get_channel(chid)
@@ -76,6 +78,7 @@ def clear_channel(chid: chid) -> ECA:
     return to_eca(status)
 
 
+@counted
 def change_connection_event(chid: chid, callback: Optional[Callable] = None) -> ECA:
     """Replace the connection callback; None or a non-callable removes it."""
     cb = callback if callable(callback) else None
@@ -89,6 +92,7 @@ def change_connection_event(chid: chid, callback: Optional[Callable] = None) -> 
             ptr, _callbacks.conn_cb if cb is not None else _NULL))
 
 
+@counted
 def replace_access_rights_event(chid: chid, callback: Optional[Callable] = None) -> ECA:
     """Install (or with None remove) the access-rights callback.
 
@@ -117,11 +121,13 @@ def _info(obj, func):
         return func(ptr)
 
 
+@counted
 def field_type(chid: chid) -> DBF:
     """Native field type; ``DBF.NOTCONN`` (-1) if never connected."""
     return DBF(_info(chid, lib.ca_field_type))
 
 
+@counted
 def element_count(chid: chid) -> int:
     return int(_info(chid, lib.ca_element_count))
 
@@ -130,6 +136,7 @@ def name(chid: chid) -> str:
     return _info(chid, lambda ptr: chid._name)
 
 
+@counted
 def state(chid: Optional[chid]) -> ChannelState:
     """Connection state; ``NEVER_SEARCH`` for None, ``CLOSED`` once cleared."""
     if chid is None:
@@ -140,6 +147,7 @@ def state(chid: Optional[chid]) -> ChannelState:
         return ChannelState(lib.ca_state(ptr))
 
 
+@counted
 def host_name(chid: chid) -> str:
     """``'host:port'`` of the server (libca's placeholder when disconnected)."""
     buf = ffi.new("char[256]")
@@ -147,10 +155,12 @@ def host_name(chid: chid) -> str:
     return ffi.string(buf).decode("utf-8", "replace")
 
 
+@counted
 def read_access(chid: chid) -> bool:
     return bool(_info(chid, lib.ca_read_access))
 
 
+@counted
 def write_access(chid: chid) -> bool:
     return bool(_info(chid, lib.ca_write_access))
 

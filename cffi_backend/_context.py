@@ -14,7 +14,7 @@ from . import _callbacks, _handles
 from ._args import as_index
 from ._bindings import ffi, lib
 from ._decode import read_drop
-from ._handles import (Context, as_usr, context_gens, dead_contexts, detach_if_destroyed,
+from ._handles import (Context, as_usr, context_gens, counted, dead_contexts, detach_if_destroyed,
                        forget, live_channels, new_token, pending_clears, registry, token_of)
 
 _NULL = ffi.NULL
@@ -26,6 +26,7 @@ _our_contexts: Dict[int, Context] = {}
 _exception_tokens: Dict[int, int] = {}
 
 
+@counted
 def create_context(preemptive_callback: bool = True) -> ECA:
     """Create a CA context for the calling thread (preemptive by default)."""
     detach_if_destroyed()
@@ -40,6 +41,7 @@ def create_context(preemptive_callback: bool = True) -> ECA:
     return to_eca(status)
 
 
+@counted
 def destroy_context() -> None:
     """Destroy the calling thread's context (and forget its exception handler).
 
@@ -79,6 +81,7 @@ def destroy_context() -> None:
     del dropped  # finalizers it runs find every handle of the context dead
 
 
+@counted
 def attach_context(context: Context) -> ECA:
     """Attach the calling thread to ``context`` (from ``current_context``).
 
@@ -108,6 +111,7 @@ def current_context() -> Optional[Context]:
     return Context(ptr)
 
 
+@counted
 def show_context(context: Optional[Context] = None, level: int = 0) -> None:
     """Print libca's report on ``context`` (default: the calling thread's)."""
     level = as_index(level, "level")
@@ -119,6 +123,7 @@ def show_context(context: Optional[Context] = None, level: int = 0) -> None:
         raise TypeError("expected a context or None, not %s" % type(context).__name__)
 
 
+@counted
 def add_exception_event(callback: Optional[Callable] = None) -> ECA:
     """Install the context's exception handler; None restores libca's default."""
     cb = callback if callable(callback) else None
@@ -135,6 +140,7 @@ def add_exception_event(callback: Optional[Callable] = None) -> ECA:
     return to_eca(status)
 
 
+@counted
 def replace_printf_handler(callback: Optional[Callable[[str], Any]] = None) -> ECA:
     """Send libca's diagnostic messages to ``callback(str)``; None restores stderr."""
     cb = callback if callable(callback) else None

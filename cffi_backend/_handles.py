@@ -7,7 +7,9 @@ A call on a channel holds it (:func:`held`) so that a ``clear_channel`` from
 another thread, or from Python code the call runs, is carried out by the
 last holder (:data:`pending_clears`); :func:`forget` marks a channel and its
 subscriptions dead; :data:`context_gens` and :data:`dead_contexts` track
-which contexts are alive.
+which contexts are alive. Every API call and every callback is counted in
+flight (:func:`counted`, :func:`callback_enter`) so that the exit hook can
+wait for them before it destroys contexts (:func:`close`).
 libca hands back only an opaque ``void *usr`` with each callback: it carries
 a *token*, an integer key into :data:`registry`, never a Python pointer, so a
 late or stray callback can at worst miss the registry, never dereference a
@@ -16,9 +18,12 @@ dead object.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import threading
-from typing import Any, Dict, Iterator, Optional, Set, Tuple
+import time
+import weakref
+from typing import Any, Callable, Dict, Iterator, Optional, Set, Tuple, TypeVar
 
 from ._bindings import ffi, lib
 
@@ -272,13 +277,19 @@ def reset_after_fork() -> list:
     Returns the Python objects the handles held, for the caller to drop last
     (their finalizers must find every inherited handle dead).
     """
-    global use_lock, _token_lock
+    global use_lock, _token_lock, _flights_lock
     fork_epoch[0] += 1
     context_gens.clear()
     dead_contexts.clear()
     # a lock another parent thread held at fork time stays held for ever
     use_lock = threading.Lock()
     _token_lock = threading.Lock()
+    _flights_lock = threading.Lock()
+    # the other threads, and the calls they were in, are gone
+    me = _flight()
+    for f in list(_flights):
+        if f is not me:
+            f.n = 0
     inherited = list(live_channels.values())
     for ch in inherited + list(pending_clears.values()):
         ch.inuse = 0   # the threads that used them are gone
@@ -290,3 +301,119 @@ def reset_after_fork() -> list:
     dropped.append(list(registry.values()))
     registry.clear()
     return dropped
+
+
+# ---------------------------------------------------------------------------
+# Calls and callbacks in flight, interpreter exit
+#
+# The exit hook destroys the contexts made here (so that no libca thread
+# calls into a finalising interpreter). A thread still inside libca on such
+# a context when it is destroyed (ca_flush_io, ca_pend_io...) uses freed
+# memory, and so does its next call: the thread stays attached to the
+# destroyed context. So every API call counts itself in flight here, and
+# from the moment the hook started a thread's next call is refused (the
+# thread is parked); the hook waits, bounded, for the calls and callbacks
+# already in flight before it destroys anything.
+
+class _Flight:
+    """One thread's API calls plus libca callbacks in progress (written only
+    by that thread; read by the exit hook)."""
+
+    __slots__ = ("n", "__weakref__")
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+_local = threading.local()
+#: every thread's _Flight (a thread's goes when the thread ends)
+_flights: "weakref.WeakSet[_Flight]" = weakref.WeakSet()
+# guards _flights (registration and the exit hook's scan)
+_flights_lock = threading.Lock()
+#: set by the exit hook (close): callbacks return at once and other threads'
+#: new API calls are refused
+closing = False
+_closer: Optional[_Flight] = None
+
+#: how long a refused thread waits for the process to end before its call
+#: raises RuntimeError (only reached when something keeps the process
+#: alive after the exit hook, such as a later atexit hook joining it)
+PARK_SECONDS = 10.0
+
+
+def _flight() -> _Flight:
+    """The calling thread's _Flight."""
+    try:
+        return _local.flight
+    except AttributeError:
+        f = _local.flight = _Flight()
+        with _flights_lock:
+            _flights.add(f)
+        return f
+
+
+def _refuse() -> None:
+    """A new API call once the exit hook started, from a thread not already
+    inside a call or callback the hook waits for: the thread waits, GIL
+    released, for the process to end (as Python stops daemon threads at
+    exit); RuntimeError after ``PARK_SECONDS`` if it has not."""
+    time.sleep(PARK_SECONDS)
+    raise RuntimeError("Channel Access is shut down: the interpreter is exiting")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def counted(func: F) -> F:
+    """Decorator of the API functions that call libca: the call is counted in
+    flight while it runs, or refused (:func:`_refuse`) once the exit hook
+    started. The count comes before the test of ``closing`` (the hook sets
+    ``closing`` before it reads the counts), so no call slips through."""
+    @functools.wraps(func)
+    def counted_call(*args, **kwargs):
+        try:
+            f = _local.flight
+        except AttributeError:
+            f = _flight()
+        f.n += 1
+        if closing and f.n == 1 and f is not _closer:
+            f.n -= 1
+            _refuse()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            f.n -= 1
+    return counted_call  # type: ignore[return-value]
+
+
+def callback_enter() -> bool:
+    """Count a libca callback on this thread; False (touch nothing, return at
+    once) once the exit hook started."""
+    f = _flight()
+    f.n += 1
+    if closing:
+        f.n -= 1
+        return False
+    return True
+
+
+def callback_leave() -> None:
+    _local.flight.n -= 1
+
+
+def close(bound: float) -> bool:
+    """The exit hook started: refuse new calls and callbacks, then wait (GIL
+    released, at most ``bound`` s) until no other thread is inside an API
+    call or a callback. True when none is left: contexts may be destroyed."""
+    global closing, _closer
+    _closer = _flight()
+    closing = True
+    deadline = time.monotonic() + bound
+    while True:
+        with _flights_lock:
+            busy = any(f.n > 0 for f in _flights if f is not _closer)
+        if not busy:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)

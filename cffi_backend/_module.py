@@ -14,12 +14,26 @@ from ._decode import read_drop
 from ._handles import forget, live_channels
 
 
+#: how long the exit hook waits for other threads' calls and callbacks
+DRAIN_SECONDS = 5.0
+
+
 def shutdown() -> None:
     """atexit hook: stop delivering callbacks, then end the preemptive
     contexts created here so that their threads are gone before the
-    interpreter is."""
-    _callbacks.stop()
-    _context.destroy_own_contexts()
+    interpreter is.
+
+    Other threads (daemon threads, libca's) may be inside a libca call on
+    one of those contexts, or run a callback: destroying it under them
+    would make them use freed memory. So new calls and callbacks are refused
+    first (other threads park at their next API call), and the calls and
+    callbacks in flight are awaited, at most ``DRAIN_SECONDS``. A thread
+    still inside libca then (a ``pend_event(0)``, a long ``pend_io``) keeps
+    the contexts alive: they are left to the process exit, as the C
+    extension leaves all of them.
+    """
+    if _handles.close(DRAIN_SECONDS):
+        _context.destroy_own_contexts()
     # libca freed the channels of those contexts: a __del__ that clears one
     # later during shutdown must get BADCHID, not touch freed memory
     dropped = [forget(ch) for ch in list(live_channels.values())]

@@ -8,9 +8,10 @@ from CaChannel._common import ECA, to_eca
 from ._args import parse_timeout
 from ._bindings import lib
 from ._decode import PEND_IO, read_mark, read_settle
-from ._handles import token_of
+from ._handles import counted, token_of
 
 
+@counted
 def pend_io(timeout: float) -> ECA:
     """Flush, then wait for callback-less gets and connections (0 = forever)."""
     t = parse_timeout(timeout)
@@ -23,11 +24,13 @@ def pend_io(timeout: float) -> ECA:
     return to_eca(status)
 
 
+@counted
 def pend_event(timeout: float) -> ECA:
     """Flush and process background activity for ``timeout`` s (0 = forever)."""
     return to_eca(lib.ca_pend_event(parse_timeout(timeout)))
 
 
+@counted
 def poll() -> ECA:
     """Flush and process outstanding background activity without waiting."""
     return to_eca(lib.ca_pend_event(1e-12))
@@ -38,10 +41,12 @@ def pend(timeout: float, early: bool) -> ECA:
     return pend_io(timeout) if early else pend_event(timeout)
 
 
+@counted
 def flush_io() -> ECA:
     return to_eca(lib.ca_flush_io())
 
 
+@counted
 def test_io() -> ECA:
     """``ECA.IODONE`` when no callback-less get/connect is outstanding."""
     return to_eca(lib.ca_test_io())

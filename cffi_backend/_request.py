@@ -16,7 +16,7 @@ from ._args import as_index, callable_or_none, check_counts, get_channel, resolv
 from ._bindings import CS_CONN, ffi, lib
 from ._decode import PEND_IO, DBRValue, read_buffer, read_hold
 from ._encode import prepare_put
-from ._handles import as_usr, chid, evid, held, new_token, registry
+from ._handles import as_usr, chid, counted, evid, held, new_token, registry
 
 
 def prepare_read(ch, ptr, chtype, count, zero_ok: bool, out=None):
@@ -40,6 +40,7 @@ def prepare_read(ch, ptr, chtype, count, zero_ok: bool, out=None):
     return ECA.NORMAL, t, n
 
 
+@counted
 def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
         callback: Optional[Callable] = None, use_numpy: bool = False,
         out: Optional[np.ndarray] = None) -> Tuple[ECA, Optional[DBRValue]]:
@@ -85,6 +86,7 @@ def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
     return ECA.NORMAL, value
 
 
+@counted
 def put(chid: chid, value: Any, chtype: Optional[int] = None, count: Optional[int] = None,
         callback: Optional[Callable] = None) -> ECA:
     """Write ``value`` (converted by the rules of ca-api.md 2.10).
@@ -111,6 +113,7 @@ def put(chid: chid, value: Any, chtype: Optional[int] = None, count: Optional[in
         return to_eca(status)
 
 
+@counted
 def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = None,
                         count: Optional[int] = None, mask: Optional[int] = None,
                         use_numpy: bool = False) -> Tuple[ECA, Optional[evid]]:
@@ -157,6 +160,7 @@ def start_subscription(ch, cptr, t: int, n: int, mask: int, handler, target,
 _evid_type = evid
 
 
+@counted
 def clear_subscription(evid: evid) -> ECA:
     """Cancel a subscription; a stale or cleared one gives ``ECA.BADMONID``."""
     if evid is None:

@@ -18,7 +18,7 @@ from CaChannel._common import DBR, ECA
 from . import _callbacks
 from ._args import as_index, get_channel
 from ._bindings import ffi, lib
-from ._handles import chid, evid, held, registry, token_of
+from ._handles import chid, counted, evid, held, registry, token_of
 from ._request import start_subscription
 
 _NULL = ffi.NULL
@@ -29,9 +29,10 @@ Ring = _ring_type.Ring
 _TIME_TYPES = frozenset(range(int(DBR.TIME_STRING), int(DBR.TIME_DOUBLE) + 1))
 
 
+@_callbacks.guarded()
 def _on_ring_event(args) -> None:
     # the ring's producer side: one copy from libca's buffer into a slot
-    if _callbacks.shutting_down or args.status != ECA.NORMAL or args.dbr == _NULL:
+    if args.status != ECA.NORMAL or args.dbr == _NULL:
         return
     sub = registry.get(token_of(args.usr))
     if not isinstance(sub, evid) or not sub.valid:
@@ -56,6 +57,7 @@ def _on_ring_event(args) -> None:
 _ring_event_cb = ffi.callback("caEventCallBackFunc", _on_ring_event)
 
 
+@counted
 def ring_subscribe(chid: chid, ring: Ring, chtype: int, count: Optional[int] = None,
                    mask: Optional[int] = None) -> Tuple[ECA, Optional[evid]]:
     """A subscription whose updates libca's thread copies into ``ring`` (private:

@@ -13,7 +13,7 @@ from ._args import check_counts, get_channel, parse_timeout
 from ._bindings import ffi, lib
 from ._decode import DBRValue, read_buffer, read_drop, read_hold, read_mark, read_settle
 from ._encode import prepare_put
-from ._handles import chid, held, token_of
+from ._handles import chid, counted, held, token_of
 from ._request import prepare_read
 
 
@@ -27,6 +27,7 @@ def _ctx() -> int:
     return token_of(lib.ca_current_context())
 
 
+@counted
 def sg_create() -> Tuple[ECA, Optional[int]]:
     pgid = ffi.new("CA_SYNC_GID *")
     status = lib.ca_sg_create(pgid)
@@ -35,6 +36,7 @@ def sg_create() -> Tuple[ECA, Optional[int]]:
     return ECA.NORMAL, int(pgid[0])
 
 
+@counted
 def sg_delete(gid: int) -> ECA:
     g = _gid(gid)
     if g is None:
@@ -45,6 +47,7 @@ def sg_delete(gid: int) -> ECA:
     return to_eca(status)
 
 
+@counted
 def sg_get(gid: int, chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
            use_numpy: bool = False) -> Tuple[ECA, Optional[DBRValue]]:
     """Queue a read in group ``gid``; the value is valid after ``sg_block``."""
@@ -68,6 +71,7 @@ def sg_get(gid: int, chid: chid, chtype: Optional[int] = None, count: Optional[i
     return ECA.NORMAL, value
 
 
+@counted
 def sg_put(gid: int, chid: chid, value: Any, chtype: Optional[int] = None,
            count: Optional[int] = None) -> ECA:
     """Queue a write in group ``gid`` (conversion as ``put``)."""
@@ -85,6 +89,7 @@ def sg_put(gid: int, chid: chid, value: Any, chtype: Optional[int] = None,
         return to_eca(lib.ca_sg_array_put(g, t, n, cptr, data))
 
 
+@counted
 def sg_block(gid: int, timeout: float) -> ECA:
     """Flush and wait for the group's requests (0 = forever)."""
     g = _gid(gid)
@@ -98,6 +103,7 @@ def sg_block(gid: int, timeout: float) -> ECA:
     return to_eca(status)
 
 
+@counted
 def sg_test(gid: int) -> ECA:
     g = _gid(gid)
     if g is None:
@@ -105,6 +111,7 @@ def sg_test(gid: int) -> ECA:
     return to_eca(lib.ca_sg_test(g))
 
 
+@counted
 def sg_reset(gid: int) -> ECA:
     g = _gid(gid)
     if g is None:
