@@ -338,7 +338,7 @@ _closer: Optional[_Flight] = None
 #: how long a refused thread waits for the process to end before its call
 #: raises RuntimeError (only reached when something keeps the process
 #: alive after the exit hook, such as a later atexit hook joining it)
-PARK_SECONDS = 10.0
+PARK_SECONDS = 3.0
 
 
 def _flight() -> _Flight:

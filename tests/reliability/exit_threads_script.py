@@ -14,11 +14,15 @@ aio    four threads, each an asyncio loop doing ``aio.caget`` of two PVs and a
 stuck  ``sync``, a monitor on the 10 Hz ``cacalc``, and a thread inside
        ``pend_event(60)`` on the shared context: exit may wait for the calls
        in flight, but not for that one
+joined a thread polling ``util.caget`` that an atexit hook registered before
+       CaChannel's import (so run after the backend's) stops and joins: the
+       thread's calls after the backend's hook must not keep it for ever
 =====  ========================================================================
 
 Exit code 0 expected; a crash is a signal (-11), a hang is caught by the test.
 """
 import asyncio
+import atexit
 import sys
 import threading
 import time
@@ -27,6 +31,17 @@ READY_TIMEOUT = 20.0
 
 
 def main(mode: str) -> int:
+    stop = threading.Event()
+    joined = []
+
+    def stop_and_join():
+        stop.set()
+        for t in joined:
+            t.join()
+
+    # before CaChannel's import: atexit runs it after the backend's own hook
+    atexit.register(stop_and_join)
+
     from CaChannel import PV, aio, ca, util
 
     pv = PV("catest")
@@ -41,7 +56,9 @@ def main(mode: str) -> int:
             body(ready)
 
         workers.append(ready)
-        threading.Thread(target=run, daemon=True).start()
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
 
     def poll_list(ready):
         while True:
@@ -79,6 +96,14 @@ def main(mode: str) -> int:
             ca.pend_event(60)
 
         worker(stuck)
+
+    if mode == "joined":
+        def poll_until_stopped(ready):
+            while not stop.is_set():
+                util.caget("catest")
+                ready.set()
+
+        joined.append(worker(poll_until_stopped))
 
     for ready in workers:
         if not ready.wait(READY_TIMEOUT):
