@@ -315,6 +315,7 @@ def reset_after_fork() -> list:
 # thread is parked); the hook waits, bounded, for the calls and callbacks
 # already in flight before it destroys anything.
 
+
 class _Flight:
     """One thread's API calls plus libca callbacks in progress (written only
     by that thread; read by the exit hook)."""
