@@ -110,6 +110,9 @@ extern const unsigned short dbr_value_offset[39];
 
 lib = ffi.dlopen(_libca.load())
 
+#: libca's enum channel_state: connected
+CS_CONN = 2
+
 # libCom's epicsThreadGetIdSelf, called once in a child after fork, where
 # libCom's warning about fork is silenced (see CaChannel._common._quiet_fd2).
 _com = ffi.dlopen(_libca.library_paths()[0])

@@ -1,7 +1,15 @@
-"""Python-side handles of the cffi backend: channels, subscriptions, contexts.
+"""Python-side handles of the cffi backend: channels, subscriptions, contexts
+(the twin of ``cext/handles.c``).
 
 libca frees its C objects on clear, so each handle records whether it is
 still valid; every API function checks that before touching the pointer.
+A call on a channel holds it (:func:`held`) so that a ``clear_channel`` from
+another thread, or from Python code the call runs, is carried out by the
+last holder (:data:`pending_clears`); :func:`forget` marks a channel and its
+subscriptions dead; :data:`context_gens` and :data:`dead_contexts` track
+which contexts are alive. Every API call and every callback is counted in
+flight (:func:`counted`, :func:`callback_enter`) so that the exit hook can
+wait for them before it destroys contexts (:func:`close`).
 libca hands back only an opaque ``void *usr`` with each callback: it carries
 a *token*, an integer key into :data:`registry`, never a Python pointer, so a
 late or stray callback can at worst miss the registry, never dereference a
@@ -9,11 +17,13 @@ dead object.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import threading
-from typing import Any, Dict, Optional, Set
-
-from CaChannel import _common
+import time
+import weakref
+from typing import Any, Callable, Dict, Iterator, Optional, Set, Tuple, TypeVar
 
 from ._bindings import ffi, lib
 
@@ -166,44 +176,245 @@ class Context:
         return "<ca context %s>" % hex(self.address)
 
 
-class DBRValue:
-    """The value of a synchronous ``get``/``sg_get``.
-
-    Valid only after the matching ``pend_io`` (or ``sg_block``) returned
-    ``ECA.NORMAL``. ``get()`` converts it by the rules of ca-api.md 2.9.
-    """
-
-    __slots__ = ("_buffer", "_dbrtype", "_count", "use_numpy", "_array", "_out")
-
-    def __init__(self, buffer, dbrtype: int, count: int, use_numpy: bool,
-                 array=None, out: bool = False):
-        self._buffer = buffer
-        self._dbrtype = int(dbrtype)
-        self._count = int(count)
-        self.use_numpy = bool(use_numpy)
-        # an array libca wrote into directly (a numpy get, or the caller's out=)
-        self._array = array
-        self._out = out
-
-    @property
-    def dbrtype(self) -> _common.DBR:
-        return _common.to_dbr(self._dbrtype)
-
-    @property
-    def count(self) -> int:
-        return self._count
-
-    def get(self):
-        if self._array is not None:
-            if self.use_numpy or self._out:
-                return self._array
-            return self._array.tolist() if self._count > 1 else self._array[0].item()
-        return _common.decode(self._dbrtype, self._count, ffi.buffer(self._buffer),
-                              self.use_numpy)
-
-    def __repr__(self) -> str:
-        return "<DBRValue %s count=%d>" % (_common.dbr_text(self._dbrtype), self._count)
-
-
 def current_context_address() -> int:
     return token_of(lib.ca_current_context())
+
+
+#: addresses of contexts destroyed here and not seen alive since: another
+#: thread that was attached to one still has it as its current context in
+#: libca's thread-private slot (ca_context_destroy only detaches the calling
+#: thread), a dangling pointer libca would use on that thread's next call
+dead_contexts: Set[int] = set()
+
+
+def detach_if_destroyed() -> None:
+    """Before create/attach_context: drop a current context destroyed by another thread."""
+    if dead_contexts and token_of(lib.ca_current_context()) in dead_contexts:
+        lib.ca_detach_context()
+
+
+# ---------------------------------------------------------------------------
+# Channels in use, deferred clear
+
+# guards the in-use counts of channels (held only for the count update);
+# replaced in a child after fork (see reset_after_fork)
+use_lock = threading.Lock()
+
+#: channels whose clear_channel came while they were in use (id -> chid)
+pending_clears: Dict[int, chid] = {}
+
+
+@contextlib.contextmanager
+def held(ch: Optional[chid]) -> Iterator[Tuple[Optional[chid], Any]]:
+    """``(channel, chid pointer)`` of a live channel, counted in use meanwhile.
+
+    ``ch`` is what ``_args.get_channel`` made of the caller's argument.
+    Yields ``(None, None)`` for None or a cleared channel. While a channel is
+    in use, clear_channel does not free it: it marks it dead and the last
+    user calls ``ca_clear_channel`` on leaving, so the pointer stays valid
+    through the whole call, even when Python code run by the call (a value's
+    ``__float__``, a finalizer) clears the channel in this same thread.
+    Such code may also destroy the channel's context, so the body checks
+    ``ch._ptr`` again after running Python code and before each libca call.
+    """
+    ptr = None
+    if ch is not None:
+        me = threading.get_ident()
+        with use_lock:
+            ptr = ch._ptr
+            if ptr is not None:
+                ch.inuse += 1
+                ch.holders[me] = ch.holders.get(me, 0) + 1
+    try:
+        yield (ch, ptr) if ptr is not None else (None, None)
+    finally:
+        if ptr is not None:
+            with use_lock:
+                ch.inuse -= 1
+                left = ch.holders.get(me, 1) - 1
+                if left:
+                    ch.holders[me] = left
+                else:
+                    ch.holders.pop(me, None)
+                pending = ch._clear_ptr if ch.inuse == 0 else None
+                if pending is not None:
+                    ch._clear_ptr = None
+                    pending_clears.pop(id(ch), None)
+            if pending is not None:
+                lib.ca_clear_channel(pending)
+
+
+def forget(ch: chid, reason: str = "cleared") -> list:
+    """Mark ``ch`` and its subscriptions dead and unregister their callbacks.
+
+    Returns the Python objects they held. The caller drops them only after it
+    released ``use_lock`` (and, in clear_channel, after libca let go of the
+    channel): dropping the last reference to a callback runs finalizers, such
+    as a ``CaChannel.__del__`` that clears another channel, and those must
+    find every handle touched here already dead.
+    """
+    ptr = ch._ptr
+    ch._ptr = None
+    ch._dead = reason
+    dropped = [registry.pop(ch._token, None), ch.conn_callback, ch.access_callback]
+    ch.conn_callback = ch.access_callback = None
+    if ptr is not None:
+        live_channels.pop(token_of(ptr), None)
+    for sub in ch.subscriptions:
+        sub._ptr = None
+        dropped.append(registry.pop(sub._token, None))
+    dropped.extend(ch.subscriptions)
+    ch.subscriptions.clear()
+    dropped.extend(registry.pop(token, None) for token in ch.pending)
+    ch.pending.clear()
+    return dropped
+
+
+def reset_after_fork() -> list:
+    """In a child after fork: every inherited handle dead (reason "fork"),
+    contexts forgotten, locks replaced, the registry emptied.
+
+    Returns the Python objects the handles held, for the caller to drop last
+    (their finalizers must find every inherited handle dead).
+    """
+    global use_lock, _token_lock, _flights_lock
+    fork_epoch[0] += 1
+    context_gens.clear()
+    dead_contexts.clear()
+    # a lock another parent thread held at fork time stays held for ever
+    use_lock = threading.Lock()
+    _token_lock = threading.Lock()
+    _flights_lock = threading.Lock()
+    # the other threads, and the calls they were in, are gone
+    me = _flight()
+    for f in list(_flights):
+        if f is not me:
+            f.n = 0
+    inherited = list(live_channels.values())
+    for ch in inherited + list(pending_clears.values()):
+        ch.inuse = 0   # the threads that used them are gone
+        ch.holders.clear()
+    dropped = [forget(ch, "fork") for ch in inherited]
+    for ch in pending_clears.values():
+        ch._clear_ptr = None
+    pending_clears.clear()
+    dropped.append(list(registry.values()))
+    registry.clear()
+    return dropped
+
+
+# ---------------------------------------------------------------------------
+# Calls and callbacks in flight, interpreter exit
+#
+# The exit hook destroys the contexts made here (so that no libca thread
+# calls into a finalising interpreter). A thread still inside libca on such
+# a context when it is destroyed (ca_flush_io, ca_pend_io...) uses freed
+# memory, and so does its next call: the thread stays attached to the
+# destroyed context. So every API call counts itself in flight here, and
+# from the moment the hook started a thread's next call is refused (the
+# thread is parked); the hook waits, bounded, for the calls and callbacks
+# already in flight before it destroys anything.
+
+
+class _Flight:
+    """One thread's API calls plus libca callbacks in progress (written only
+    by that thread; read by the exit hook)."""
+
+    __slots__ = ("n", "__weakref__")
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
+_local = threading.local()
+#: every thread's _Flight (a thread's goes when the thread ends)
+_flights: "weakref.WeakSet[_Flight]" = weakref.WeakSet()
+# guards _flights (registration and the exit hook's scan)
+_flights_lock = threading.Lock()
+#: set by the exit hook (close): callbacks return at once and other threads'
+#: new API calls are refused
+closing = False
+_closer: Optional[_Flight] = None
+
+#: how long a refused thread waits for the process to end before its call
+#: raises RuntimeError (only reached when something keeps the process
+#: alive after the exit hook, such as a later atexit hook joining it)
+PARK_SECONDS = 3.0
+
+
+def _flight() -> _Flight:
+    """The calling thread's _Flight."""
+    try:
+        return _local.flight
+    except AttributeError:
+        f = _local.flight = _Flight()
+        with _flights_lock:
+            _flights.add(f)
+        return f
+
+
+def _refuse() -> None:
+    """A new API call once the exit hook started, from a thread not already
+    inside a call or callback the hook waits for: the thread waits, GIL
+    released, for the process to end (as Python stops daemon threads at
+    exit); RuntimeError after ``PARK_SECONDS`` if it has not."""
+    time.sleep(PARK_SECONDS)
+    raise RuntimeError("Channel Access is shut down: the interpreter is exiting")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def counted(func: F) -> F:
+    """Decorator of the API functions that call libca: the call is counted in
+    flight while it runs, or refused (:func:`_refuse`) once the exit hook
+    started. The count comes before the test of ``closing`` (the hook sets
+    ``closing`` before it reads the counts), so no call slips through."""
+    @functools.wraps(func)
+    def counted_call(*args, **kwargs):
+        try:
+            f = _local.flight
+        except AttributeError:
+            f = _flight()
+        f.n += 1
+        if closing and f.n == 1 and f is not _closer:
+            f.n -= 1
+            _refuse()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            f.n -= 1
+    return counted_call  # type: ignore[return-value]
+
+
+def callback_enter() -> bool:
+    """Count a libca callback on this thread; False (touch nothing, return at
+    once) once the exit hook started."""
+    f = _flight()
+    f.n += 1
+    if closing:
+        f.n -= 1
+        return False
+    return True
+
+
+def callback_leave() -> None:
+    _local.flight.n -= 1
+
+
+def close(bound: float) -> bool:
+    """The exit hook started: refuse new calls and callbacks, then wait (GIL
+    released, at most ``bound`` s) until no other thread is inside an API
+    call or a callback. True when none is left: contexts may be destroyed."""
+    global closing, _closer
+    _closer = _flight()
+    closing = True
+    deadline = time.monotonic() + bound
+    while True:
+        with _flights_lock:
+            busy = any(f.n > 0 for f in _flights if f is not _closer)
+        if not busy:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.001)
