@@ -313,8 +313,13 @@ class Channel:
         collection in a callback), where taking the cache lock could deadlock."""
         _deferred.append(self)
 
-    def release(self) -> None:
-        """End one use (see the module's release policy). Idempotent past zero."""
+    def release(self, keep_idle: bool = True) -> None:
+        """End one use (see the module's release policy). Idempotent past zero.
+
+        ``keep_idle=False``: if this was the last use, clear the channel now
+        instead of keeping it idle (``aio.purge_channel_caches`` does, as
+        aioca closes its channels there).
+        """
         if _deferred:
             _drain_deferred()
         with _cache_lock:
@@ -325,7 +330,7 @@ class Channel:
             key = (self.name, self.priority)
             if _cache.get(key) is not self:
                 return
-            if not self.ever_connected:
+            if not self.ever_connected or not keep_idle:
                 del _cache[key]
                 victims = [self]
             else:
