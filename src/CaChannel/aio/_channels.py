@@ -172,7 +172,16 @@ class Channel:
         for disp, fn in waiters:
             disp.post(fn, False)
         util = _util()
-        shared = getattr(util, "_channels_", {}).get(self.name) is self.chan
+        cache = getattr(util, "_channels_", {})
+        shared = cache.get(self.name) is self.chan
+        if shared and self._owned:
+            # ours, only offered to util: take it back and close it, as aioca
+            # closes its channels here (kept open, a channel of a restarted
+            # IOC waits ~10 s for libca's reconnection; util opens a new one)
+            with getattr(util, "_cache_lock", _cache_lock):
+                if cache.get(self.name) is self.chan:
+                    del cache[self.name]
+            shared = False
         try:
             if shared:
                 self.chan.change_connection_event(None)
@@ -236,9 +245,10 @@ def get_channel_infos() -> List[ChannelInfo]:
 def purge_channel_caches() -> None:
     """Close every subscription and forget every channel of ``CaChannel.aio``.
 
-    Channels that the synchronous ``CaChannel.util`` also uses stay open for
-    it; the others are cleared. Operations still waiting for a connection
-    fail with ``ECA_DISCONN``.
+    Channels that the synchronous ``CaChannel.util`` opened (and aio adopted)
+    stay open for it; the channels aio opened are cleared, as aioca does (also
+    when util used them since: its next use opens a new one). Operations
+    still waiting for a connection fail with ``ECA_DISCONN``.
     """
     with _cache_lock:
         chans = list(_cache.values())
