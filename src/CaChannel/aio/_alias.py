@@ -26,14 +26,11 @@ def use() -> None:
     aioca is already imported: its channels, subscriptions and context would
     stay in use next to CaChannel's, so the switch would be partial.
 
-    >>> import sys
     >>> from CaChannel import aio
     >>> aio.use()
     >>> import aioca, aioca.types
     >>> aioca is aio, aioca.types is aio.types
     (True, True)
-    >>> for name in ("aioca", "aioca.types"):
-    ...     del sys.modules[name]
     """
     from . import types as aio_types
     ours = {"aioca": sys.modules[__package__], "aioca.types": aio_types}
