@@ -3,9 +3,9 @@ import doctest
 
 import pytest
 
-from CaChannel.aio import _channels, _monitor, _ops, _values
+from CaChannel.aio import _alias, _channels, _monitor, _ops, _values, types
 
-MODULES = [_values, _ops, _monitor, _channels]
+MODULES = [_values, _ops, _monitor, _channels, _alias, types]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -18,10 +18,22 @@ backends work (``CACHANNEL_BACKEND=caffi`` selects the cffi one).
 Functions: :func:`caget`, :func:`caput`, :func:`camonitor` (returns
 :class:`Subscription`), :func:`connect`, :func:`cainfo` (:class:`CAInfo`),
 :func:`run`, :func:`get_channel_infos`, :func:`purge_channel_caches`.
-Results: augmented values (``int``/``float``/``str``/``bytes``/numpy array
-subclasses with ``.name``, ``.ok``, ``.datatype``, ``.element_count``,
-``.severity``, ``.status``, ``.timestamp``, ``.raw_stamp``, ``.datetime``,
-``.units``, ``.precision``, ``.enums``, limits...) and :class:`CANothing`.
+Results: the augmented values of ``epicscorelibs.ca.dbr`` (``ca_int``,
+``ca_float``, ``ca_str``, ``ca_bytes``, ``ca_array``: the Python/numpy type
+with ``.name``, ``.ok``, ``.datatype``, ``.element_count``, ``.severity``,
+``.status``, ``.timestamp``, ``.raw_stamp``, ``.datetime``, ``.units``,
+``.precision``, ``.enums``, limits...; ``+value`` is the plain value) and
+:class:`CANothing`; a request libca refuses at once raises
+``epicscorelibs.ca.cadef.CAException`` as in aioca. The ``DBR_*``, ``DBE_*``
+and ``FORMAT_*`` constants are those of ``epicscorelibs.ca``.
+:mod:`CaChannel.aio.types` holds aioca's type names (``AugmentedValue``,
+``Dbr``, ``Format``...).
+
+Programs that import ``aioca`` (ophyd-async, for one) run on CaChannel after
+:func:`use`, which installs this package as ``aioca`` (and ``aioca.types``)::
+
+    import CaChannel.aio
+    CaChannel.aio.use()     # before anything imports aioca
 
 Example (``catest`` is an ``ao`` record with EGU ``mm``)::
 
@@ -39,6 +51,8 @@ Example (``catest`` is an ``ao`` record with EGU ``mm``)::
     asyncio.run(main())
 """
 from .._version import __version__
+from . import types
+from ._alias import use
 from ._channels import ChannelInfo, get_channel_infos, purge_channel_caches
 from ._monitor import Subscription, camonitor
 from ._ops import CAInfo, cainfo, caget, caput, connect, run
@@ -55,5 +69,5 @@ __all__ = [
     "DBR_STRING", "DBR_SHORT", "DBR_FLOAT", "DBR_ENUM", "DBR_CHAR", "DBR_LONG", "DBR_DOUBLE",
     "DBR_CHAR_STR", "DBR_CHAR_UNICODE", "DBR_ENUM_STR", "DBR_CHAR_BYTES",
     "DBR_PUT_ACKT", "DBR_PUT_ACKS", "DBR_STSACK_STRING", "DBR_CLASS_NAME",
-    "FORMAT_RAW", "FORMAT_TIME", "FORMAT_CTRL", "ca_extra_fields",
+    "FORMAT_RAW", "FORMAT_TIME", "FORMAT_CTRL", "ca_extra_fields", "use", "types",
 ]

@@ -115,7 +115,10 @@ class Channel:
         for disp, fn in waiters:
             disp.post(fn, False)
         self.core.remove_listener(self._on_conn)
-        self.core.release()
+        # as aioca closes its channels here: unless another face uses it, the
+        # channel is cleared, not kept idle (a channel of a restarted IOC kept
+        # open would wait ~10 s in libca's disconnect governor)
+        self.core.release(keep_idle=False)
 
 
 _cache: Dict[str, Channel] = {}
@@ -181,9 +184,9 @@ def get_channel_infos() -> List[ChannelInfo]:
 def purge_channel_caches() -> None:
     """Close every subscription of ``CaChannel.aio`` and end its use of every channel.
 
-    The channels stay open for the other faces that use them (and, idle, for
-    the next use: ``CaChannel.core``). Operations still waiting for a
-    connection fail with ``ECA_DISCONN``.
+    As in aioca, the channels are cleared -- except those another face still
+    uses, which stay open for it (``CaChannel.core``). Operations still
+    waiting for a connection fail with ``ECA_DISCONN``.
     """
     with _cache_lock:
         chans = list(_cache.values())

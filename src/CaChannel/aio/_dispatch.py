@@ -81,6 +81,16 @@ class Dispatcher:
             self.closed = True
             self._queue.clear()
 
+    def flush_soon(self) -> None:
+        """Flush the CA requests queued so far at the end of the loop's next pass here.
+
+        For work done outside :meth:`_drain` that queues requests in a burst
+        (many subscriptions): one flush for all, soon, instead of one each.
+        """
+        self.need_flush = True
+        if not self._pending:
+            self.post(_nothing)
+
     def _drain(self) -> None:
         # Clear the flag first: an event queued from now on schedules a new
         # pass, so none is left behind. Take only what is queued now, so a
@@ -100,6 +110,10 @@ class Dispatcher:
         if self.need_flush:
             self.need_flush = False
             ca.flush_io()
+
+
+def _nothing() -> None:
+    """A no-op task: a pass of the dispatcher just for its flush."""
 
 
 _dispatchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dispatcher]" = \

@@ -1,15 +1,22 @@
-"""camonitor and :class:`Subscription`.
+"""camonitor and :class:`Subscription`, with aioca's semantics.
 
 An event from libca is appended to the subscription's queue in the libca
 thread; only the first event of a burst posts a delivery to the loop's
 dispatcher (which itself wakes the loop at most once per burst). Without
 ``all_updates`` the queue holds one value: newer events replace an older
-undelivered one and count in ``dropped_callbacks``.
+undelivered one and count in ``dropped_callbacks``. Values are made in the
+loop, once each, when they are delivered.
 
 A plain function callback is called in the loop for every value; a
 coroutine function is awaited, one value at a time, in a task of the
 subscription (values arriving meanwhile are merged unless ``all_updates``).
-An exception raised by the callback is printed and closes the subscription.
+Whether the callback is a coroutine function is learnt from what its first
+call returns, as aioca does.
+
+An exception raised by the callback (or by the conversion of a value)
+prints ``Subscription <name> callback raised exception``, the traceback and
+``Subscription <name> closed`` on stderr and closes the subscription: state
+:attr:`~Subscription.CLOSED`, no further callbacks.
 """
 from __future__ import annotations
 
@@ -25,9 +32,9 @@ from typing import Any, Awaitable, Callable, List, Optional, Union, overload
 from .. import ca
 from ._channels import get_channel
 from ._dispatch import dispatcher, flush
-from ._ops import Timeout, _deadline
+from ._ops import Timeout, _deadline, check_timeout
 from ._values import (DBE_ALARM, DBE_PROPERTY, DBE_VALUE, FORMAT_CTRL, FORMAT_RAW, FORMAT_TIME,
-                      CANothing, Request)
+                      CANothing, Request, ca_error)
 
 __all__ = ["Subscription", "camonitor"]
 
@@ -47,13 +54,22 @@ class Subscription:
     """A CA subscription delivering values to ``callback`` in the event loop.
 
     Created by :func:`camonitor` (in a running loop). Attributes: ``name``,
-    ``callback``, ``state`` (:attr:`OPENING` until the channel connected and
-    the subscription is made, then :attr:`OPEN`, after :meth:`close`
-    :attr:`CLOSED`), ``dropped_callbacks`` (values replaced by newer ones
-    before delivery), ``all_updates``, ``notify_disconnect``.
+    ``callback`` (may be replaced), ``state``, ``dropped_callbacks`` (values
+    replaced by newer ones before their callback), ``all_updates``,
+    ``notify_disconnect``, ``channel``, and ``dbr_to_value``: the function
+    that makes a value from libca's event (set when the subscription opens;
+    an exception from it closes the subscription like one from the callback).
+
+    ``state`` is :attr:`OPENING` until the channel is connected and the
+    subscription made, then :attr:`OPEN`, and :attr:`CLOSED` after
+    :meth:`close` or an exception of the callback. For a channel that is
+    connected already :func:`camonitor` subscribes at once and returns an
+    :attr:`OPEN` subscription (aioca makes it in a task, later), so that a
+    request made after ``camonitor`` returns (a ``caput``) reaches the server
+    after the subscription.
     """
 
-    OPENING = 0  #: waiting for the channel's first connection
+    OPENING = 0  #: waiting for the channel's connection (or for the loop)
     OPEN = 1     #: subscribed
     CLOSED = 2   #: closed, no more callbacks
 
@@ -62,9 +78,11 @@ class Subscription:
                  all_updates: bool = False, notify_disconnect: bool = False,
                  connect_timeout: Timeout = None) -> None:
         if not callable(callback):
-            raise TypeError("callback must be callable")
+            raise TypeError("callback must be callable, not %s" % type(callback).__name__)
         if format not in _DEFAULT_EVENTS:
-            raise ValueError("format must be FORMAT_RAW, FORMAT_TIME or FORMAT_CTRL")
+            raise ValueError("format must be FORMAT_RAW, FORMAT_TIME or FORMAT_CTRL, not %r"
+                             % (format,))
+        check_timeout(connect_timeout, "connect_timeout")
         loop = asyncio.get_running_loop()
         self.name = name
         self.callback = callback
@@ -73,6 +91,8 @@ class Subscription:
         #: values replaced by newer ones before their callback
         self.dropped_callbacks = 0
         self.state = self.OPENING
+        #: makes a value of libca's event dict (set when the subscription opens)
+        self.dbr_to_value: Optional[Callable[[dict], Any]] = None
         self._loop = loop
         self._disp = dispatcher(loop)
         self._events = _DEFAULT_EVENTS[format] if events is None else int(events)
@@ -85,12 +105,15 @@ class Subscription:
         self._is_sync: Optional[bool] = None
         self._task: Optional[asyncio.Task] = None
         self._evid = None
-        self._req: Optional[Request] = None
         self._timer = None
         self.channel = get_channel(name)
         self._waiter = self.channel.when_connected(self._disp, self._on_ready)
         if self._waiter is None:
-            self._on_ready(True)
+            # connected: subscribe now, so that the request goes out before
+            # any request the caller makes next (a caput right after camonitor
+            # is seen by the subscription); one flush for a burst of these
+            self._open()
+            self._disp.flush_soon()
         else:
             flush()
             if connect_timeout is not None:
@@ -102,37 +125,51 @@ class Subscription:
 
     # ------------------------------------------------------------- loop side
     def _on_ready(self, ok: bool) -> None:
+        """The channel is connected (``ok``) or purged; runs in the dispatcher's pass."""
         self._waiter = None
-        if self.state == self.CLOSED:
+        if self.state != self.OPENING:
             return
         if not ok:
             self.close()
             return
+        if not self.channel.connected:  # lost again before this ran: wait for the next one
+            self._waiter = self.channel.when_connected(self._disp, self._on_ready)
+            if self._waiter is not None:
+                return
+        self._open()
+        self._disp.need_flush = True  # one flush at the end of the dispatcher's pass
+
+    def _open(self) -> None:
+        """Make libca's subscription (the channel is connected); the caller flushes."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self.state = self.OPEN
+        self.channel.add_listener(self)
         try:
-            self._req = Request(self.name, self.channel.chid, self._datatype, self._format)
+            req = Request(self.name, self.channel.chid, self._datatype, self._format)
+            self.dbr_to_value = req.convert
             status, evid = ca.create_subscription(
-                self.channel.chid, self._enqueue, self._req.dbr, self._req.count(self._count),
+                self.channel.chid, self._enqueue, req.dbr, req.count(self._count),
                 self._events, use_numpy=True)
+            if status != ca.ECA_NORMAL:
+                raise ca_error(status, "ca_create_subscription")
         except Exception:
             self.close(sys.exc_info())
             return
-        if status != ca.ECA_NORMAL:
-            self.close((None, CANothing(self.name, status), None))
-            return
         self._evid = evid
-        self.state = self.OPEN
-        self.channel.add_listener(self)
-        flush()
+        if self.state == self.CLOSED:  # closed by another thread meanwhile
+            self._shutdown()
 
     def _connect_timeout(self) -> None:
         self._timer = None
         if self.state == self.OPENING:
             # reported whatever notify_disconnect says; the subscription stays
-            # and starts when the channel connects
+            # and opens when the channel connects
             self._enqueue(CANothing(self.name, ca.ECA_TIMEOUT))
+
+    def _value(self, item: Any) -> Any:
+        return self.dbr_to_value(item) if type(item) is dict else item
 
     def _deliver(self) -> None:
         if self.state == self.CLOSED:
@@ -145,14 +182,12 @@ class Subscription:
             self._signalled = False
             items = list(self._queue)
             self._queue.clear()
-        convert = self._req.convert if self._req is not None else None
-        callback = self.callback
         for i, item in enumerate(items):
-            value = convert(item) if type(item) is dict else item
-            if type(value) is CANothing and not self._wanted(value):
-                continue
             try:
-                ret = callback(value)
+                value = self._value(item)
+                if type(value) is CANothing and not self._wanted(value):
+                    continue
+                ret = self.callback(value)
             except Exception:
                 self.close(sys.exc_info())
                 return
@@ -196,14 +231,13 @@ class Subscription:
                         items = [popleft() for _ in range(_BATCH)]
                 if not items:
                     break
-                convert = self._req.convert if self._req is not None else None
-                callback = self.callback
                 for item in items:
-                    value = convert(item) if type(item) is dict else item
+                    value = self._value(item)
                     if type(value) is CANothing and not self._wanted(value):
                         continue
-                    ret = callback(value)
-                    if ret is not None and (type(ret) is types.CoroutineType or inspect.isawaitable(ret)):
+                    ret = self.callback(value)
+                    if ret is not None and (type(ret) is types.CoroutineType
+                                            or inspect.isawaitable(ret)):
                         await ret
                     if self.state == self.CLOSED:
                         return
@@ -241,7 +275,8 @@ class Subscription:
     def close(self, exc_info: Any = None) -> None:
         """Stop the subscription; no callback runs after this (not even queued ones).
 
-        ``exc_info`` (internal) is the error that closed it, printed.
+        ``exc_info`` (``sys.exc_info()`` of the error that closes it) is
+        printed on stderr with the subscription's name.
         """
         if exc_info:
             try:

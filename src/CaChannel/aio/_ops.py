@@ -5,8 +5,15 @@ dispatcher) or a connection event completes; no task is created per PV, so a
 list of 1,000 PVs costs 1,000 futures and one flush of the requests.
 
 Timeouts (``timeout=``): ``None`` waits for ever, a number is seconds from
-now, a 1-tuple ``(deadline,)`` an absolute ``time.time()`` deadline. A timeout
-gives ``CANothing(name, ECA_TIMEOUT)``. Cancelling the awaiting task leaves
+now, a 1-tuple ``(deadline,)`` an absolute ``time.time()`` deadline; anything
+else is refused at the call (``TypeError``, ``ValueError`` for NaN). A
+timeout gives ``CANothing(name, ECA_TIMEOUT)``.
+
+Failures, as in aioca: a request libca refuses at once (no read or write
+access...) raises ``epicscorelibs.ca.cadef.CAException`` (``throw=False``:
+returned as ``CANothing(name, status)``); a timeout, a disconnection or a
+failure reported by the server raises :class:`CANothing`; a bad argument
+raises ``TypeError``/``ValueError`` before anything is sent. Cancelling the awaiting task leaves
 nothing behind: a waiter for the connection is removed at once, and the libca
 callback of a request already sent only finds a finished future.
 """
@@ -15,7 +22,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import math
+import numbers
 import time
+import warnings
 from typing import Any, Callable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -23,9 +33,11 @@ import numpy as np
 from .. import ca
 from ._channels import Channel, get_channel
 from ._dispatch import Dispatcher, dispatcher, flush
-from ._values import ECA_NORMAL, FORMAT_RAW, CANothing, Request, encode_put
+from ._values import (DBR_STRING, ECA_NORMAL, FORMAT_RAW, CAException, CANothing, Request,
+                      ca_error, encode_put)
 
-__all__ = ["caget", "caput", "connect", "cainfo", "CAInfo", "run", "DEFAULT_TIMEOUT"]
+__all__ = ["caget", "caput", "connect", "cainfo", "CAInfo", "run", "DEFAULT_TIMEOUT",
+           "check_timeout"]
 
 DEFAULT_TIMEOUT = 5.0
 Timeout = Union[None, float, tuple]
@@ -36,6 +48,26 @@ _DISCONN = ca.ECA_DISCONN
 
 #: futures of requests sent to libca whose callback has not run yet (tests)
 _outstanding: set = set()
+
+
+def check_timeout(timeout: Any, what: str = "timeout") -> None:
+    """Refuse a timeout that is not None, a number or a 1-tuple ``(deadline,)``.
+
+    >>> check_timeout(())
+    Traceback (most recent call last):
+    ...
+    TypeError: timeout must be None, seconds (a number) or (deadline,) (a 1-tuple), not ()
+    """
+    if timeout is None:
+        return
+    value = timeout
+    if isinstance(timeout, tuple):
+        value = timeout[0] if len(timeout) == 1 else None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError("%s must be None, seconds (a number) or (deadline,) (a 1-tuple), not %r"
+                        % (what, timeout))
+    if math.isnan(value):
+        raise ValueError("%s must not be NaN" % what)
 
 
 def _deadline(loop: asyncio.AbstractEventLoop, timeout: Timeout) -> Optional[float]:
@@ -114,10 +146,13 @@ def _gather_futures(loop: asyncio.AbstractEventLoop, futs: Sequence[asyncio.Futu
             if f.cancelled():
                 return
             exc = f.exception()
-            if exc is not None:
+            if exc is None:
+                r = f.result()
+            elif not throw and isinstance(exc, CAException):
+                r = CANothing(names[i], exc.status)
+            else:
                 done.set_exception(exc)
                 return
-            r = f.result()
             results[i] = r
             if throw and type(r) is CANothing and not r.ok:
                 done.set_result(r)
@@ -162,10 +197,12 @@ def _get_issuer(datatype, format, count, out):
                 chan.requests[(datatype, format)] = req
             except TypeError:
                 pass
+        if out is not None:
+            _check_out_type(out, req)
         status, _ = ca.get(chan.chid, req.dbr, req.count(count),
                            functools.partial(disp.post, _got, fut, req, out), use_numpy=True)
         if status != ECA_NORMAL:
-            fut.set_result(CANothing(chan.name, status))
+            fut.set_exception(ca_error(status, "ca_array_get_callback"))
         else:
             _outstanding.add(fut)
     return issue
@@ -175,17 +212,43 @@ def _got(fut: asyncio.Future, req: Request, out: Optional[np.ndarray], args: dic
     _outstanding.discard(fut)
     if fut.done():
         return
-    value = req.convert(args)
-    if out is not None and type(value) is not CANothing:
-        value = _into(out, value)
+    try:
+        value = req.convert(args)
+        if out is not None and type(value) is not CANothing:
+            value = _into(out, value)
+    except Exception as exc:  # the caller learns why; the future must complete
+        fut.set_exception(exc)
+        return
     fut.set_result(value)
+
+
+def _check_out(out: Any) -> None:
+    """``out=`` must be a writable C-contiguous numeric numpy array (checked at the call)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError("out must be a numpy array, not %s" % type(out).__name__)
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out must be a writable C-contiguous numpy array")
+    if out.dtype.kind not in "biuf":
+        raise TypeError("out must have a numeric dtype, not %s" % out.dtype)
+
+
+def _check_out_type(out: np.ndarray, req: Request) -> None:
+    """The value asked for must fit ``out`` (checked once the channel's type is known)."""
+    dtype = req.dtype
+    if dtype is None:
+        what = "text" if req.text else "DBR_STRING"
+        raise TypeError("caget(%r, out=...): a %s value cannot be read into a numpy array of %s"
+                        % (req.name, what, out.dtype))
+    if not np.can_cast(dtype, out.dtype, "same_kind"):
+        raise TypeError("caget(%r, out=...): %s elements do not fit an array of %s"
+                        % (req.name, dtype, out.dtype))
 
 
 def _into(out: np.ndarray, value: Any) -> Any:
     """Copy ``value`` into the caller's array; return the filled part, augmented."""
     data = np.asarray(value).reshape(-1)
-    n = min(data.size, out.size)
-    flat = out.reshape(-1)
+    flat = out.reshape(-1)  # a view: out is C-contiguous
+    n = min(data.size, flat.size)
     flat[:n] = data[:n]
     result = flat[:n].view(type(value) if isinstance(value, np.ndarray) else np.ndarray)
     try:
@@ -209,11 +272,14 @@ async def caget(pv: Union[str, PVs], datatype: Any = None, format: int = FORMAT_
 
     Returns an augmented value (see :mod:`CaChannel.aio`), or a list of them
     in the order of the names. On failure (including timeout) raises
-    :class:`CANothing`, or with ``throw=False`` returns it in place of the
-    value. With a list and ``throw=True`` the first failure is raised.
+    :class:`CANothing` (``CAException`` when libca refuses the request), or
+    with ``throw=False`` returns a false ``CANothing`` in place of the value.
+    With a list and ``throw=True`` the first failure is raised.
 
-    Beyond aioca: ``out=`` a numpy array receives the elements (copied in;
-    the result is an augmented view of its filled part).
+    Beyond aioca: ``out=`` a writable C-contiguous numeric numpy array
+    receives the elements (copied in; the result is an augmented view of its
+    filled part). A string or text value, or elements that do not fit its
+    dtype (``float`` into ``int``), raise ``TypeError``.
 
     >>> import asyncio
     >>> from CaChannel import aio
@@ -228,19 +294,33 @@ async def caget(pv: Union[str, PVs], datatype: Any = None, format: int = FORMAT_
     [2.5, 'Busy']
     no:such:pv: User specified timeout on IO operation expired
     """
+    check_timeout(timeout)
+    if out is not None:
+        if isinstance(pv, (list, tuple)):
+            raise ValueError("out= is for a single PV")
+        _check_out(out)
     loop = asyncio.get_running_loop()
     disp = dispatcher(loop)
     issue = _get_issuer(datatype, format, count, out)
     if isinstance(pv, (list, tuple)):
-        if out is not None:
-            raise ValueError("out= is for a single PV")
         futs = [_start(loop, disp, name, issue) for name in pv]
         flush()
         return await _gather_futures(loop, futs, pv, timeout, throw)
     fut = _start(loop, disp, pv, issue)
     flush()
-    result = await _wait(loop, fut, pv, timeout)
-    if throw and type(result) is CANothing:
+    return await _single(loop, fut, pv, timeout, throw)
+
+
+async def _single(loop: asyncio.AbstractEventLoop, fut: asyncio.Future, pv: str,
+                  timeout: Timeout, throw: bool) -> Any:
+    """The result of one PV's future, with the ``throw`` rule applied."""
+    try:
+        result = await _wait(loop, fut, pv, timeout)
+    except CAException as exc:
+        if throw:
+            raise
+        return CANothing(pv, exc.status)
+    if throw and type(result) is CANothing and not result.ok:
         raise result
     return result
 
@@ -252,15 +332,19 @@ def _put_issuer(value, datatype, wait: bool, callback):
         if wait or callback is not None:
             status = ca.put(chan.chid, data, chtype, None,
                             functools.partial(disp.post, _put_done, fut, chan.name, callback))
-            if status == ECA_NORMAL:
-                _outstanding.add(fut)
-                if callback is not None and not wait:
-                    # callback mode: the caller goes on once the put is sent
-                    fut.set_result(CANothing(chan.name))
+            if status != ECA_NORMAL:
+                fut.set_exception(ca_error(status, "ca_array_put_callback"))
                 return
+            _outstanding.add(fut)
+            if callback is not None and not wait:
+                # callback mode: the caller goes on once the put is sent
+                fut.set_result(CANothing(chan.name))
+            return
+        status = ca.put(chan.chid, data, chtype)
+        if status != ECA_NORMAL:
+            fut.set_exception(ca_error(status, "ca_array_put"))
         else:
-            status = ca.put(chan.chid, data, chtype)
-        fut.set_result(CANothing(chan.name, status))
+            fut.set_result(CANothing(chan.name))
     return issue
 
 
@@ -307,7 +391,10 @@ async def caput(pv: Union[str, PVs], value: Any, *args: Any, datatype: Any = Non
     ``datatype=DBR_CHAR_STR`` takes a ``str`` as its characters.
 
     Returns ``CANothing(pv)`` (true) or a list of them; failures raise
-    :class:`CANothing` or, with ``throw=False``, are returned (false).
+    :class:`CANothing` (``CAException`` when libca refuses the write, e.g.
+    without write access) or, with ``throw=False``, are returned as a false
+    ``CANothing``. A ``callback`` that is not callable raises ``TypeError``
+    before anything is written.
 
     >>> import asyncio
     >>> from CaChannel import aio
@@ -329,6 +416,9 @@ async def caput(pv: Union[str, PVs], value: Any, *args: Any, datatype: Any = Non
         repeat_value = given.get("repeat_value", repeat_value)
         datatype = given.get("datatype", datatype)
         wait = given.get("wait", wait)
+    if callback is not None and not callable(callback):
+        raise TypeError("callback must be callable or None, not %s" % type(callback).__name__)
+    check_timeout(timeout)
     loop = asyncio.get_running_loop()
     disp = dispatcher(loop)
     if isinstance(pv, (list, tuple)):
@@ -347,10 +437,7 @@ async def caput(pv: Union[str, PVs], value: Any, *args: Any, datatype: Any = Non
         return await _gather_futures(loop, futs, pv, timeout, throw)
     fut = _start(loop, disp, pv, _put_issuer(value, datatype, wait, callback))
     flush()
-    result = await _wait(loop, fut, pv, timeout)
-    if throw and not result.ok:
-        raise result
-    return result
+    return await _single(loop, fut, pv, timeout, throw)
 
 
 # -------------------------------------------------------------- connect/info
@@ -415,6 +502,7 @@ async def connect(pv: Union[str, PVs], wait: bool = True, cainfo: bool = False, 
     >>> asyncio.run(aio.connect(['catest', 'cabo']))
     [CANothing('catest', 1), CANothing('cabo', 1)]
     """
+    check_timeout(timeout)
     loop = asyncio.get_running_loop()
     disp = dispatcher(loop)
     issue = _connect_issuer(cainfo)
@@ -432,10 +520,7 @@ async def connect(pv: Union[str, PVs], wait: bool = True, cainfo: bool = False, 
         return await _gather_futures(loop, futs, names, timeout, throw)
     fut = _start(loop, disp, pv, issue)
     flush()
-    result = await _wait(loop, fut, pv, timeout)
-    if throw and type(result) is CANothing and not result.ok:
-        raise result
-    return result
+    return await _single(loop, fut, pv, timeout, throw)
 
 
 async def cainfo(pv: Union[str, PVs], wait: bool = True, *, timeout: Timeout = DEFAULT_TIMEOUT,
@@ -452,16 +537,23 @@ async def cainfo(pv: Union[str, PVs], wait: bool = True, *, timeout: Timeout = D
 
 
 def run(coro: Any, forever: bool = False) -> Any:
-    """Run ``coro`` in a new event loop (``asyncio.run`` does the same job).
+    """Run ``coro`` in the current event loop and close the loop (as aioca's ``run``).
 
-    With ``forever`` the loop keeps running after ``coro`` finished, until
-    ``loop.stop()``; the loop is closed on return.
+    ``asyncio.run`` does the same job for new code. The loop is the one set
+    with ``asyncio.set_event_loop`` if there is one (not closed), else a new
+    one. With ``forever`` the loop keeps running after ``coro`` finished,
+    until something calls ``loop.stop()`` (``coro`` itself may); ``coro`` is
+    then cancelled if still running. The loop is closed and unset on return.
 
     >>> from CaChannel import aio
     >>> aio.run(aio.caget('catest', datatype=aio.DBR_CLASS_NAME))
     'ao'
     """
-    loop = asyncio.new_event_loop()
+    loop = _current_loop()
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+    elif loop.is_running():
+        raise RuntimeError("run() cannot be called from a running event loop")
     asyncio.set_event_loop(loop)
     task = None
     try:
@@ -479,3 +571,15 @@ def run(coro: Any, forever: bool = False) -> Any:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+
+
+def _current_loop() -> Optional[asyncio.AbstractEventLoop]:
+    """The loop set for this thread, or None (never warns)."""
+    with warnings.catch_warnings():
+        # get_event_loop() warns (3.12+) or makes a loop when none is set;
+        # only an explicitly set loop is wanted here
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return asyncio.get_event_loop()
+        except RuntimeError:  # none set (3.14+, or not the main thread)
+            return None

@@ -1,9 +1,11 @@
 """Augmented values, :class:`CANothing`, request types and value conversion.
 
 Values returned by :func:`~CaChannel.aio.caget` and passed to
-:func:`~CaChannel.aio.camonitor` callbacks are instances of subclasses of
-``int``, ``float``, ``str``, ``bytes`` or ``numpy.ndarray`` carrying extra
-attributes (aioca's "augmented values"):
+:func:`~CaChannel.aio.camonitor` callbacks are instances of the augmented
+classes of ``epicscorelibs.ca.dbr``, the same ones aioca returns:
+``ca_int``, ``ca_float``, ``ca_str``, ``ca_bytes`` (subclasses of the Python
+types) and ``ca_array`` (a numpy array subclass). ``+value`` gives the plain
+``int``/``float``/``str``/``bytes``/``numpy.ndarray``. Extra attributes:
 
 * always: ``name``, ``ok`` (True), ``datatype`` (the DBR type requested, without
   the format), ``element_count`` (the channel's native element count);
@@ -16,19 +18,33 @@ attributes (aioca's "augmented values"):
   Strings have no CTRL form: ``FORMAT_CTRL`` of a string gives the TIME fields.
 
 A channel whose native element count is 1 gives a scalar, any other an
-array (``ca_array``, a numpy array; strings as a numpy unicode array).
+array (``ca_array``; strings as a numpy unicode array).
+
+The ``DBR_*``, ``DBE_*`` and ``FORMAT_*`` constants are those of
+``epicscorelibs.ca.dbr``/``cadef`` (re-exported). Each value is built once,
+in the event loop, from what the backend decoded: a scalar becomes its
+augmented class in one call, an array is viewed (not copied) as ``ca_array``.
 """
 from __future__ import annotations
 
-import datetime as _datetime
+import types as _types
 from typing import Any, Callable, Optional, Tuple
 
 import numpy as np
+from epicscorelibs.ca import cadef as _cadef
+from epicscorelibs.ca import dbr as _dbr
+from epicscorelibs.ca.cadef import DBE_ALARM, DBE_LOG, DBE_PROPERTY, DBE_VALUE
+from epicscorelibs.ca.dbr import (DBR_CHAR, DBR_CHAR_BYTES, DBR_CHAR_STR, DBR_CHAR_UNICODE,
+                                  DBR_CLASS_NAME, DBR_DOUBLE, DBR_ENUM, DBR_ENUM_STR, DBR_FLOAT,
+                                  DBR_LONG, DBR_PUT_ACKS, DBR_PUT_ACKT, DBR_SHORT, DBR_STRING,
+                                  DBR_STSACK_STRING, FORMAT_CTRL, FORMAT_RAW, FORMAT_TIME,
+                                  ca_array, ca_bytes, ca_extra_fields, ca_float, ca_int, ca_str)
 
 from .. import ca
 
 __all__ = [
-    "CANothing", "ca_int", "ca_float", "ca_str", "ca_bytes", "ca_array", "ca_extra_fields",
+    "CANothing", "CAException", "InvalidDatatype", "ca_error",
+    "ca_int", "ca_float", "ca_str", "ca_bytes", "ca_array", "ca_extra_fields",
     "FORMAT_RAW", "FORMAT_TIME", "FORMAT_CTRL",
     "DBR_STRING", "DBR_SHORT", "DBR_FLOAT", "DBR_ENUM", "DBR_CHAR", "DBR_LONG", "DBR_DOUBLE",
     "DBR_PUT_ACKT", "DBR_PUT_ACKS", "DBR_STSACK_STRING", "DBR_CLASS_NAME",
@@ -36,41 +52,29 @@ __all__ = [
     "DBE_VALUE", "DBE_LOG", "DBE_ALARM", "DBE_PROPERTY",
 ]
 
-FORMAT_RAW = 0   #: the value only (plus ``name``, ``ok``, ``datatype``, ``element_count``)
-FORMAT_TIME = 1  #: plus alarm status/severity and the timestamp
-FORMAT_CTRL = 2  #: plus alarm status/severity and the control fields of the type
-
-DBR_STRING = 0
-DBR_SHORT = 1
-DBR_FLOAT = 2
-DBR_ENUM = 3
-DBR_CHAR = 4
-DBR_LONG = 5
-DBR_DOUBLE = 6
-DBR_PUT_ACKT = 35       #: put only: set the "acknowledge transient alarms" flag
-DBR_PUT_ACKS = 36       #: put only: acknowledge alarms up to this severity
-DBR_STSACK_STRING = 37  #: value as string + status, severity, ackt, acks
-DBR_CLASS_NAME = 38     #: the record type, e.g. ``'ao'``
-DBR_ENUM_STR = 996      #: enums as their state strings, other types native
-DBR_CHAR_BYTES = 997    #: a char array as ``bytes`` (up to the first NUL)
-DBR_CHAR_UNICODE = 998  #: a char array decoded as UTF-8 ``str``
-DBR_CHAR_STR = 999      #: a char array as ``str`` (long strings)
-
-DBE_VALUE = 1
-DBE_LOG = 2
-DBE_ALARM = 4
-DBE_PROPERTY = 8
-
 ECA_NORMAL = ca.ECA_NORMAL
-EPICS_EPOCH = ca.POSIX_TIME_AT_EPICS_EPOCH
 
-#: names of the attributes augmented values may carry
-ca_extra_fields = [
-    "name", "ok", "datatype", "element_count", "severity", "status", "raw_stamp",
-    "timestamp", "datetime", "units", "upper_disp_limit", "lower_disp_limit",
-    "upper_alarm_limit", "lower_alarm_limit", "upper_warning_limit",
-    "lower_warning_limit", "upper_ctrl_limit", "lower_ctrl_limit", "precision", "enums",
-]
+#: what aioca raises when a libca call refuses a request at once (e.g. a put
+#: without write access): ``status`` is the ECA code
+CAException = _cadef.CAException
+
+
+class InvalidDatatype(_dbr.InvalidDatatype, ValueError):
+    """A ``datatype`` or ``format`` that Channel Access cannot serve.
+
+    It is ``epicscorelibs.ca.dbr.InvalidDatatype`` (what aioca raises) and a
+    :class:`ValueError`.
+    """
+
+
+def ca_error(status: int, function: str) -> CAException:
+    """The ``CAException`` aioca raises when libca's ``function`` returns ``status``.
+
+    >>> str(ca_error(ca.ECA_NOWTACCESS, 'ca_array_put'))
+    'Write access denied calling ca_array_put'
+    """
+    # CAException's text names the failing function by its __name__
+    return CAException(int(status), _types.SimpleNamespace(__name__=function))
 
 
 class CANothing(Exception):
@@ -106,41 +110,10 @@ class CANothing(Exception):
         return self.ok
 
 
-def _datetime_of(self) -> _datetime.datetime:
-    return _datetime.datetime.fromtimestamp(self.timestamp)
-
-
-class ca_int(int):
-    """An ``int`` with the CA attributes of :mod:`CaChannel.aio._values`."""
-    datetime = property(_datetime_of)
-
-
-class ca_float(float):
-    """A ``float`` with CA attributes."""
-    datetime = property(_datetime_of)
-
-
-class ca_str(str):
-    """A ``str`` with CA attributes."""
-    datetime = property(_datetime_of)
-
-
-class ca_bytes(bytes):
-    """A ``bytes`` with CA attributes."""
-    datetime = property(_datetime_of)
-
-
-class ca_array(np.ndarray):
-    """A numpy array with CA attributes (``+value`` gives a plain array)."""
-    datetime = property(_datetime_of)
-    __hash__ = None  # type: ignore[assignment]
-
-    def __pos__(self) -> np.ndarray:
-        return np.array(self)
-
-
 _SCALAR_TYPE = {0: ca_str, 1: ca_int, 2: ca_float, 3: ca_int, 4: ca_int, 5: ca_int, 6: ca_float}
-_DTYPE = {1: np.int16, 2: np.float32, 3: np.uint16, 4: np.uint8, 5: np.int32, 6: np.float64}
+#: element dtype of each numeric DBR type
+DTYPE = {1: np.dtype(np.int16), 2: np.dtype(np.float32), 3: np.dtype(np.uint16),
+         4: np.dtype(np.uint8), 5: np.dtype(np.int32), 6: np.dtype(np.float64)}
 
 # numpy type characters -> DBR type (weakly supported ones map to the nearest)
 _NUMPY_CHAR_TO_DBR = {
@@ -155,6 +128,8 @@ _CHAR_AS_TEXT = frozenset((DBR_CHAR_STR, DBR_CHAR_BYTES, DBR_CHAR_UNICODE))
 def datatype_to_dbr(datatype: Any) -> int:
     """A user ``datatype`` (DBR code, Python type or numpy dtype) -> DBR code.
 
+    Raises :class:`InvalidDatatype` (a ``ValueError``) for anything else.
+
     >>> datatype_to_dbr(float), datatype_to_dbr(int), datatype_to_dbr(str)
     (6, 5, 0)
     """
@@ -163,25 +138,28 @@ def datatype_to_dbr(datatype: Any) -> int:
         if code in _BASIC or code in _CHAR_AS_TEXT or code in (
                 DBR_ENUM_STR, DBR_PUT_ACKT, DBR_PUT_ACKS, DBR_STSACK_STRING, DBR_CLASS_NAME):
             return code
-        raise ValueError("datatype %r is not a supported DBR request type" % (datatype,))
+        raise InvalidDatatype("datatype %r is not a supported DBR request type" % (datatype,))
     try:
         char = np.dtype(datatype).char
     except TypeError as exc:
-        raise ValueError("datatype %r not supported for Channel Access" % (datatype,)) from exc
+        raise InvalidDatatype("datatype %r not supported for Channel Access"
+                              % (datatype,)) from exc
     try:
         return _NUMPY_CHAR_TO_DBR[char]
     except KeyError:
-        raise ValueError("datatype %r not supported for Channel Access" % (datatype,)) from None
+        raise InvalidDatatype("datatype %r not supported for Channel Access"
+                              % (datatype,)) from None
 
 
 class Request:
     """How to ask libca for a value and how to turn the reply into a value.
 
-    Built per call from a connected channel (its native type and count).
+    Built per call (or per subscription) from a connected channel: its native
+    type and element count decide the wire type and the value's class.
     """
 
     __slots__ = ("name", "dbr", "base", "datatype", "element_count", "text", "scalar",
-                 "_attrs", "_stype")
+                 "_attrs", "_make", "_meta")
 
     def __init__(self, name: str, chid: Any, datatype: Any, format: int) -> None:
         ftype = int(ca.field_type(chid))
@@ -196,29 +174,50 @@ class Request:
             if base == DBR_ENUM_STR:
                 base = DBR_STRING if ftype == DBR_ENUM else ftype
         if base in (DBR_PUT_ACKT, DBR_PUT_ACKS):
-            raise ValueError("DBR_PUT_ACKT/DBR_PUT_ACKS can only be written")
+            raise InvalidDatatype("DBR_PUT_ACKT/DBR_PUT_ACKS can only be written")
         self.text = base if base in _CHAR_AS_TEXT else 0
         wire = DBR_CHAR if self.text else base
         self.datatype = wire
+        meta: Optional[Callable[[dict, dict], None]] = None
         if base in (DBR_STSACK_STRING, DBR_CLASS_NAME):
             self.dbr = self.datatype = base
             wire = DBR_STRING
+            if base == DBR_STSACK_STRING:
+                meta = _augment
         elif format == FORMAT_RAW:
             self.dbr = wire
         elif format == FORMAT_TIME:
             self.dbr = wire + 14
+            meta = _time_fields
         elif format == FORMAT_CTRL:
-            self.dbr = ca.DBR_TIME_STRING if wire == DBR_STRING else wire + 28
+            if wire == DBR_STRING:
+                self.dbr = ca.DBR_TIME_STRING
+                meta = _time_fields
+            else:
+                self.dbr = wire + 28
+                meta = _augment
         else:
-            raise ValueError("format must be FORMAT_RAW, FORMAT_TIME or FORMAT_CTRL, not %r"
-                             % (format,))
+            raise InvalidDatatype("format must be FORMAT_RAW, FORMAT_TIME or FORMAT_CTRL, not %r"
+                                  % (format,))
         self.name = name
         self.base = wire
         self.element_count = int(ca.element_count(chid))
         self.scalar = self.element_count == 1
         self._attrs = {"name": name, "ok": True, "datatype": self.datatype,
                        "element_count": self.element_count}
-        self._stype = _SCALAR_TYPE.get(wire, ca_str)
+        self._meta = meta
+        as_bytes = isinstance(datatype, type) and issubclass(datatype, bytes)
+        if self.text:
+            self._make = self._text
+        elif wire == DBR_STRING:
+            if self.scalar:
+                self._make = self._bytes if as_bytes else self._string
+            else:
+                self._make = self._byte_strings if as_bytes else self._strings
+        elif self.scalar:
+            self._make = self._number
+        else:
+            self._make = self._array
 
     def count(self, count: int) -> int:
         """libca request count for the aioca ``count`` (0 server, -1 native, n>0 at most n)."""
@@ -229,54 +228,75 @@ class Request:
             return min(count, self.element_count)
         return 0
 
+    @property
+    def dtype(self) -> Optional[np.dtype]:
+        """Element dtype of a numeric value, None for strings and text."""
+        return None if self.text else DTYPE.get(self.base)
+
     def convert(self, args: dict) -> Any:
         """The augmented value of a get/event callback dict, or a CANothing."""
         if args["status"] != ECA_NORMAL:
             return CANothing(self.name, args["status"])
         raw = args["value"]
-        meta = None
-        if type(raw) is dict:
-            meta = raw
-            raw = raw["value"]
-        if self.text:
-            value = self._text(raw)
-        elif self.scalar:
-            t = type(raw)
-            if t is float or t is int or t is str:
-                value = self._stype(raw)
-            else:
-                value = self._scalar(raw)
+        meta = self._meta
+        if meta is None:
+            value = self._make(raw)
+            value.__dict__.update(self._attrs)
         else:
-            value = self._array(raw)
-        d = value.__dict__
-        d.update(self._attrs)
-        if meta is not None:
-            _augment(d, meta)
+            fields = raw
+            value = self._make(fields["value"])
+            d = value.__dict__
+            d.update(self._attrs)
+            meta(d, fields)
         return value
 
-    def _scalar(self, raw: Any) -> Any:
-        if isinstance(raw, (list, tuple)) or isinstance(raw, np.ndarray):
-            raw = raw[0] if len(raw) else (0 if self.base else "")
-        if isinstance(raw, bytes):
-            return ca_bytes(raw)
-        return self._stype(raw)
+    # -- one of these makes the value (chosen once, in __init__)
+    def _number(self, raw: Any) -> Any:
+        t = type(raw)
+        if t is float or t is int:
+            return _SCALAR_TYPE[self.base](raw)
+        if isinstance(raw, (list, tuple, np.ndarray)):  # a waveform of NELM 1 with NORD 0
+            raw = raw[0] if len(raw) else 0
+        return _SCALAR_TYPE[self.base](raw)
+
+    def _first(self, raw: Any) -> Any:
+        if isinstance(raw, (list, tuple, np.ndarray)):
+            return raw[0] if len(raw) else ""
+        return raw
+
+    def _string(self, raw: Any) -> ca_str:
+        if type(raw) is not str:
+            raw = self._first(raw)
+            if isinstance(raw, bytes):
+                raw = raw.decode("utf-8", "replace")
+        return ca_str(raw)
+
+    def _bytes(self, raw: Any) -> ca_bytes:
+        raw = self._first(raw)
+        return ca_bytes(raw if isinstance(raw, bytes) else str(raw).encode("utf-8"))
+
+    def _strings(self, raw: Any) -> ca_array:
+        items = raw if isinstance(raw, (list, tuple)) else [raw]
+        items = [s.decode("utf-8", "replace") if isinstance(s, bytes) else s for s in items]
+        width = max([len(s) for s in items] + [1])
+        return np.array(items, dtype="U%d" % width).view(ca_array)
+
+    def _byte_strings(self, raw: Any) -> ca_array:
+        items = raw if isinstance(raw, (list, tuple)) else [raw]
+        items = [s if isinstance(s, bytes) else str(s).encode("utf-8") for s in items]
+        width = max([len(s) for s in items] + [1])
+        return np.array(items, dtype="S%d" % width).view(ca_array)
 
     def _array(self, raw: Any) -> ca_array:
-        base = self.base
-        if base == DBR_STRING:
-            items = raw if isinstance(raw, list) else [raw]
-            items = [s.decode("utf-8", "replace") if isinstance(s, bytes) else s for s in items]
-            width = max([len(s) for s in items] + [1])
-            return np.array(items, dtype="U%d" % width).view(ca_array)
         if isinstance(raw, np.ndarray):
             return raw.view(ca_array)
-        return np.array([raw] if not isinstance(raw, list) else raw,
-                        dtype=_DTYPE[base]).view(ca_array)
+        return np.array([raw] if not isinstance(raw, (list, tuple)) else raw,
+                        dtype=DTYPE[self.base]).view(ca_array)
 
     def _text(self, raw: Any) -> Any:
         if isinstance(raw, np.ndarray):
             data = raw.tobytes()
-        elif isinstance(raw, list):
+        elif isinstance(raw, (list, tuple)):
             data = bytes(int(x) & 0xFF for x in raw)
         else:
             data = bytes([int(raw) & 0xFF])
@@ -290,9 +310,21 @@ class Request:
         return ca_str(data.decode("utf-8", "replace"))
 
 
-def _augment(d: dict, meta: dict) -> None:
-    for key, item in meta.items():
-        if key == "value":
+def _time_fields(d: dict, fields: dict) -> None:
+    """The FORMAT_TIME attributes (the common case of a monitor, kept short)."""
+    d["status"] = int(fields["status"])
+    d["severity"] = int(fields["severity"])
+    stamp = fields["stamp"]
+    secs = stamp["seconds"]
+    nsec = stamp["nanoseconds"]
+    d["raw_stamp"] = (secs, nsec)
+    d["timestamp"] = round(secs + nsec * 1e-9, 6)
+
+
+def _augment(d: dict, fields: dict) -> None:
+    """Every attribute of a CTRL (or STSACK) dict of the backend."""
+    for key, item in fields.items():
+        if key == "value" or key == "no_str":
             continue
         if key == "stamp":
             secs = int(item["seconds"])
@@ -301,8 +333,6 @@ def _augment(d: dict, meta: dict) -> None:
             d["timestamp"] = round(secs + nsec * 1e-9, 6)
         elif key == "strs":
             d["enums"] = list(item)
-        elif key == "no_str":
-            continue
         elif key in ("status", "severity", "acks", "ackt"):
             d[key] = int(item)
         else:
@@ -331,7 +361,7 @@ def encode_put(name: str, chid: Any, value: Any, datatype: Any) -> Tuple[Any, Op
     if code == DBR_ENUM_STR:
         return value, (DBR_STRING if isinstance(value, (str, bytes)) else None)
     if code in (DBR_STSACK_STRING, DBR_CLASS_NAME):
-        raise ValueError("%s cannot be written" % ca.dbr_type_to_text(code))
+        raise InvalidDatatype("%s cannot be written" % ca.dbr_type_to_text(code))
     return value, code
 
 
