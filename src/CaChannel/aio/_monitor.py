@@ -32,7 +32,7 @@ from typing import Any, Awaitable, Callable, List, Optional, Union, overload
 from .. import ca
 from ._channels import get_channel
 from ._dispatch import dispatcher, flush
-from ._ops import Timeout, _deadline, check_timeout
+from ._ops import Timeout, loop_deadline, check_timeout
 from ._values import (DBE_ALARM, DBE_PROPERTY, DBE_VALUE, FORMAT_CTRL, FORMAT_RAW, FORMAT_TIME,
                       CANothing, Request, ca_error)
 
@@ -117,7 +117,7 @@ class Subscription:
         else:
             flush()
             if connect_timeout is not None:
-                self._timer = loop.call_at(_deadline(loop, connect_timeout),
+                self._timer = loop.call_at(loop_deadline(loop, connect_timeout),
                                            self._connect_timeout)
 
     def __repr__(self) -> str:

@@ -70,7 +70,9 @@ def check_timeout(timeout: Any, what: str = "timeout") -> None:
         raise ValueError("%s must not be NaN" % what)
 
 
-def _deadline(loop: asyncio.AbstractEventLoop, timeout: Timeout) -> Optional[float]:
+def loop_deadline(loop: asyncio.AbstractEventLoop, timeout: Timeout) -> Optional[float]:
+    """``loop.time()`` at which ``timeout`` (seconds, or aioca's ``(deadline,)``
+    in ``time.time()`` terms) runs out; ``None`` for no timeout."""
     if timeout is None:
         return None
     if isinstance(timeout, tuple):
@@ -87,7 +89,7 @@ async def _wait(loop: asyncio.AbstractEventLoop, fut: asyncio.Future, name: str,
                 timeout: Timeout) -> Any:
     if timeout is None:
         return await fut
-    handle = loop.call_at(_deadline(loop, timeout), _expire, fut, name)
+    handle = loop.call_at(loop_deadline(loop, timeout), _expire, fut, name)
     try:
         return await fut
     finally:
@@ -169,7 +171,7 @@ def _gather_futures(loop: asyncio.AbstractEventLoop, futs: Sequence[asyncio.Futu
                 for f, name in zip(futs, names):
                     if not f.done():
                         f.set_result(CANothing(name, _TIMEOUT))
-            handle = loop.call_at(_deadline(loop, timeout), expire)
+            handle = loop.call_at(loop_deadline(loop, timeout), expire)
         try:
             failure = await done
         finally:
