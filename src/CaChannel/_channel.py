@@ -174,6 +174,7 @@ class CaChannel:
         self._conn_cb: Optional[Tuple[Callable, tuple]] = None
         self._access_cb: Optional[Tuple[Callable, Any]] = None
         self._relay: Optional[core.WeakRelay] = None
+        self._access_listening = False
         self._dbrvalue: Optional[ca.DBRValue] = None
         self._dbrvalue_numpy = False
         self._char_as_string = False
@@ -329,7 +330,7 @@ class CaChannel:
         # the channel holds the listeners weakly (core.WeakRelay): an object
         # nobody references is collected (and releases its use) as before
         relay = self._relay = core.WeakRelay(self, "_on_connection", "_on_access")
-        channel.add_access_listener(relay.access, replay=False)
+        self._access_listening = False  # added by replace_access_rights_event
         channel.add_listener(relay.connection, replay=conn_cb is not None)
         if conn_cb is None and not channel.connected:
             with _pending_lock:
@@ -888,8 +889,12 @@ class CaChannel:
             raise CaChannelException(ca.ECA_BADCHID, "access rights callback of %s" % self._label())
         if callable(callback):
             self._access_cb = (callback, user_args)
-            if channel.connected:
-                self._on_access(channel, channel.read_access, channel.write_access)
+            if self._access_listening:
+                if channel.connected:  # called at once, as libca does
+                    self._on_access(channel, channel.read_access, channel.write_access)
+            elif self._relay is not None:
+                self._access_listening = True
+                channel.add_access_listener(self._relay.access, replay=True)  # (at once if connected)
         else:
             self._access_cb = None
 

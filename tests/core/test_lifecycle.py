@@ -16,7 +16,7 @@ import textwrap
 
 import pytest
 
-from conftest import Client, server_channels
+from coretools import Client, server_channels
 
 
 def test_destroy_context_with_live_users_of_one_channel(core_ioc):

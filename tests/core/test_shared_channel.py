@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Client, server_channels
+from coretools import Client, server_channels
 
 
 def test_five_faces_one_channel(core_ioc):
@@ -25,7 +25,7 @@ def test_five_faces_one_channel(core_ioc):
         (shared,) = [ch for ch in core.channels() if ch.name == "cawave"]
         assert shared.users >= 4, shared       # PV, aio, CaChannel, ArrayMonitor (util released)
         pause("five")
-        mon.close(); chan.clear_channel(); pv.disconnect(); aio.purge_channel_caches()
+        aio.purge_channel_caches(); mon.close(); chan.clear_channel(); pv.disconnect()
         assert shared.users == 0 and shared.connected   # idle, still open for reuse
         pause("idle")
         util.clear_cache()                               # closes idle channels

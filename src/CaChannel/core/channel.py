@@ -86,7 +86,8 @@ class Channel:
 
     __slots__ = ("name", "priority", "chid", "generation", "connected", "ever_connected",
                  "native_type", "native_count", "host", "read_access", "write_access",
-                 "users", "closed", "_listeners", "_access_listeners", "_states", "__weakref__")
+                 "users", "closed", "_listeners", "_access_listeners", "_access_on", "_states",
+                 "__weakref__")
 
     def __init__(self, name: str, priority: int) -> None:
         self.name = name
@@ -104,6 +105,10 @@ class Channel:
         self.closed = False
         self._listeners: Tuple[ConnectionListener, ...] = ()
         self._access_listeners: Tuple[AccessListener, ...] = ()
+        # libca's access-rights handler is installed with the first access
+        # listener: most channels never need it (a libca call and a callback
+        # per channel saved when connecting 100,000)
+        self._access_on = False
         self._states: Optional[tuple] = None  # enum state strings of this connection
 
     def __repr__(self) -> str:
@@ -122,6 +127,9 @@ class Channel:
                 self.native_type = ca.field_type(chid)
                 self.native_count = int(ca.element_count(chid))
                 self.host = ca.host_name(chid)
+                if not self._access_on:  # no handler: the rights of this connection
+                    self.read_access = bool(ca.read_access(chid))
+                    self.write_access = bool(ca.write_access(chid))
             except Exception:  # cleared meanwhile
                 return
             self.ever_connected = True
@@ -165,10 +173,23 @@ class Channel:
 
     def add_access_listener(self, fn: AccessListener, replay: bool = True) -> None:
         """Call ``fn(channel, read, write)`` on every access-rights change; with
-        ``replay`` also at once if the channel is connected now."""
+        ``replay`` also at once (in the calling thread) if the channel is
+        connected now -- without ``replay``, ``fn`` may still be called at once
+        when this is the channel's first access listener (libca calls its new
+        handler with the current rights)."""
         with _listener_lock:
             self._access_listeners = self._access_listeners + (fn,)
             up = self.connected
+            install = not self._access_on
+            self._access_on = True
+        if install:
+            try:
+                context.attach()
+                # libca calls the handler at once (this thread) if connected
+                ca.replace_access_rights_event(self.chid, self._on_access)
+                return
+            except Exception:  # a dead channel: nothing to listen to
+                return
         if replay and up:
             fn(self, self.read_access, self.write_access)
 
@@ -498,7 +519,6 @@ def _create(name: str, priority: int) -> Channel:
     if status != _NORMAL:
         raise CaChannelException(status, "cannot create a channel for %r" % (name,))
     ch.chid = chid
-    ca.replace_access_rights_event(chid, ch._on_access)
     _cache[(name, priority)] = ch
     return ch
 
