@@ -262,7 +262,9 @@ class Subscription:
         if evid is not None:
             release_quietly(lambda: ca.clear_subscription(evid))
         self._queue.close()
-        thread = self._thread
+        # the delivery thread is waited for once: a callback still busy after
+        # 5 s is not waited for again (exit closes live subscriptions twice)
+        thread, self._thread = self._thread, None
         if wait and thread is not None and thread is not threading.current_thread():
             thread.join(5.0)
         core.context.forget_at_exit(self)
@@ -386,6 +388,11 @@ class Monitor:
     def policy(self) -> str:
         """``"latest"`` or ``"all"``."""
         return self._sub.policy
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close` (as :attr:`Subscription.closed`)."""
+        return self._sub.closed
 
     def get(self, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """The next update as an ``epicsArgs`` dict; ``None`` on timeout or once closed."""
