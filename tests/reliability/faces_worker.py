@@ -73,11 +73,17 @@ def kill_later(delay, stop_first=False):
     pid = ioc.pid
     if stop_first:
         os.kill(pid, signal.SIGSTOP)
+        wait_for(lambda: _proc_state(pid) == "T")  # every thread of it stopped
 
     def kill():
         time.sleep(delay)
         os.kill(pid, signal.SIGKILL)
     threading.Thread(target=kill, daemon=True).start()
+
+
+def _proc_state(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 def timed(fn):
