@@ -351,7 +351,7 @@ class Monitor:
                                 % type(source).__name__)
             channel = core.acquire(shared.name, shared.priority)
         #: the shared channel this monitor uses (``CaChannel.core``)
-        self.channel = channel
+        self.channel: Optional[core.Channel] = channel
         numpy_flag = _convert.use_numpy(use_numpy)
         self._numpy = numpy_flag
         self._user_callback = callback

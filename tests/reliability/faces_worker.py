@@ -167,7 +167,7 @@ def _():
     frame = mon.get(5)
     mon.close()
     mon.close()
-    held = len(frame.array)  # a held frame stays readable after close
+    held = len(frame.array) == frame.count > 0  # a held frame stays readable after close
     frame.release()
     frame.release()
     return [held, mon.get(0.1), list(mon), mon.stats.pending]

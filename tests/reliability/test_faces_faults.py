@@ -43,7 +43,7 @@ CASES = [
     ("util:caget after clear_cache", "util", returns(lambda v: len(v) == 2 and None not in v, "two values")),
     ("CaChannel:methods after clear_channel", "CaChannel", returns(lambda v: v[1:] == [True] * 4, "ECA_BADCHID x4")),
     ("Monitor:close twice, get/iterate after close", "Monitor", returns(lambda v: v == [True, None, [], 0], "[True, None, [], 0]")),
-    ("ArrayMonitor:close twice, frame after close", "ArrayMonitor", returns(lambda v: v == [3, None, [], 0], "[3, None, [], 0]")),
+    ("ArrayMonitor:close twice, frame after close", "ArrayMonitor", returns(lambda v: v == [True, None, [], 0], "[held frame readable, None, [], 0]")),
     ("ImageReader:close twice, get after close", "ImageReader", returns(lambda v: v == [None, []], "[None, []]")),
     ("pv:value callback raises, others still run", "PV", returns(lambda v: v == [True, 2.0], "[True, 2.0]")),
     ("pv:value callback calls get(use_monitor=False)", "PV", returns(lambda v: v == ["bounded", True], "bounded, PV fine after")),

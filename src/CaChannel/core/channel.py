@@ -220,7 +220,7 @@ class Channel:
         context.attach()
         return ca.create_subscription(self.chid, callback, req_type, count, mask, use_numpy)
 
-    def ring_subscribe(self, ring: Any, req_type: int, count: int, mask: int) -> Tuple[Any, Any]:
+    def ring_subscribe(self, ring: Any, req_type: int, count: int, mask: Optional[int]) -> Tuple[Any, Any]:
         """The backend's ring subscription (``ca._ring_subscribe``): libca's thread
         copies each update into ``ring`` (a ``ca._Ring``); ``(status, evid)``."""
         context.attach()
