@@ -258,12 +258,7 @@ class CaChannel:
         if timeout is None:
             self._timeout = None
             return
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) and not hasattr(timeout, "__float__"):
-            raise TypeError("timeout must be a number or None, not %s" % type(timeout).__name__)
-        timeout = float(timeout)
-        if not timeout >= 0:
-            raise ValueError("timeout must be >= 0, got %r" % timeout)
-        self._timeout = timeout
+        self._timeout = core.checks.timeout(timeout)
 
     def getTimeout(self) -> float:
         """The timeout of this object, or the class default ``ca_timeout``.
@@ -468,6 +463,7 @@ class CaChannel:
         self._put(value, req_type, count, on_put)
 
     def _put(self, value, req_type, count, callback) -> None:
+        count = core.checks.count(count)
         chid = self._need_chid()
         core.context.attach()
         try:
@@ -536,6 +532,7 @@ class CaChannel:
         self._array_get(req_type, count, _use_numpy(use_numpy), False)
 
     def _array_get(self, req_type, count, use_numpy: bool, char_as_string: bool) -> None:
+        count = core.checks.count(count)
         chid = self._need_chid()
         core.context.attach()
         status, dbrvalue = ca.get(chid, req_type, count, None, use_numpy)
@@ -607,6 +604,7 @@ class CaChannel:
         """
         if not callable(callback):
             raise TypeError("callback must be callable")
+        count = core.checks.count(count)
         chid = self._need_chid()
         core.context.attach()
         numpy_flag = _use_numpy(use_numpy)
@@ -701,6 +699,12 @@ class CaChannel:
         """
         if not callable(callback):
             raise TypeError("callback must be callable")
+        count = core.checks.count(count)
+        try:
+            mask = core.checks.mask(mask)
+        except ValueError as exc:  # 3.x: a bad mask is CA's ECA_BADMASK
+            raise CaChannelException(ca.ECA_BADMASK, "subscription to %s: %s"
+                                     % (self._label(), exc)) from None
         chid = self._need_chid()
         core.context.attach()
         if self._evid is not None:
@@ -763,11 +767,19 @@ class CaChannel:
         _check(_pend_io(seconds - (time.monotonic() - start)))
 
     def pend_event(self, timeout: Optional[float] = None) -> int:
-        """Flush and process CA work for ``timeout`` seconds (default 0.1); returns the status."""
-        if timeout is None:
-            timeout = 0.1
+        """Flush and process CA work for ``timeout`` seconds (default 0.1); returns the status.
+
+        ``timeout`` as everywhere (``core.checks.timeout``): 0 does not wait
+        (libca's ``ca_pend_event(0)`` would block for ever), ``inf`` has no
+        limit.
+        """
+        seconds = core.checks.timeout(timeout, 0.1)
         core.context.attach()
-        return ca.pend_event(float(timeout))
+        if seconds == 0:
+            return ca.poll()
+        while math.isinf(seconds):  # no limit: process events until interrupted
+            ca.pend_event(core.checks.CHUNK)
+        return ca.pend_event(seconds)
 
     def poll(self) -> int:
         """Flush and process outstanding CA work; returns the status (``ECA_TIMEOUT``)."""

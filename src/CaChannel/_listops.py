@@ -48,8 +48,7 @@ class _Batch:
                  wait_limit: Optional[float] = -1) -> None:
         self.names = list(names)
         for name in self.names:
-            if not isinstance(name, (str, bytes)):
-                raise TypeError("PV name must be str or bytes, not %s" % type(name).__name__)
+            core.checks.pv_name(name)
         self.timeout = core.checks.timeout(timeout, CaChannel.ca_timeout)
         self.issue = issue
         self.lock = threading.Lock()

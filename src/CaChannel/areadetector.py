@@ -50,7 +50,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 
 from . import ca, core
 from .core.errors import CaChannelException
-from .monitor import ArrayMonitor, Frame, release_quietly
+from .monitor import POLICIES, ArrayMonitor, Frame, release_quietly
 
 __all__ = ["ImageReader", "Image", "ImageStats", "DATA_TYPES", "COLOR_MODES"]
 
@@ -156,6 +156,12 @@ class ImageReader:
 
     def __init__(self, prefix: str, buffers: int = 4, policy: str = "latest",
                  timeout: float = 5.0, priority: int = 1) -> None:
+        # every argument checked before anything is sent (core.checks' rules)
+        prefix = core.checks.pv_name(prefix, what="prefix")
+        core.checks.choice(policy, POLICIES, what="policy")
+        buffers = core.checks.integer(buffers, what="buffers", low=2)
+        timeout = core.checks.timeout(timeout)
+        priority = core.checks.priority(priority)
         self.prefix = prefix
         self.buffers = buffers
         self.policy = policy
@@ -183,7 +189,7 @@ class ImageReader:
                     raise CaChannelException(status, "subscription to %s%s" % (prefix, name))
                 self._evids.append(evid)
             ca.flush_io()
-            meta = self._meta if self._got_all.wait(timeout) else None
+            meta = self._meta if core.checks.wait_event(self._got_all, timeout) else None
             if meta is None:
                 missing = [n for n in _META_PVS if n not in self._values]
                 raise TimeoutError("%s: no value within %g s from %s"

@@ -24,9 +24,11 @@ Compared to ``CaChannel`` an ``epicsPV``
 """
 from __future__ import annotations
 
+import math
+import time
 from typing import Any, Dict, Optional, Sequence
 
-from . import ca
+from . import ca, core
 from ._channel import CaChannel, CaChannelException
 
 __all__ = ["epicsPV", "callBack", "getCallback", "putCallBack", "ca", "CaChannel", "CaChannelException"]
@@ -113,6 +115,7 @@ class epicsPV(CaChannel):
         >>> pv.callBack.pv_units, pv.callBack.pv_precision
         ('mm', 4)
         """
+        poll = core.checks.timeout(poll, what="poll")
         if req_type is None:
             req_type = self.field_type()
         if wait:
@@ -123,12 +126,14 @@ class epicsPV(CaChannel):
                             self.getTimeout())
 
     def _wait_flag(self, attr: str, poll: float, what: str, timeout: Optional[float]) -> None:
-        """Loop ``pend_event(poll)`` until ``self.callBack.<attr>`` is set (``timeout`` None: no limit)."""
-        import time
-        deadline = None if timeout is None else time.monotonic() + max(timeout, 0.0)
+        """Loop ``pend_event(poll)`` until ``self.callBack.<attr>`` is set, at
+        most ``timeout`` s (``core.checks.timeout``: None or inf, no limit)."""
+        seconds = core.checks.timeout(timeout, math.inf)
+        poll = min(core.checks.timeout(poll, what="poll"), core.checks.CHUNK)
+        deadline = time.monotonic() + seconds
         self.flush_io()
         while not getattr(self.callBack, attr):
-            if deadline is not None and time.monotonic() > deadline:
+            if time.monotonic() > deadline:
                 raise CaChannelException(ca.ECA_TIMEOUT, "no reply for %s" % what)
             self.pend_event(poll)
 
@@ -172,6 +177,8 @@ class epicsPV(CaChannel):
         no limit, as the original, because a completion may legitimately take
         long, e.g. a motor move) pass without completion.
         """
+        core.checks.timeout(timeout, math.inf)   # refused before anything is written
+        core.checks.timeout(poll, what="poll")
         self._precheck_put(value, req_type)
         self.callBack.putComplete = 0
         self.callBack.putStatus = None

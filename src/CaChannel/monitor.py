@@ -58,6 +58,7 @@ same for both, and all that :class:`Frame` and :class:`ArrayMonitor` use.
 from __future__ import annotations
 
 import collections
+import math
 import threading
 import time
 from typing import (Any, Callable, Deque, Dict, Iterator, List, NamedTuple, Optional, Sequence,
@@ -94,10 +95,8 @@ class MonitorStats(NamedTuple):
 
 
 def _check_policy(policy: str, maxlen: int) -> None:
-    if policy not in POLICIES:
-        raise ValueError("policy must be one of %s, not %r" % (POLICIES, policy))
-    if not isinstance(maxlen, int) or isinstance(maxlen, bool) or maxlen < 1:
-        raise ValueError("maxlen must be an int >= 1, not %r" % (maxlen,))
+    core.checks.choice(policy, POLICIES, what="policy")
+    core.checks.integer(maxlen, what="maxlen", low=1)
 
 
 def release_quietly(clear: Callable[[], Any]) -> None:
@@ -136,20 +135,22 @@ class _EventQueue:
             self.items.append(item)
             self.cond.notify()
 
-    def get(self, timeout: Optional[float]) -> Tuple[bool, Any]:
-        """``(True, item)``, or ``(False, None)`` on timeout or when closed."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def get(self, seconds: float, chunked: bool = True) -> Tuple[bool, Any]:
+        """``(True, item)``, or ``(False, None)`` after ``seconds`` (checked by the
+        caller; ``inf``: no limit, waiting in chunks unless not ``chunked``) or
+        when closed."""
+        deadline = time.monotonic() + seconds
         with self.cond:
             while not self.items:
                 if self.closed:
                     return False, None
-                if deadline is None:
+                if not chunked and math.isinf(seconds):
                     self.cond.wait()
-                else:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or not self.cond.wait(left):
-                        if not self.items:
-                            return False, None
+                    continue
+                left = core.checks.remaining(deadline, time.monotonic())
+                if left <= 0:
+                    return False, None
+                self.cond.wait(min(left, core.checks.CHUNK))
             self.delivered += 1
             return True, self.items.popleft()
 
@@ -222,7 +223,7 @@ class Subscription:
         if callback is None:
             return
         while True:
-            ok, item = self._queue.get(None)
+            ok, item = self._queue.get(math.inf, chunked=False)
             if not ok:
                 return
             try:
@@ -233,11 +234,14 @@ class Subscription:
     def get(self, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """The next update's event dict; ``None`` on timeout or once closed.
 
+        ``timeout`` in seconds (``None`` or ``inf``: no limit; NaN, negative
+        and non-numbers are refused, as everywhere: ``core.checks.timeout``).
         Not for subscriptions with a callback (their thread takes the updates).
         """
+        seconds = core.checks.timeout(timeout, math.inf)
         if self._callback is not None:
             raise RuntimeError("this subscription delivers to its callback")
-        ok, item = self._queue.get(timeout)
+        ok, item = self._queue.get(seconds)
         return item if ok else None
 
     def __iter__(self) -> Iterator[Dict[str, Any]]:
@@ -258,7 +262,9 @@ class Subscription:
         if evid is not None:
             release_quietly(lambda: ca.clear_subscription(evid))
         self._queue.close()
-        thread = self._thread
+        # the delivery thread is waited for once: a callback still busy after
+        # 5 s is not waited for again (exit closes live subscriptions twice)
+        thread, self._thread = self._thread, None
         if wait and thread is not None and thread is not threading.current_thread():
             thread.join(5.0)
         core.context.forget_at_exit(self)
@@ -288,8 +294,8 @@ def subscribe(chid: Any, callback: Optional[Callable[[Dict[str, Any]], Any]] = N
     the delivery thread attaches to that context, so the callback may call
     ``ca`` functions (blocking ones too: it is not libca's thread).
     """
-    if callback is not None and not callable(callback):
-        raise TypeError("callback must be callable or None")
+    callback = core.checks.optional_callback(callback)
+    mask = core.checks.mask(mask)
     sub = Subscription(policy, maxlen, callback)
     try:
         status, evid = ca.create_subscription(chid, sub._on_event, chtype, count, mask,
@@ -326,13 +332,13 @@ class Monitor:
                  *user_args: Any, req_type: Optional[int] = None, count: Optional[int] = None,
                  mask: Optional[int] = None, use_numpy: Optional[bool] = None,
                  policy: str = "latest", maxlen: int = 16, timeout: float = 5.0) -> None:
-        if callback is not None and not callable(callback):
-            raise TypeError("callback must be callable or None")
+        callback = core.checks.optional_callback(callback)
         _check_policy(policy, maxlen)
         req_type = core.checks.request_type(req_type)
         count = core.checks.count(count)
+        mask = core.checks.mask(mask)
+        seconds = core.checks.timeout(timeout)
         if isinstance(source, (str, bytes)):
-            seconds = core.checks.timeout(timeout)
             channel = core.acquire(source)
             if not channel.wait_connected(seconds):
                 channel.release()
@@ -382,6 +388,11 @@ class Monitor:
     def policy(self) -> str:
         """``"latest"`` or ``"all"``."""
         return self._sub.policy
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close` (as :attr:`Subscription.closed`)."""
+        return self._sub.closed
 
     def get(self, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """The next update as an ``epicsArgs`` dict; ``None`` on timeout or once closed."""
@@ -567,10 +578,10 @@ class ArrayMonitor:
         if _np is None:
             raise ImportError("ArrayMonitor needs numpy")
         _check_policy(policy, 1)
-        if not isinstance(buffers, int) or buffers < 2:
-            raise ValueError("buffers must be an int >= 2, not %r" % (buffers,))
-        if count is not None and (not isinstance(count, int) or count < 1):
-            raise ValueError("count must be None or an int >= 1, not %r" % (count,))
+        buffers = core.checks.integer(buffers, what="buffers", low=2)
+        count = core.checks.count(count, allow_zero=False)
+        mask = core.checks.mask(mask)
+        seconds = core.checks.timeout(timeout)
         self.name = name
         self.policy = policy
         self.disconnects = 0
@@ -582,11 +593,10 @@ class ArrayMonitor:
         self._evid: Any = None
         self._current: Optional[Frame] = None
         self._closed = False
-        seconds = core.checks.timeout(timeout)
         channel = self._channel = core.acquire(name, priority)
         channel.add_listener(self._on_connection)
         try:
-            if not self._connected.wait(seconds):  # (inf: waits for ever)
+            if not core.checks.wait_event(self._connected, seconds):
                 raise TimeoutError("%s did not connect within %g s" % (name, seconds))
             native = channel.native_count or 1
             self.dtype, wire, self.request_type = _request_for(dtype, channel.native_type)
@@ -668,9 +678,12 @@ class ArrayMonitor:
         return self._closed
 
     def get(self, timeout: Optional[float] = None) -> Optional[Frame]:
-        """The next frame, releasing the previous one; ``None`` on timeout or once closed."""
+        """The next frame, releasing the previous one; ``None`` on timeout or once closed.
+
+        ``timeout`` follows ``core.checks.timeout`` (``None`` or ``inf``: no limit)."""
+        seconds = core.checks.timeout(timeout, math.inf)
         self.release()
-        slot = self._sink.take(timeout)
+        slot = self._sink.take(None if math.isinf(seconds) else seconds)
         if slot is None:
             return None
         frame = Frame(self._sink, slot, self.dtype)

@@ -34,7 +34,7 @@ import threading
 import types
 from typing import Any, Callable, Optional
 
-from . import ca
+from . import ca, core
 from .pv import PV
 
 __all__ = ["use", "setup", "caget", "caput", "get_pv", "thread_class", "name", "release_pvs",
@@ -135,6 +135,7 @@ def get_pv(pvname: str, form: str = "time", connect: bool = False, context: Any 
     """
     if context is not None:
         raise ValueError("context must be None")
+    timeout = core.checks.timeout(timeout)
     pv = OphydPV(pvname, form=form, connection_callback=connection_callback,
                  access_callback=access_callback, callback=callback, **kwargs)
     if connect:

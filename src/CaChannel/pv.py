@@ -107,11 +107,7 @@ def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
 def _wait_event(event: threading.Event, timeout: Optional[float]) -> bool:
     """``event.wait`` for ``timeout`` s, where ``None`` and ``inf`` wait without
     limit (in chunks, so that Ctrl-C is seen)."""
-    if timeout is None or math.isinf(timeout):
-        while not event.wait(core.checks.CHUNK):
-            pass
-        return True
-    return event.wait(timeout)
+    return core.checks.wait_event(event, math.inf if timeout is None else timeout)
 
 
 def _attach() -> None:
@@ -221,7 +217,11 @@ class PV:
         if delivery is not None and delivery not in _monitor_policies():
             raise ValueError("delivery must be None, 'latest' or 'all', not %r" % (delivery,))
         self._delivery = delivery
-        self._auto_monitor = auto_monitor
+        self._auto_monitor = _auto_monitor_arg(auto_monitor)
+        callbacks = core.checks.callback_list(callback)
+        connection_callbacks = core.checks.callback_list(connection_callback,
+                                                         what="connection_callback")
+        access_callbacks = core.checks.callback_list(access_callback, what="access_callback")
         self._user_count = count
         self._args: Dict[str, Any] = dict.fromkeys(_FIELDS)
         self._args["pvname"] = self.pvname
@@ -244,9 +244,9 @@ class PV:
         # on its way (the IOC sends it independently), so the next get() reads
         self._stale = False
         self.callbacks: Dict[int, Tuple[Callable, Dict[str, Any]]] = {}
-        self.connection_callbacks: List[Callable] = _as_list(connection_callback)
-        self.access_callbacks: List[Callable] = _as_list(access_callback)
-        for cb in _as_list(callback):
+        self.connection_callbacks: List[Callable] = connection_callbacks
+        self.access_callbacks: List[Callable] = access_callbacks
+        for cb in callbacks:
             self.add_callback(cb)
         self._connect_channel()
 
@@ -416,7 +416,7 @@ class PV:
 
     @auto_monitor.setter
     def auto_monitor(self, value: Union[bool, int, None]) -> None:
-        self._auto_monitor = value
+        self._auto_monitor = _auto_monitor_arg(value)
         self._check_auto_monitor()
 
     @property
@@ -582,7 +582,8 @@ class PV:
         >>> while seen.get(timeout=5) != 3.5: pass
         >>> pv.remove_callback(index)
         """
-        if callable(callback):
+        callback = core.checks.optional_callback(callback)
+        if callback is not None:
             with self._lock:
                 if index is None:
                     index = 1 + max(self.callbacks, default=0)
@@ -1071,12 +1072,13 @@ class PV:
                                                         self._args.get("access"))
 
 
-def _as_list(item: Union[Callable, List[Callable], Tuple[Callable, ...], None]) -> List[Callable]:
-    if item is None:
-        return []
-    if isinstance(item, (list, tuple)):
-        return [cb for cb in item if callable(cb)]
-    return [item] if callable(item) else []
+def _auto_monitor_arg(value: Any) -> Union[bool, int, None]:
+    """``auto_monitor``: None (by size), a bool, 0 (off) or a DBE mask (``core.checks.mask``)."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value == 0:
+        return 0
+    return core.checks.mask(value, what="auto_monitor")
 
 
 # ------------------------------------------------------------------------ cache
@@ -1109,6 +1111,10 @@ def get_pv(pvname: str, form: str = "time", connect: bool = False, context: Any 
     True
     """
     pvname = core.checks.pv_name(pvname)
+    timeout = core.checks.timeout(timeout)
+    callbacks = core.checks.callback_list(callback)
+    connection_callbacks = core.checks.callback_list(connection_callback, what="connection_callback")
+    access_callbacks = core.checks.callback_list(access_callback, what="access_callback")
     key = (pvname.strip(), str(form).lower())
     with _cache_lock:
         pv = _PVcache_.get(key)
@@ -1118,16 +1124,16 @@ def get_pv(pvname: str, form: str = "time", connect: bool = False, context: Any 
                     access_callback=access_callback, callback=callback, **kwargs)
             _PVcache_[key] = pv
     if not created:
-        if callable(connection_callback):
-            pv.connection_callbacks.append(connection_callback)
+        for conn_cb in connection_callbacks:
+            pv.connection_callbacks.append(conn_cb)
             if pv.connected:
-                connection_callback(pvname=pv.pvname, conn=True, pv=pv)
-        if callable(access_callback):
-            pv.access_callbacks.append(access_callback)
+                conn_cb(pvname=pv.pvname, conn=True, pv=pv)
+        for access_cb in access_callbacks:
+            pv.access_callbacks.append(access_cb)
             if pv.connected:
-                access_callback(pv.read_access, pv.write_access, pv=pv)
-        if callable(callback):
-            pv.add_callback(callback)
+                access_cb(pv.read_access, pv.write_access, pv=pv)
+        for value_cb in callbacks:
+            pv.add_callback(value_cb)
     if connect:
         pv.wait_for_connection(timeout)
     return pv

@@ -39,6 +39,7 @@ failed PVs give ``None`` instead.
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Union, cast
@@ -116,8 +117,10 @@ def caget(name: Union[str, Sequence[str]], as_string: bool = False, count: Optio
     >>> caget(['cabo', 'catest', 'no:such:pv'], as_string=True, timeout=1, throw=False)
     ['Busy', 1.23, None]
     """
+    count = core.checks.count(count)
     if _listops.is_many(name):
         return _listops.caget(name, as_string, count, timeout, throw)
+    core.checks.pv_name(name)
     if timeout is not None or not throw:
         try:
             return _one(_listops.caget([name], as_string, count, timeout, True))
@@ -162,10 +165,11 @@ def caput(name: Union[str, Sequence[str]], value: Any, wait: bool = False,
     >>> caput(['catest', 'no:such:pv'], [1.23, 0], wait=True, timeout=1, throw=False)
     [True, None]
     """
+    core.checks.timeout(timeout, math.inf)  # also without wait: a bad timeout is refused
     if _listops.is_many(name):
         return _listops.caput(name, value, wait, timeout, throw)
+    core.checks.pv_name(name)  # a bad name/timeout is the caller's error, not a failed write
     if not throw:  # a single name: True when written, None when it failed (as a list's item)
-        core.checks.pv_name(name)  # a bad name is the caller's error, not a failed write
         try:
             caput(name, value, wait, timeout)
         except (CaChannelException, TypeError, ValueError, OverflowError):
@@ -218,6 +222,8 @@ def camonitor(name: str, as_string: bool = False, count: Optional[int] = None,
     # Cancel the previous monitor first, before any call that lets another
     # thread take the GIL: from here on an update that is already on its way
     # no longer reaches the old callback.
+    name = core.checks.pv_name(name)
+    count = core.checks.count(count)
     with _monitors_lock:
         old = _monitors.pop(name, None)
     if old is not None:
@@ -288,6 +294,7 @@ def cainfo(name: Union[str, Sequence[str]], timeout: Optional[float] = None, thr
         if throw:
             _listops.raise_failures(list(name), failures, "connect")
         return None
+    core.checks.pv_name(name)
     chan = connected(cast(str, name), timeout)
     try:
         _print_info(name, chan)

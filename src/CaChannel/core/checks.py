@@ -28,12 +28,18 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Optional
+import threading
+import time
+from typing import Any, Callable, List, Optional, Sequence
 
 from .. import _common
 
-__all__ = ["timeout", "deadline_of", "remaining", "count", "request_type", "callback",
-           "optional_callback", "pv_name", "priority", "CHUNK"]
+__all__ = ["timeout", "deadline_of", "remaining", "count", "integer", "request_type", "mask",
+           "callback", "optional_callback", "callback_list", "choice", "pv_name", "priority",
+           "wait_event", "CHUNK", "MASK_BITS"]
+
+#: every DBE_* bit a subscription mask may carry (VALUE|LOG|ALARM|PROPERTY)
+MASK_BITS = 0x0F
 
 #: longest single wait: waits longer than this (an infinite timeout) loop in
 #: chunks so that KeyboardInterrupt is seen
@@ -67,8 +73,32 @@ def remaining(deadline: float, now: float) -> float:
     return max(deadline - now, 0.0)
 
 
+def wait_event(event: threading.Event, seconds: float) -> bool:
+    """``event.wait`` for ``seconds`` as given by :func:`timeout` (``inf``: no
+    limit); waits in :data:`CHUNK` pieces so that Ctrl-C is seen. True if set.
+
+    >>> wait_event(threading.Event(), 0.01)
+    False
+    """
+    deadline = time.monotonic() + seconds
+    while not event.is_set():
+        left = remaining(deadline, time.monotonic())
+        if left <= 0:
+            return event.is_set()
+        event.wait(min(left, CHUNK))
+    return True
+
+
 def count(value: Any, *, what: str = "count", allow_zero: bool = True) -> Optional[int]:
-    """An element count: ``None`` (native) or an int ``>= 0`` (``>= 1`` unless ``allow_zero``)."""
+    """An element count: ``None`` (native) or an int ``>= 0`` (``>= 1`` unless ``allow_zero``).
+
+    >>> count(None), count(3)
+    (None, 3)
+    >>> count(-1)
+    Traceback (most recent call last):
+        ...
+    ValueError: count must be >= 0, not -1
+    """
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -77,6 +107,24 @@ def count(value: Any, *, what: str = "count", allow_zero: bool = True) -> Option
     low = 0 if allow_zero else 1
     if n < low:
         raise ValueError("%s must be >= %d, not %d" % (what, low, n))
+    return n
+
+
+def integer(value: Any, *, what: str, low: int = 0) -> int:
+    """An int ``>= low`` (``bool`` refused), e.g. a number of buffers.
+
+    >>> integer(4, what="buffers", low=2)
+    4
+    >>> integer("4", what="buffers", low=2)
+    Traceback (most recent call last):
+        ...
+    TypeError: buffers must be an int, not str
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError("%s must be an int, not %s" % (what, type(value).__name__))
+    n = int(value)
+    if n < low:
+        raise ValueError("%s must be an int >= %d, not %d" % (what, low, n))
     return n
 
 
@@ -92,6 +140,47 @@ def request_type(value: Any, *, what: str = "request type") -> Optional[int]:
     return code
 
 
+def mask(value: Any, *, what: str = "mask") -> Optional[int]:
+    """A subscription's DBE mask: ``None`` (the face's default) or an int made
+    of :data:`MASK_BITS` (``DBE_VALUE|DBE_LOG|DBE_ALARM|DBE_PROPERTY``), not 0.
+
+    Refused before anything is sent: libca passes any non-zero mask on, and
+    an IOC that gets one with other bits drops the whole TCP circuit (every
+    channel of this client to that server disconnects).
+
+    >>> mask(None), mask(5)
+    (None, 5)
+    >>> mask(0x100)
+    Traceback (most recent call last):
+        ...
+    ValueError: mask must be a DBE mask in 1..15 (DBE_VALUE|DBE_LOG|DBE_ALARM|DBE_PROPERTY), not 256
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError("%s must be a DBE mask (int) or None, not %s" % (what, type(value).__name__))
+    bits = int(value)
+    if bits <= 0 or bits & ~MASK_BITS:
+        raise ValueError("%s must be a DBE mask in 1..%d (DBE_VALUE|DBE_LOG|DBE_ALARM|DBE_PROPERTY),"
+                         " not %d" % (what, MASK_BITS, bits))
+    return bits
+
+
+def choice(value: Any, choices: Sequence[Any], *, what: str) -> Any:
+    """One of ``choices`` (compared with ``==``), else ``ValueError`` listing them.
+
+    >>> choice("all", ("latest", "all"), what="policy")
+    'all'
+    """
+    try:
+        ok = value in choices
+    except TypeError:  # unhashable in a set-like choices
+        ok = False
+    if not ok:
+        raise ValueError("%s must be one of %s, not %r" % (what, tuple(choices), value))
+    return value
+
+
 def callback(value: Any, *, what: str = "callback") -> Callable:
     """A callable, refused before anything is sent when it is not one."""
     if not callable(value):
@@ -102,6 +191,24 @@ def callback(value: Any, *, what: str = "callback") -> Callable:
 def optional_callback(value: Any, *, what: str = "callback") -> Optional[Callable]:
     """``None`` or a callable."""
     return None if value is None else callback(value, what=what)
+
+
+def callback_list(value: Any, *, what: str = "callback") -> List[Callable]:
+    """``None``, a callable or a list/tuple of callables, as a list (pyepics'
+    ``callback=`` keywords); anything not callable is refused.
+
+    >>> callback_list(None), callback_list(print)
+    ([], [<built-in function print>])
+    >>> callback_list([print, 5])
+    Traceback (most recent call last):
+        ...
+    TypeError: callback must be callable, not int
+    """
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [callback(item, what=what) for item in value]
+    return [callback(value, what=what)]
 
 
 def pv_name(value: Any, *, what: str = "PV name") -> str:
