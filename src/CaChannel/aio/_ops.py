@@ -33,7 +33,7 @@ import numpy as np
 from .. import ca
 from ._channels import Channel, get_channel
 from ._dispatch import Dispatcher, dispatcher, flush
-from ._values import (DBR_STRING, ECA_NORMAL, FORMAT_RAW, CAException, CANothing, Request,
+from ._values import (ECA_NORMAL, FORMAT_RAW, CAException, CANothing, Request,
                       ca_error, encode_put)
 
 __all__ = ["caget", "caput", "connect", "cainfo", "CAInfo", "run", "DEFAULT_TIMEOUT",
