@@ -79,6 +79,7 @@ async def client(contender: str, window: float) -> dict:
     t0 = time.perf_counter()
     await dev.connect(timeout=120)
     out["connect_s"] = time.perf_counter() - t0
+    _part(out, "connect_s")
     reads = list(dev.r.values())
     writes = list(dev.w.values())
 
@@ -89,6 +90,7 @@ async def client(contender: str, window: float) -> dict:
         samples.append(time.perf_counter() - t0)
         assert len(got) == N_READ
     out["read_s"] = statistics.median(samples)
+    _part(out, "read_s")
 
     samples = []
     for k in range(5):
@@ -97,6 +99,7 @@ async def client(contender: str, window: float) -> dict:
         samples.append(time.perf_counter() - t0)
     out["set_s"] = statistics.median(samples)
     assert await writes[7].get_value() == 7.0 + 4
+    _part(out, "set_s")
 
     count = [0]
 
@@ -113,6 +116,11 @@ async def client(contender: str, window: float) -> dict:
     for s in reads:
         s.clear_sub(on_reading)
     return out
+
+
+def _part(out: dict, key: str) -> None:
+    """Report one figure at once: a client killed later still gave it."""
+    print("PART " + json.dumps({key: out[key]}), flush=True)
 
 
 def client_main(contender: str, window: float) -> None:
@@ -155,12 +163,21 @@ def write_db(path: str) -> None:
             f.write('record(ao, "oab:w:%d") { field(VAL, "0") field(PINI, "YES") }\n' % i)
 
 
-def run_client(python: str, contender: str, env: dict, window: float) -> dict:
+def run_client(python: str, contender: str, env: dict, window: float, timeout: float) -> dict:
     if contender == "cachannel_caffi":
         env = dict(env, CACHANNEL_BACKEND="caffi")
-    proc = subprocess.run([python, os.path.abspath(__file__), "--client", contender,
-                           "--window", str(window)], env=env, capture_output=True, text=True,
-                          timeout=900)
+    try:
+        proc = subprocess.run([python, os.path.abspath(__file__), "--client", contender,
+                               "--window", str(window)], env=env, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:  # run() has killed the client
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        parts = {}
+        for line in out.splitlines():
+            if line.startswith("PART "):
+                parts.update(json.loads(line[len("PART "):]))
+        parts["error"] = "killed after %.0f s; figures before that kept" % timeout
+        return parts
     lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         return {"error": (proc.stdout[-800:] + proc.stderr[-1500:]).strip()}
@@ -183,6 +200,8 @@ def main() -> None:
     ap.add_argument("--epicsrs-python", default=os.environ.get("OPHYD_EPICSRS_PYTHON"))
     ap.add_argument("--window", type=float, default=10.0)
     ap.add_argument("--runs", type=int, default=1, help="client processes per contender")
+    ap.add_argument("--client-timeout", type=float, default=600.0,
+                    help="seconds before a client process is killed")
     ap.add_argument("--json")
     ap.add_argument("--client", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -216,10 +235,10 @@ def main() -> None:
             runs = []
             for _ in range(a.runs):
                 print("running %s ..." % contender, flush=True)
-                runs.append(run_client(python, contender, env, a.window))
+                runs.append(run_client(python, contender, env, a.window, a.client_timeout))
             good = [r for r in runs if "error" not in r]
             if not good:
-                results[contender] = runs[0]
+                results[contender] = runs[0]  # with the figures it gave before failing
                 print("  %s failed: %s" % (contender, runs[0]["error"][-600:]), flush=True)
                 continue
             results[contender] = {k: statistics.median(r[k] for r in good) for k in good[0]}

@@ -4,7 +4,8 @@ Every CA datatype ophyd-async maps (int, float, str, bool, enum as
 StrictEnum, numpy arrays, a sequence of strings, a char waveform as str):
 connect, read, describe, set with wait, subscribe; a Device through
 init_devices; and (test_ophyd_async_restart) a device whose IOC is killed and
-restarted. Skipped when ophyd-async is not installed.
+restarted. Skipped when ophyd-async is not installed. The records are the
+``oa:*`` ones of tests/test.db, which no other test uses.
 """
 import asyncio
 import importlib.util
@@ -49,19 +50,19 @@ def _same(a, b) -> bool:
 
 #: (id, datatype, PV, first value, second value, plain type of a read value)
 CASES = [
-    ("int", int, "aio:long", 7, -12, int),
-    ("float", float, "aio:ao", 2.5, -1.25, float),
-    ("str", str, "aio:text", "ophyd", "async", str),
-    ("bool", bool, "ca:scalar:ENUM", False, True, bool),
-    ("enum", Choice, "ca:scalar:MBBO", Choice.TWO, Choice.ZERO, Choice),
-    ("float64 array", Array1D[np.float64], "aio:wave", np.array([1.0, 2.0, 3.0]),
+    ("int", int, "oa:long", 7, -12, int),
+    ("float", float, "oa:ao", 2.5, -1.25, float),
+    ("str", str, "oa:text", "ophyd", "async", str),
+    ("bool", bool, "oa:bool", False, True, bool),
+    ("enum", Choice, "oa:mbbo", Choice.TWO, Choice.ZERO, Choice),
+    ("float64 array", Array1D[np.float64], "oa:wave:DOUBLE", np.array([1.0, 2.0, 3.0]),
      np.array([4.5, 5.5]), np.ndarray),
-    ("int16 array", Array1D[np.int16], "ca:wave:SHORT", np.array([1, 2, 3], dtype=np.int16),
+    ("int16 array", Array1D[np.int16], "oa:wave:SHORT", np.array([1, 2, 3], dtype=np.int16),
      np.array([-7], dtype=np.int16), np.ndarray),
-    ("float32 array", Array1D[np.float32], "ca:wave:FLOAT",
+    ("float32 array", Array1D[np.float32], "oa:wave:FLOAT",
      np.array([1.5, 2.5], dtype=np.float32), np.array([0.25], dtype=np.float32), np.ndarray),
-    ("str sequence", Sequence[str], "aio:strs", ["a", "bc"], ["xyz"], list),
-    ("char waveform as str", str, "aio:chars", "hello ophyd", "long string " * 4, str),
+    ("str sequence", Sequence[str], "oa:strs", ["a", "bc"], ["xyz"], list),
+    ("char waveform as str", str, "oa:chars", "hello ophyd", "long string " * 4, str),
 ]
 
 
@@ -98,20 +99,20 @@ def test_signal_datatypes(case):
 
 def test_enum_describe_has_the_choices_and_bad_choice_is_refused():
     async def main():
-        sig = epics_signal_rw(Choice, "ca:scalar:MBBO", name="sig")
+        sig = epics_signal_rw(Choice, "oa:mbbo", name="sig")
         await sig.connect(timeout=10)
         desc = (await sig.describe())["sig"]
         assert desc["choices"] == ["Zero", "One", "Two", "Three"]
         with pytest.raises(TypeError):  # not a StrictEnum of the record's states
             class Wrong(StrictEnum):
                 A = "A"
-            await epics_signal_rw(Wrong, "ca:scalar:MBBO").connect(timeout=10)
+            await epics_signal_rw(Wrong, "oa:mbbo").connect(timeout=10)
     arun(main())
 
 
 def test_ctrl_metadata_reaches_describe():
     async def main():
-        sig = epics_signal_rw(float, "aio:ao", name="sig")
+        sig = epics_signal_rw(float, "oa:ao", name="sig")
         await sig.connect(timeout=10)
         desc = (await sig.describe())["sig"]
         assert desc["units"] == "V" and desc["precision"] == 3
@@ -122,11 +123,11 @@ def test_ctrl_metadata_reaches_describe():
 
 class Stage(Device):
     def __init__(self, name: str = "") -> None:
-        self.position = epics_signal_rw(float, "aio:ao")
-        self.counts = epics_signal_r(int, "aio:long")
-        self.label = epics_signal_rw(str, "aio:text")
-        self.mode = epics_signal_rw(Choice, "ca:scalar:MBBO")
-        self.profile = epics_signal_rw(Array1D[np.float64], "aio:wave")
+        self.position = epics_signal_rw(float, "oa:ao")
+        self.counts = epics_signal_r(int, "oa:long")
+        self.label = epics_signal_rw(str, "oa:text")
+        self.mode = epics_signal_rw(Choice, "oa:mbbo")
+        self.profile = epics_signal_rw(Array1D[np.float64], "oa:wave:DOUBLE")
         super().__init__(name=name)
 
 
@@ -140,7 +141,7 @@ def test_init_devices_names_and_connects():
         reading = await stage.position.read()
         assert reading["stage-position"]["value"] == 1.5
         assert await stage.mode.get_value() == Choice.THREE
-        assert await stage.counts.get_value() == await aio.caget("aio:long")
+        assert await stage.counts.get_value() == await aio.caget("oa:long")
         with pytest.raises(Exception):  # a PV that does not exist: NotConnectedError
             async with init_devices(timeout=1):
                 broken = epics_signal_r(float, "no:such:pv")  # noqa: F841

@@ -32,7 +32,7 @@ from typing import Any, Awaitable, Callable, List, Optional, Union, overload
 from .. import ca
 from ._channels import get_channel
 from ._dispatch import dispatcher, flush
-from ._ops import Timeout, loop_deadline, check_timeout
+from ._ops import Timeout, check_timeout, deadline
 from ._values import (DBE_ALARM, DBE_PROPERTY, DBE_VALUE, FORMAT_CTRL, FORMAT_RAW, FORMAT_TIME,
                       CANothing, Request, ca_error)
 
@@ -117,7 +117,7 @@ class Subscription:
         else:
             flush()
             if connect_timeout is not None:
-                self._timer = loop.call_at(loop_deadline(loop, connect_timeout),
+                self._timer = loop.call_at(deadline(loop, connect_timeout),
                                            self._connect_timeout)
 
     def __repr__(self) -> str:
@@ -141,25 +141,42 @@ class Subscription:
 
     def _open(self) -> None:
         """Make libca's subscription (the channel is connected); the caller flushes."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.state = self.OPEN
-        self.channel.add_listener(self)
         try:
             req = Request(self.name, self.channel.chid, self._datatype, self._format)
-            self.dbr_to_value = req.convert
+        except CANothing:  # disconnected since it was seen connected
+            self._wait_again()
+            return
+        except Exception:
+            self.close(sys.exc_info())
+            return
+        try:
             status, evid = ca.create_subscription(
                 self.channel.chid, self._enqueue, req.dbr, req.count(self._count),
                 self._events, use_numpy=True)
+            if status == ca.ECA_DISCONN:
+                self._wait_again()
+                return
             if status != ca.ECA_NORMAL:
                 raise ca_error(status, "ca_create_subscription")
         except Exception:
             self.close(sys.exc_info())
             return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.dbr_to_value = req.convert
         self._evid = evid
-        if self.state == self.CLOSED:  # closed by another thread meanwhile
+        if self.state == self.CLOSED:  # shut down from another thread meanwhile (exit)
             self._shutdown()
+            return
+        self.state = self.OPEN
+        self.channel.add_listener(self)
+
+    def _wait_again(self) -> None:
+        """The channel went down between its connection and our subscription: wait again."""
+        self._waiter = self.channel.when_connected(self._disp, self._on_ready)
+        if self._waiter is None:  # and up again already
+            self._disp.post(self._on_ready, True)
 
     def _connect_timeout(self) -> None:
         self._timer = None

@@ -33,11 +33,11 @@ import numpy as np
 from .. import ca
 from ._channels import Channel, get_channel
 from ._dispatch import Dispatcher, dispatcher, flush
-from ._values import (DBR_STRING, ECA_NORMAL, FORMAT_RAW, CAException, CANothing, Request,
+from ._values import (ECA_NORMAL, FORMAT_RAW, CAException, CANothing, Request,
                       ca_error, encode_put)
 
 __all__ = ["caget", "caput", "connect", "cainfo", "CAInfo", "run", "DEFAULT_TIMEOUT",
-           "check_timeout"]
+           "check_timeout", "deadline"]
 
 DEFAULT_TIMEOUT = 5.0
 Timeout = Union[None, float, tuple]
@@ -70,9 +70,8 @@ def check_timeout(timeout: Any, what: str = "timeout") -> None:
         raise ValueError("%s must not be NaN" % what)
 
 
-def loop_deadline(loop: asyncio.AbstractEventLoop, timeout: Timeout) -> Optional[float]:
-    """``loop.time()`` at which ``timeout`` (seconds, or aioca's ``(deadline,)``
-    in ``time.time()`` terms) runs out; ``None`` for no timeout."""
+def deadline(loop: asyncio.AbstractEventLoop, timeout: Timeout) -> Optional[float]:
+    """``loop.time()`` at which ``timeout`` (checked by :func:`check_timeout`) expires."""
     if timeout is None:
         return None
     if isinstance(timeout, tuple):
@@ -89,7 +88,7 @@ async def _wait(loop: asyncio.AbstractEventLoop, fut: asyncio.Future, name: str,
                 timeout: Timeout) -> Any:
     if timeout is None:
         return await fut
-    handle = loop.call_at(loop_deadline(loop, timeout), _expire, fut, name)
+    handle = loop.call_at(deadline(loop, timeout), _expire, fut, name)
     try:
         return await fut
     finally:
@@ -171,7 +170,7 @@ def _gather_futures(loop: asyncio.AbstractEventLoop, futs: Sequence[asyncio.Futu
                 for f, name in zip(futs, names):
                     if not f.done():
                         f.set_result(CANothing(name, _TIMEOUT))
-            handle = loop.call_at(loop_deadline(loop, timeout), expire)
+            handle = loop.call_at(deadline(loop, timeout), expire)
         try:
             failure = await done
         finally:
