@@ -39,6 +39,26 @@
  *                                  the callback came, until SIGTERM/SIGINT; prints "ready" once
  *                                  connected, then {"puts", "seconds", "rate", "done"}; "done": the
  *                                  CLOCK_MONOTONIC time of every completed put (array_bench --writer raw)
+ *   caget_list NAMEFILE            caget_many for the names in NAMEFILE (one a line; scalar DOUBLEs)
+ *   scale_monitor NAMEFILE WINDOW  the "scale" workload of run.py: create a channel for every name of
+ *                                  NAMEFILE, ca_pend_io until all are connected (connect_s), subscribe
+ *                                  DBR_DOUBLE to all of them (the C callback stores each channel's last
+ *                                  value and counts), wait for every initial update (first_s), settle
+ *                                  1 s, then count updates for WINDOW s; "generated" = the sum over the
+ *                                  channels of (last value at the end - last value at the start): the
+ *                                  calc records count up by one per scan. RSS (/proc/self/statm) is read
+ *                                  before the first create, when all are connected and when all are
+ *                                  subscribed; CPU (getrusage) over the window. Prints the JSON with
+ *                                  "exit_start" (CLOCK_REALTIME) and returns from main with everything
+ *                                  live: the harness times the exit.
+ *   scale_missing NAMEFILE NEXPECT TIMEOUT WINDOW
+ *                                  create channels for every name (NEXPECT of them exist), connection
+ *                                  callback notes the time of each connect; waits until NEXPECT are
+ *                                  connected or TIMEOUT ("at_timeout": how many were by then). Then
+ *                                  keeps every channel (the missing ones still searching) WINDOW s more
+ *                                  and prints the CLOCK_REALTIME window bounds, for the harness's count
+ *                                  of UDP search datagrams; "connected"/"rest_s": how many connected in
+ *                                  all and when the last one did (also during the window).
  *   repeater                       run libca's CA repeater (EPICS_CA_REPEATER_PORT) until killed;
  *                                  run.py starts one so that no client spawns a stray caRepeater
  *
@@ -581,6 +601,153 @@ static int mode_monitor_ring(int argc, char **argv)
     _exit(0); /* no libca teardown under load, like the Python clients' os._exit */
 }
 
+/* ---- scale workload (run.py "scale") -------------------------------------- */
+static char **read_names(const char *path, int *n)
+{
+    FILE *f = fopen(path, "r");
+    char line[256];
+    char **names = NULL;
+    int cap = 0;
+    *n = 0;
+    if (!f) {
+        fprintf(stderr, "rawca: cannot open %s\n", path);
+        exit(2);
+    }
+    while (fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\r\n");
+        line[len] = 0;
+        if (!len)
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            names = realloc(names, cap * sizeof *names);
+        }
+        names[(*n)++] = strdup(line);
+    }
+    fclose(f);
+    return names;
+}
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int mode_caget_list(const char *path)
+{
+    int i, n;
+    char **names = read_names(path, &n);
+    chid *chs = calloc(n, sizeof(chid));
+    double *vals = calloc(n, sizeof(double));
+    double t0, t;
+    t0 = now();
+    for (i = 0; i < n; i++)
+        CHK(ca_create_channel(names[i], NULL, NULL, CA_PRIORITY_DEFAULT, &chs[i]), "create_channel");
+    CHK(ca_pend_io(120.0), "pend_io (connect)");
+    for (i = 0; i < n; i++)
+        CHK(ca_array_get(DBR_DOUBLE, 1, chs[i], &vals[i]), "array_get");
+    CHK(ca_pend_io(120.0), "pend_io (get)");
+    t = now() - t0;
+    print_samples("s", &t, 1, "");
+    _exit(0);
+}
+
+static double *scale_last;
+static volatile long scale_events;
+
+static void scale_cb(struct event_handler_args args)
+{
+    if (args.status == ECA_NORMAL && args.dbr) {
+        scale_last[(size_t)args.usr] = *(const double *)args.dbr;
+        scale_events++;
+    }
+}
+
+static int mode_scale_monitor(const char *path, double window)
+{
+    int i, n;
+    char **names = read_names(path, &n);
+    chid *chs = calloc(n, sizeof(chid));
+    double *start = calloc(n, sizeof(double));
+    double rss0, rss1, rss2, t0, connect_s, first_s, c0, w0, cpu, el, gen = 0;
+    long e0, received;
+    evid ev;
+    scale_last = calloc(n, sizeof(double));
+    for (i = 0; i < n; i++)
+        scale_last[i] = -1;
+    rss0 = rss_mb();
+    t0 = now();
+    for (i = 0; i < n; i++)
+        CHK(ca_create_channel(names[i], NULL, NULL, CA_PRIORITY_DEFAULT, &chs[i]), "create_channel");
+    CHK(ca_pend_io(120.0), "pend_io (connect)");
+    connect_s = now() - t0;
+    rss1 = rss_mb();
+    t0 = now();
+    for (i = 0; i < n; i++)
+        CHK(ca_create_subscription(DBR_DOUBLE, 1, chs[i], DBE_VALUE | DBE_ALARM, scale_cb,
+                                   (void *)(size_t)i, &ev), "create_subscription");
+    ca_flush_io();
+    while (scale_events < n && now() - t0 < 120)
+        sleep_s(0.01);
+    first_s = now() - t0;
+    rss2 = rss_mb();
+    sleep_s(1.0);
+    for (i = 0; i < n; i++)
+        start[i] = scale_last[i];
+    e0 = scale_events;
+    c0 = cpu_s();
+    w0 = now();
+    sleep_s(window);
+    received = scale_events - e0;
+    el = now() - w0;
+    cpu = cpu_s() - c0;
+    for (i = 0; i < n; i++)
+        gen += scale_last[i] - start[i];
+    printf("{\"n\": %d, \"connect_s\": %.6f, \"first_s\": %.6f, \"rss0_MB\": %.3f, \"rss_conn_MB\": %.3f, "
+           "\"rss_sub_MB\": %.3f, \"window_s\": %.3f, \"cpu_s\": %.4f, \"received\": %ld, "
+           "\"generated\": %.0f, \"exit_start\": %.6f}\n",
+           n, connect_s, first_s, rss0, rss1, rss2, el, cpu, received, gen, wall());
+    fflush(stdout);
+    return 0; /* exit with every channel and subscription live */
+}
+
+static volatile long missing_conn;
+static double missing_t0, missing_last;
+
+static void missing_conn_cb(struct connection_handler_args args)
+{
+    if (args.op == CA_OP_CONN_UP) {
+        missing_conn++;
+        missing_last = now();
+    }
+}
+
+static int mode_scale_missing(const char *path, int expect, double timeout, double window)
+{
+    int i, n;
+    char **names = read_names(path, &n);
+    chid *chs = calloc(n, sizeof(chid));
+    double w0;
+    missing_t0 = now();
+    for (i = 0; i < n; i++)
+        CHK(ca_create_channel(names[i], missing_conn_cb, NULL, CA_PRIORITY_DEFAULT, &chs[i]),
+            "create_channel");
+    ca_flush_io();
+    long at_timeout;
+    while (missing_conn < expect && now() - missing_t0 < timeout)
+        sleep_s(0.01);
+    at_timeout = missing_conn;
+    w0 = wall();
+    sleep_s(window);
+    printf("{\"n\": %d, \"at_timeout\": %ld, \"connected\": %ld, \"rest_s\": %.6f, "
+           "\"window_start\": %.6f, \"window_end\": %.6f}\n", n, at_timeout, missing_conn,
+           missing_conn ? missing_last - missing_t0 : -1.0, w0, wall());
+    fflush(stdout);
+    _exit(0);
+}
+
 /* ---- image writer with put callback (array_bench --writer raw) ------------- */
 static int mode_put_image(const char *pv, unsigned long count)
 {
@@ -701,6 +868,12 @@ int main(int argc, char **argv)
         }
         return mode_monitor_ring(argc - 2, argv + 2);
     }
+    if (!strcmp(mode, "caget_list"))
+        return mode_caget_list(argv[2]);
+    if (!strcmp(mode, "scale_monitor") && argc > 3)
+        return mode_scale_monitor(argv[2], atof(argv[3]));
+    if (!strcmp(mode, "scale_missing") && argc > 5)
+        return mode_scale_missing(argv[2], atoi(argv[3]), atof(argv[4]), atof(argv[5]));
     if (!strcmp(mode, "put_image") && argc > 3)
         return mode_put_image(argv[2], strtoul(argv[3], NULL, 10));
     fprintf(stderr, "rawca: unknown mode %s\n", mode);
