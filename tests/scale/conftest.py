@@ -1,9 +1,11 @@
 """IOCs for the scale tests: NIOC soft IOCs, each with NPER static ``ao`` records
 ``sc:s:K:I`` (VAL = K*100000 + I, what the tests check values against) and NPER
-counting ``calc`` records ``sc:c:K:I`` (``CALC "VAL+1"``, ``SCAN "1 second"``:
-NIOC*NPER updates/s offered; a lost update shows as a skipped value).
+counting ``calc`` records ``sc:c:K:I`` (``CALC "VAL+1"``; a lost update shows as a
+skipped value).
 
-The default size is small (2 x 5,000); tests marked ``stress`` use 4 x 25,000.
+The default size is small (2 x 5,000, ``SCAN "1 second"``: 10,000 updates/s offered);
+tests marked ``stress`` use 4 x 25,000 (``SCAN "10 second"``: the same 10,000 updates/s,
+in bursts of 25,000 per IOC).
 Each test runs its client in a subprocess (tests/scale/scale_worker.py) whose
 CA environment points at these IOCs only (the session IOC's environment is
 not inherited), with the backend the test asks for.
@@ -25,23 +27,25 @@ from CaChannel.testing import IOC
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "scale_worker.py"
-SMALL = (2, 5000)
-BIG = (4, 25000)
+SMALL = (2, 5000, 1)    # IOCs, records of each kind per IOC, scan period (s)
+BIG = (4, 25000, 10)
 
 
-def write_db(path: Path, k: int, nper: int) -> None:
+def write_db(path: Path, k: int, nper: int, scan: str) -> None:
     with open(path, "w") as f:
         for i in range(nper):
             f.write('record(ao, "sc:s:%d:%d") {\n  field(VAL, "%d")\n}\n' % (k, i, k * 100000 + i))
-            f.write('record(calc, "sc:c:%d:%d") {\n  field(SCAN, "1 second")\n  field(CALC, "VAL+1")\n}\n'
-                    % (k, i))
+            f.write('record(calc, "sc:c:%d:%d") {\n  field(SCAN, "%s")\n  field(CALC, "VAL+1")\n}\n'
+                    % (k, i, scan))
 
 
 class ScaleWorld:
     """The running IOCs and a way to run the worker against them."""
 
-    def __init__(self, nioc: int, nper: int, iocs: List[IOC]) -> None:
+    def __init__(self, nioc: int, nper: int, period: float, iocs: List[IOC]) -> None:
         self.nioc, self.nper, self.iocs = nioc, nper, iocs
+        #: scan period (s) of the counting records
+        self.period = period
 
     def env(self, backend: str) -> Dict[str, str]:
         env = {k: v for k, v in os.environ.items()
@@ -94,15 +98,15 @@ class ScaleWorld:
         return res
 
 
-def _world(nioc: int, nper: int) -> Iterator[ScaleWorld]:
+def _world(nioc: int, nper: int, period: int) -> Iterator[ScaleWorld]:
     tmp = Path(tempfile.mkdtemp(prefix="cachannel-scale-test-"))
     iocs: List[IOC] = []
     try:
         for k in range(nioc):
             db = tmp / ("scale%d.db" % k)
-            write_db(db, k, nper)
+            write_db(db, k, nper, "%d second" % period)
             iocs.append(IOC([db], ready_pv="sc:s:%d:0" % k).start(timeout=120))
-        yield ScaleWorld(nioc, nper, iocs)
+        yield ScaleWorld(nioc, nper, period, iocs)
     finally:
         for ioc in iocs:
             ioc.stop()
@@ -113,13 +117,13 @@ def _world(nioc: int, nper: int) -> Iterator[ScaleWorld]:
 
 @pytest.fixture(scope="session")
 def scale_world() -> Iterator[ScaleWorld]:
-    """2 IOCs x 5,000 static + 5,000 counting records."""
+    """2 IOCs x 5,000 static + 5,000 counting records (1 s scan)."""
     yield from _world(*SMALL)
 
 
 @pytest.fixture(scope="session")
 def scale_world_big() -> Iterator[ScaleWorld]:
-    """4 IOCs x 25,000 static + 25,000 counting records (stress tests)."""
+    """4 IOCs x 25,000 static + 25,000 counting records (10 s scan; stress tests)."""
     yield from _world(*BIG)
 
 
