@@ -44,9 +44,10 @@
  *                                  NAMEFILE, ca_pend_io until all are connected (connect_s), subscribe
  *                                  DBR_DOUBLE to all of them (the C callback stores each channel's last
  *                                  value and counts), wait for every initial update (first_s), settle
- *                                  1 s, then count updates for WINDOW s; "generated" = the sum over the
- *                                  channels of (last value at the end - last value at the start): the
- *                                  calc records count up by one per scan. RSS (/proc/self/statm) is read
+ *                                  1 s, then count updates for WINDOW s: "received" = the sum over the
+ *                                  channels of their updates, "generated" = the sum over the channels of
+ *                                  (last value at the end - last value at the start): the calc records
+ *                                  count up by one per scan. RSS (/proc/self/statm) is read
  *                                  before the first create, when all are connected and when all are
  *                                  subscribed; CPU (getrusage) over the window. Prints the JSON with
  *                                  "exit_start" (CLOCK_REALTIME) and returns from main with everything
@@ -668,12 +669,15 @@ static int mode_caget_list(const char *path)
 }
 
 static double *scale_last;
+static long *scale_per;
 static volatile long scale_events;
 
 static void scale_cb(struct event_handler_args args)
 {
     if (args.status == ECA_NORMAL && args.dbr) {
-        scale_last[(size_t)args.usr] = *(const double *)args.dbr;
+        size_t i = (size_t)args.usr;
+        scale_last[i] = *(const double *)args.dbr;
+        scale_per[i]++;
         scale_events++;
     }
 }
@@ -684,10 +688,12 @@ static int mode_scale_monitor(const char *path, double window)
     char **names = read_names(path, &n);
     chid *chs = calloc(n, sizeof(chid));
     double *start = calloc(n, sizeof(double));
+    long *start_per = calloc(n, sizeof(long));
     double rss0, rss1, rss2, t0, connect_s, first_s, c0, w0, cpu, el, gen = 0;
-    long e0, received;
+    long received = 0;
     evid ev;
     scale_last = calloc(n, sizeof(double));
+    scale_per = calloc(n, sizeof(long));
     for (i = 0; i < n; i++)
         scale_last[i] = -1;
     rss0 = rss_mb();
@@ -707,17 +713,19 @@ static int mode_scale_monitor(const char *path, double window)
     first_s = now() - t0;
     rss2 = rss_mb();
     sleep_s(1.0);
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) { /* per channel (updates, value), read together */
+        start_per[i] = scale_per[i];
         start[i] = scale_last[i];
-    e0 = scale_events;
+    }
     c0 = cpu_s();
     w0 = now();
     sleep_s(window);
-    received = scale_events - e0;
     el = now() - w0;
     cpu = cpu_s() - c0;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
+        received += scale_per[i] - start_per[i];
         gen += scale_last[i] - start[i];
+    }
     printf("{\"n\": %d, \"connect_s\": %.6f, \"first_s\": %.6f, \"rss0_MB\": %.3f, \"rss_conn_MB\": %.3f, "
            "\"rss_sub_MB\": %.3f, \"window_s\": %.3f, \"cpu_s\": %.4f, \"received\": %ld, "
            "\"generated\": %.0f, \"exit_start\": %.6f}\n",

@@ -548,6 +548,8 @@ def main():
     ap.add_argument('--scale-contenders', default=None,
                     help='comma list for the scale workload (default: all of them; see '
                          'bench/scale.py): ' + ','.join(c for c, _ in scale.CONTENDERS))
+    ap.add_argument('--scale-phases', default=','.join(scale.PHASES),
+                    help='comma list of the scale phases to run: ' + ','.join(scale.PHASES))
     opts = ap.parse_args()
     contenders = [c for c in opts.contenders.split(',') if c]
     workloads = [w for w in opts.workloads.split(',') if w]
@@ -598,7 +600,8 @@ def main():
         builddir = tempfile.mkdtemp(prefix='cachannel-scale-build-')
         try:
             scale_results, scale_cfg, scale_text = scale.run_scale(
-                compile_rawca(builddir), base_env(), opts.quick, scale_contenders, log)
+                compile_rawca(builddir), base_env(), opts.quick, scale_contenders, log,
+                phases=[p for p in opts.scale_phases.split(',') if p])
         finally:
             shutil.rmtree(builddir, ignore_errors=True)
 

@@ -16,10 +16,11 @@ CONTENDER (library and face):
 PHASE:
   monitor  connect every name (connect_s), RSS before and after (rss0_MB,
            rss_conn_MB), subscribe all with a Python callback that stores the
-           channel's last value and counts (first_s: until every initial update
+           channel's last value and counts its updates (first_s: until every initial update
            came; rss_sub_MB), settle 1 s, count updates for ``window`` s
-           (received; generated = sum over channels of last value at the end
-           minus at the start, the calc records count up by one per scan) and
+           (received = sum over channels of their updates in the window;
+           generated = sum over channels of last value at the end minus at the
+           start, the calc records count up by one per scan) and
            the process CPU (all threads) meanwhile. Prints the JSON with
            ``exit_start`` (time.time()) and then leaves the interpreter the
            normal way with every channel and monitor live: the harness times
@@ -81,40 +82,52 @@ def wait_until(pred, timeout, what):
 
 
 class Counter:
-    """Last value per channel index and the number of updates; the callbacks
-    of every library call :meth:`on` (one Python call per update)."""
+    """Per channel index the last value and the number of updates, and the
+    total; the callbacks of every library call :meth:`on` (one Python call
+    per update)."""
 
     def __init__(self, n):
         self.last = [-1.0] * n
+        self.per = [0] * n
         self.count = 0
 
     def on(self, i, value):
         self.last[i] = value
+        self.per[i] += 1
         self.count += 1
+
+    def snapshot(self):
+        """(updates, value) per channel, each pair read together: a callback
+        running meanwhile (callbacks go on during the snapshot) can split at
+        most the pair being read, never a whole burst."""
+        last, per = self.last, self.per
+        return [(per[i], last[i]) for i in range(len(last))]
+
+
+def _window_figures(start, end, el, cpu):
+    received = sum(e[0] - s[0] for s, e in zip(start, end))
+    gen = sum(e[1] - s[1] for s, e in zip(start, end))
+    return {'window_s': el, 'cpu_s': cpu, 'received': received, 'generated': gen}
 
 
 def window_result(counter, window, sleep=time.sleep):
     """Settle 1 s, then count for ``window`` s (blocking flavour)."""
     sleep(1.0)
-    start = list(counter.last)
-    e0, c0, t0 = counter.count, cpu_s(), time.monotonic()
+    start = counter.snapshot()
+    c0, t0 = cpu_s(), time.monotonic()
     sleep(window)
-    received = counter.count - e0
     el, cpu = time.monotonic() - t0, cpu_s() - c0
-    gen = sum(b - a for a, b in zip(start, counter.last))
-    return {'window_s': el, 'cpu_s': cpu, 'received': received, 'generated': gen}
+    return _window_figures(start, counter.snapshot(), el, cpu)
 
 
 async def window_result_async(counter, window):
     import asyncio
     await asyncio.sleep(1.0)
-    start = list(counter.last)
-    e0, c0, t0 = counter.count, cpu_s(), time.monotonic()
+    start = counter.snapshot()
+    c0, t0 = cpu_s(), time.monotonic()
     await asyncio.sleep(window)
-    received = counter.count - e0
     el, cpu = time.monotonic() - t0, cpu_s() - c0
-    gen = sum(b - a for a, b in zip(start, counter.last))
-    return {'window_s': el, 'cpu_s': cpu, 'received': received, 'generated': gen}
+    return _window_figures(start, counter.snapshot(), el, cpu)
 
 
 def missing_result(state, t0, window):
