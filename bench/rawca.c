@@ -708,8 +708,12 @@ static int mode_scale_monitor(const char *path, double window)
         CHK(ca_create_subscription(DBR_DOUBLE, 1, chs[i], DBE_VALUE | DBE_ALARM, scale_cb,
                                    (void *)(size_t)i, &ev), "create_subscription");
     ca_flush_io();
-    while (scale_events < n && now() - t0 < 120)
-        sleep_s(0.01);
+    for (i = 0; i < n && now() - t0 < 120;) { /* until every channel had its first update */
+        if (scale_per[i])
+            i++;
+        else
+            sleep_s(0.01);
+    }
     first_s = now() - t0;
     rss2 = rss_mb();
     sleep_s(1.0);
