@@ -2,14 +2,14 @@
 """asyncio benchmark: CaChannel.aio (both backends) against aioca and raw libca, in one run.
 
     python bench/aio_bench.py [--quick] [--json out.json]
-                              [--contenders raw,aio,aio_caffi,aio_uvloop,aioca]
+                              [--contenders raw,aio,aio_caffi,aio_uvloop,aioca,repics]
                               [--workloads scalar_get,put_cb,get_many,monitor,big_get]
 
 Starts the same soft IOC as bench/run.py (bench/bench.db + 5,000 ``ao`` records
 ``bench:c:N``) on loopback with free ports, compiles bench/rawca.c for the raw
 libca reference and the flooding writer, and runs every workload for every
-contender in its own subprocess. CaChannel.aio and aioca run the very same
-client code (only the imported module differs).
+contender in its own subprocess. CaChannel.aio, aioca and repics.ca.asyncio
+(Rust, no libca) run the very same client code (only the imported module differs).
 
 Workloads:
   scalar_get  ``await caget(pv)`` of a DOUBLE ``ao`` in a loop (gets/s); raw: ca_get + ca_pend_io
@@ -49,6 +49,7 @@ CONTENDERS = [
     ('aio_caffi', 'CaChannel.aio, cffi backend'),
     ('aio_uvloop', 'CaChannel.aio, C backend, uvloop'),
     ('aioca', 'aioca (PyPI)'),
+    ('repics', 'repics.ca.asyncio (Rust)'),
 ]
 # (contender, workload, reference, op, factor)
 TARGETS = [
@@ -111,6 +112,8 @@ async def client_main(mod, workload, a):
         async def cb(value):
             count[0] += 1
         sub = mod.camonitor(pv, cb, all_updates=True)
+        if asyncio.iscoroutine(sub):  # a coroutine in some libraries' versions
+            sub = await sub
         await asyncio.sleep(0.5)
         samples = []
         for _ in range(repeats):
@@ -125,6 +128,12 @@ async def client_main(mod, workload, a):
 def client(contender, workload, args):
     if contender == 'aioca':
         mod = importlib.import_module('aioca')
+    elif contender == 'repics':
+        try:
+            mod = importlib.import_module('repics.ca.asyncio')
+        except ImportError:
+            print(json.dumps({'skip': 'repics not installed'}))
+            return
     else:
         mod = importlib.import_module('CaChannel.aio')
         from CaChannel import ca

@@ -2,7 +2,7 @@
 
     python bench/contenders.py CONTENDER WORKLOAD '{"pv": ..., "repeats": N, "window": s}'
 
-CONTENDER: cext | cext_out | caffi | pyepics | caproto
+CONTENDER: cext | cext_out | caffi | pyepics | caproto | repics
 WORKLOAD:  big_get | image_get | scalar_get | put_cb | connect | monitor | monitor_image
 
 Prints one JSON object as the last line of stdout:
@@ -382,7 +382,79 @@ class CaprotoContender:
         return self._monitor(a, 'frames/s')
 
 
+# ----------------------------------------------------------------------------------------------
+# repics (PyPI): Channel Access in Rust (epics-rs), no libca; its blocking front end repics.ca
+# ----------------------------------------------------------------------------------------------
+class RepicsContender:
+    """``repics.ca`` calls: caget/caput/connect/camonitor, ``form='plain'`` (the value
+    only, like the other contenders' plain DBR requests). Channels are cached by name
+    inside repics, so the first call of a loop (the warm-up) connects."""
+
+    def __init__(self, variant):
+        import repics
+        from repics import ca
+        self.ca = ca
+        self.extra = {'repics': repics.__version__}
+
+    def connect(self, name):
+        self.ca.connect(name, timeout=CONNECT_TIMEOUT)
+        return name
+
+    def _getter(self, name, datatype=None):
+        ca = self.ca
+        self.connect(name)
+
+        def get():
+            return ca.caget(name, form='plain', datatype=datatype, timeout=IO_TIMEOUT)
+        return get
+
+    def big_get(self, a):
+        return 's', time_per_call(self._getter(a['pv'], float), a['repeats'], check_big)
+
+    def image_get(self, a):
+        get = self._getter(a['pv'])
+        self.extra['dtype'] = str(np.asarray(get()).dtype)
+        return 's', time_per_call(get, a['repeats'], check_image)
+
+    def scalar_get(self, a):
+        return 'gets/s', rate(self._getter(a['pv'], float), a['repeats'], a['window'])
+
+    def put_cb(self, a):
+        ca = self.ca
+        name = self.connect(a['pv'])
+        value = [0.0]
+
+        def put():
+            value[0] += 1.0
+            ca.caput(name, value[0], wait=True, timeout=IO_TIMEOUT)
+        return 'puts/s', rate(put, a['repeats'], a['window'])
+
+    def connect_many(self, a):
+        names = ['%s%d' % (a['prefix'], i) for i in range(a['n'])]
+        t0 = time.perf_counter()
+        self.ca.connect(names, timeout=IO_TIMEOUT)  # raises if any does not connect
+        return 's', [time.perf_counter() - t0]
+
+    def _monitor(self, a, unit):
+        name = self.connect(a['pv'])
+        counter = [0]
+
+        def cb(value):
+            if getattr(value, 'ok', True):
+                counter[0] += 1
+        # all_updates: every event to the callback (no merging of queued updates)
+        self._sub = self.ca.camonitor(name, cb, form='plain', all_updates=True)
+        return unit, event_rate(counter, a['repeats'], a['window'])
+
+    def monitor(self, a):
+        return self._monitor(a, 'events/s')
+
+    def monitor_image(self, a):
+        return self._monitor(a, 'frames/s')
+
+
 CONTENDERS = {
+    'repics': RepicsContender,
     'cext': CaChannelContender,
     'cext_out': CaChannelContender,
     'caffi': CaChannelContender,

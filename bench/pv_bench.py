@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Benchmark of CaChannel's list caget and PV objects against raw libca, pyepics and cothread.
+"""Benchmark of CaChannel's list caget and PV objects against raw libca, pyepics, cothread and repics.
 
     python bench/pv_bench.py [--quick] [--json out.json] [--contenders raw,cext,...]
 
@@ -9,11 +9,12 @@ with gcc) and measures, every sample in a fresh process (cold client):
 
   caget_many  caget of 1,000 names in one call: raw libca (create all, pend_io,
               ca_array_get all, pend_io), CaChannel ``util.caget(list)`` (C and
-              cffi backends), pyepics ``caget_many``, cothread ``caget(list)``.
+              cffi backends), pyepics ``caget_many``, cothread ``caget(list)``,
+              repics ``ca.caget(list)``.
               Targets: C backend <= 1.3 x raw and >= 3 x faster than pyepics.
   pv_create   5,000 PV objects created, then the first value of each read:
               ``[PV(n) for n in names]`` then ``pv.get()`` for each, CaChannel
-              ``PV`` against pyepics ``epics.PV``.
+              ``PV`` against pyepics ``epics.PV`` and ``repics.pv.PV``.
 
 Timing starts after the import and the creation of the CA context (each
 library's own way) and stops when every value is in and checked.
@@ -43,11 +44,12 @@ CONTENDERS = [
     ('caffi', 'CaChannel cffi backend'),
     ('pyepics', 'pyepics'),
     ('cothread', 'cothread.catools'),
+    ('repics', 'repics (Rust, no libca)'),
 ]
 LABEL = dict(CONTENDERS)
 APPLIES = {
-    'caget_many': {'raw', 'cext', 'caffi', 'pyepics', 'cothread'},
-    'pv_create': {'cext', 'caffi', 'pyepics'},
+    'caget_many': {'raw', 'cext', 'caffi', 'pyepics', 'cothread', 'repics'},
+    'pv_create': {'cext', 'caffi', 'pyepics', 'repics'},
 }
 # (contender, workload, reference, op, factor): ratio = contender / reference (times)
 TARGETS = [
@@ -106,6 +108,20 @@ def child(contender, workload, n):
         t0 = time.perf_counter()
         values = catools.caget(names, timeout=60)
         t = time.perf_counter() - t0
+        values = [float(v) for v in values]
+    elif contender == 'repics':
+        import repics
+        repics.context()  # its CA context, outside the timing
+        if workload == 'caget_many':
+            t0 = time.perf_counter()
+            values = repics.ca.caget(names, form='plain', timeout=60)
+            t = time.perf_counter() - t0
+        else:
+            from repics.pv import PV
+            t0 = time.perf_counter()
+            pvs = [PV(name) for name in names]
+            values = [pv.get(timeout=60) for pv in pvs]
+            t = time.perf_counter() - t0
         values = [float(v) for v in values]
     else:
         raise SystemExit('unknown contender %r' % contender)

@@ -39,6 +39,36 @@
  *                                  the callback came, until SIGTERM/SIGINT; prints "ready" once
  *                                  connected, then {"puts", "seconds", "rate", "done"}; "done": the
  *                                  CLOCK_MONOTONIC time of every completed put (array_bench --writer raw)
+ *   caget_list NAMEFILE            caget_many for the names in NAMEFILE (one a line; scalar DOUBLEs)
+ *   scale_monitor NAMEFILE WINDOW  the "scale" workload of run.py: create a channel for every name of
+ *                                  NAMEFILE, ca_pend_io until all are connected (connect_s), subscribe
+ *                                  DBR_DOUBLE to all of them (the C callback stores each channel's last
+ *                                  value and counts), wait for every initial update (first_s), settle
+ *                                  1 s, then count updates for WINDOW s: "received" = the sum over the
+ *                                  channels of their updates, "generated" = the sum over the channels of
+ *                                  (last value at the end - last value at the start): the calc records
+ *                                  count up by one per scan. RSS (/proc/self/statm) is read
+ *                                  before the first create, when all are connected and when all are
+ *                                  subscribed; CPU (getrusage) over the window. Prints the JSON with
+ *                                  "exit_start" (CLOCK_REALTIME) and returns from main with everything
+ *                                  live: the harness times the exit.
+ *   scale_missing NAMEFILE NEXPECT TIMEOUT WINDOW
+ *                                  create channels for every name (NEXPECT of them exist), connection
+ *                                  callback notes the time of each connect; waits until NEXPECT are
+ *                                  connected or TIMEOUT ("at_timeout": how many were by then). Then
+ *                                  keeps every channel (the missing ones still searching) WINDOW s more
+ *                                  and prints the CLOCK_REALTIME window bounds, for the harness's count
+ *                                  of UDP search datagrams; "connected"/"rest_s": how many connected in
+ *                                  all and when the last one did (also during the window).
+ *   connect_twice PV1 PV2          libca's search scheduling alone: a cold context connects PV1
+ *                                  (create + ca_pend_io), then a second name PV2 on the same server
+ *                                  (the circuit exists: only the UDP search is new), then a get round
+ *                                  trip; prints {"cold_s", "warm_name_s", "get_s"}
+ *   wire_get PORT PV REPEATS WINDOW  the CA round trip without libca: one blocking TCP socket to
+ *                                  127.0.0.1:PORT (TCP_NODELAY), the CA handshake by hand
+ *                                  (VERSION, CLIENT_NAME, HOST_NAME, CREATE_CHAN), then READ_NOTIFY
+ *                                  DBR_DOUBLE / read the reply in a loop: gets/s with no thread
+ *                                  hand-off on the client side (compare scalar_get)
  *   repeater                       run libca's CA repeater (EPICS_CA_REPEATER_PORT) until killed;
  *                                  run.py starts one so that no client spawns a stray caRepeater
  *
@@ -53,6 +83,10 @@
 #include <unistd.h>
 
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
 
 #include <cadef.h>
 #include <epicsEvent.h>
@@ -581,6 +615,300 @@ static int mode_monitor_ring(int argc, char **argv)
     _exit(0); /* no libca teardown under load, like the Python clients' os._exit */
 }
 
+/* ---- scale workload (run.py "scale") -------------------------------------- */
+static char **read_names(const char *path, int *n)
+{
+    FILE *f = fopen(path, "r");
+    char line[256];
+    char **names = NULL;
+    int cap = 0;
+    *n = 0;
+    if (!f) {
+        fprintf(stderr, "rawca: cannot open %s\n", path);
+        exit(2);
+    }
+    while (fgets(line, sizeof line, f)) {
+        size_t len = strcspn(line, "\r\n");
+        line[len] = 0;
+        if (!len)
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            names = realloc(names, cap * sizeof *names);
+        }
+        names[(*n)++] = strdup(line);
+    }
+    fclose(f);
+    return names;
+}
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int mode_caget_list(const char *path)
+{
+    int i, n;
+    char **names = read_names(path, &n);
+    chid *chs = calloc(n, sizeof(chid));
+    double *vals = calloc(n, sizeof(double));
+    double t0, t;
+    t0 = now();
+    for (i = 0; i < n; i++)
+        CHK(ca_create_channel(names[i], NULL, NULL, CA_PRIORITY_DEFAULT, &chs[i]), "create_channel");
+    CHK(ca_pend_io(120.0), "pend_io (connect)");
+    for (i = 0; i < n; i++)
+        CHK(ca_array_get(DBR_DOUBLE, 1, chs[i], &vals[i]), "array_get");
+    CHK(ca_pend_io(120.0), "pend_io (get)");
+    t = now() - t0;
+    print_samples("s", &t, 1, "");
+    _exit(0);
+}
+
+static double *scale_last;
+static long *scale_per;
+static volatile long scale_events;
+
+static void scale_cb(struct event_handler_args args)
+{
+    if (args.status == ECA_NORMAL && args.dbr) {
+        size_t i = (size_t)args.usr;
+        scale_last[i] = *(const double *)args.dbr;
+        scale_per[i]++;
+        scale_events++;
+    }
+}
+
+static int mode_scale_monitor(const char *path, double window)
+{
+    int i, n;
+    char **names = read_names(path, &n);
+    chid *chs = calloc(n, sizeof(chid));
+    double *start = calloc(n, sizeof(double));
+    long *start_per = calloc(n, sizeof(long));
+    double rss0, rss1, rss2, t0, connect_s, first_s, c0, w0, cpu, el, gen = 0;
+    long received = 0;
+    evid ev;
+    scale_last = calloc(n, sizeof(double));
+    scale_per = calloc(n, sizeof(long));
+    for (i = 0; i < n; i++)
+        scale_last[i] = -1;
+    rss0 = rss_mb();
+    t0 = now();
+    for (i = 0; i < n; i++)
+        CHK(ca_create_channel(names[i], NULL, NULL, CA_PRIORITY_DEFAULT, &chs[i]), "create_channel");
+    CHK(ca_pend_io(120.0), "pend_io (connect)");
+    connect_s = now() - t0;
+    rss1 = rss_mb();
+    t0 = now();
+    for (i = 0; i < n; i++)
+        CHK(ca_create_subscription(DBR_DOUBLE, 1, chs[i], DBE_VALUE | DBE_ALARM, scale_cb,
+                                   (void *)(size_t)i, &ev), "create_subscription");
+    ca_flush_io();
+    for (i = 0; i < n && now() - t0 < 120;) { /* until every channel had its first update */
+        if (scale_per[i])
+            i++;
+        else
+            sleep_s(0.01);
+    }
+    first_s = now() - t0;
+    rss2 = rss_mb();
+    sleep_s(1.0);
+    for (i = 0; i < n; i++) { /* per channel (updates, value), read together */
+        start_per[i] = scale_per[i];
+        start[i] = scale_last[i];
+    }
+    c0 = cpu_s();
+    w0 = now();
+    sleep_s(window);
+    el = now() - w0;
+    cpu = cpu_s() - c0;
+    for (i = 0; i < n; i++) {
+        received += scale_per[i] - start_per[i];
+        gen += scale_last[i] - start[i];
+    }
+    printf("{\"n\": %d, \"connect_s\": %.6f, \"first_s\": %.6f, \"rss0_MB\": %.3f, \"rss_conn_MB\": %.3f, "
+           "\"rss_sub_MB\": %.3f, \"window_s\": %.3f, \"cpu_s\": %.4f, \"received\": %ld, "
+           "\"generated\": %.0f, \"exit_start\": %.6f}\n",
+           n, connect_s, first_s, rss0, rss1, rss2, el, cpu, received, gen, wall());
+    fflush(stdout);
+    return 0; /* exit with every channel and subscription live */
+}
+
+static volatile long missing_conn;
+static double missing_t0, missing_last;
+
+static void missing_conn_cb(struct connection_handler_args args)
+{
+    if (args.op == CA_OP_CONN_UP) {
+        missing_conn++;
+        missing_last = now();
+    }
+}
+
+static int mode_scale_missing(const char *path, int expect, double timeout, double window)
+{
+    int i, n;
+    char **names = read_names(path, &n);
+    chid *chs = calloc(n, sizeof(chid));
+    double w0;
+    missing_t0 = now();
+    for (i = 0; i < n; i++)
+        CHK(ca_create_channel(names[i], missing_conn_cb, NULL, CA_PRIORITY_DEFAULT, &chs[i]),
+            "create_channel");
+    ca_flush_io();
+    long at_timeout;
+    while (missing_conn < expect && now() - missing_t0 < timeout)
+        sleep_s(0.01);
+    at_timeout = missing_conn;
+    w0 = wall();
+    sleep_s(window);
+    printf("{\"n\": %d, \"at_timeout\": %ld, \"connected\": %ld, \"rest_s\": %.6f, "
+           "\"window_start\": %.6f, \"window_end\": %.6f}\n", n, at_timeout, missing_conn,
+           missing_conn ? missing_last - missing_t0 : -1.0, w0, wall());
+    fflush(stdout);
+    _exit(0);
+}
+
+/* ---- libca floors (bench/floors.py) ---------------------------------------- */
+static int mode_connect_twice(const char *pv1, const char *pv2)
+{
+    chid a, b;
+    double t0, cold, warm, get, v;
+    t0 = now();
+    CHK(ca_create_channel(pv1, NULL, NULL, CA_PRIORITY_DEFAULT, &a), "create_channel");
+    CHK(ca_pend_io(10.0), "pend_io");
+    cold = now() - t0;
+    t0 = now();
+    CHK(ca_create_channel(pv2, NULL, NULL, CA_PRIORITY_DEFAULT, &b), "create_channel");
+    CHK(ca_pend_io(10.0), "pend_io");
+    warm = now() - t0;
+    t0 = now();
+    CHK(ca_get(DBR_DOUBLE, b, &v), "get");
+    CHK(ca_pend_io(10.0), "pend_io");
+    get = now() - t0;
+    printf("{\"cold_s\": %.6f, \"warm_name_s\": %.6f, \"get_s\": %.6f}\n", cold, warm, get);
+    fflush(stdout);
+    _exit(0);
+}
+
+static void put_hdr(unsigned char *p, unsigned cmd, unsigned size, unsigned type, unsigned count,
+                    unsigned p1, unsigned p2)
+{
+    p[0] = cmd >> 8; p[1] = cmd; p[2] = size >> 8; p[3] = size;
+    p[4] = type >> 8; p[5] = type; p[6] = count >> 8; p[7] = count;
+    p[8] = p1 >> 24; p[9] = p1 >> 16; p[10] = p1 >> 8; p[11] = p1;
+    p[12] = p2 >> 24; p[13] = p2 >> 16; p[14] = p2 >> 8; p[15] = p2;
+}
+
+static unsigned get32(const unsigned char *p)
+{
+    return ((unsigned)p[0] << 24) | ((unsigned)p[1] << 16) | ((unsigned)p[2] << 8) | p[3];
+}
+
+static void read_full(int fd, unsigned char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = recv(fd, buf + got, n - got, 0);
+        if (r <= 0) {
+            fprintf(stderr, "rawca: wire: connection closed\n");
+            exit(2);
+        }
+        got += (size_t)r;
+    }
+}
+
+/* read one CA message (header + payload into buf, which must hold 16 + 4096 bytes) */
+static unsigned read_msg(int fd, unsigned char *buf, unsigned *size)
+{
+    unsigned cmd;
+    read_full(fd, buf, 16);
+    cmd = (buf[0] << 8) | buf[1];
+    *size = (buf[2] << 8) | buf[3];
+    if (*size > 4096) {
+        fprintf(stderr, "rawca: wire: unexpected payload %u\n", *size);
+        exit(2);
+    }
+    read_full(fd, buf + 16, *size);
+    return cmd;
+}
+
+static size_t padded(const char *s) { return (strlen(s) + 1 + 7) & ~(size_t)7; }
+
+static int mode_wire_get(int port, const char *pv, int repeats, double window)
+{
+    unsigned char out[512], in[16 + 4096];
+    const char *user = "rawca", *host = "localhost";
+    size_t off = 0;
+    unsigned sid = 0, size, cmd, ioid = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1, i, have_sid = 0;
+    struct sockaddr_in sa;
+    double *s = calloc(repeats, sizeof(double));
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        fprintf(stderr, "rawca: wire: cannot connect to port %d\n", port);
+        return 2;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    memset(out, 0, sizeof out);
+    put_hdr(out + off, 0, 0, 0, 13, 0, 0); /* VERSION, priority 0, minor 13 */
+    off += 16;
+    put_hdr(out + off, 20, (unsigned)padded(user), 0, 0, 0, 0); /* CLIENT_NAME */
+    strcpy((char *)out + off + 16, user);
+    off += 16 + padded(user);
+    put_hdr(out + off, 21, (unsigned)padded(host), 0, 0, 0, 0); /* HOST_NAME */
+    strcpy((char *)out + off + 16, host);
+    off += 16 + padded(host);
+    put_hdr(out + off, 18, (unsigned)padded(pv), 0, 0, 1, 13); /* CREATE_CHAN cid 1 */
+    strcpy((char *)out + off + 16, pv);
+    off += 16 + padded(pv);
+    if (send(fd, out, off, 0) != (ssize_t)off) {
+        fprintf(stderr, "rawca: wire: send failed\n");
+        return 2;
+    }
+    while (!have_sid) {
+        cmd = read_msg(fd, in, &size);
+        if (cmd == 18) { /* CREATE_CHAN reply: p2 = sid */
+            sid = get32(in + 12);
+            have_sid = 1;
+        } else if (cmd == 26) { /* CREATE_CH_FAIL */
+            fprintf(stderr, "rawca: wire: %s not served on port %d\n", pv, port);
+            return 2;
+        }
+    }
+    for (i = -1; i < repeats; i++) { /* i == -1: one warm-up window */
+        long n = 0;
+        double t0 = now(), t;
+        do {
+            put_hdr(out, 15, 0, DBR_DOUBLE, 1, sid, ++ioid); /* READ_NOTIFY */
+            if (send(fd, out, 16, 0) != 16) {
+                fprintf(stderr, "rawca: wire: send failed\n");
+                return 2;
+            }
+            do
+                cmd = read_msg(fd, in, &size);
+            while (cmd != 15);
+            if (get32(in + 12) != ioid || get32(in + 8) != ECA_NORMAL) {
+                fprintf(stderr, "rawca: wire: bad reply\n");
+                return 2;
+            }
+            n++;
+        } while ((t = now() - t0) < (i < 0 ? 0.1 : window));
+        if (i >= 0)
+            s[i] = n / t;
+    }
+    print_samples("gets/s", s, repeats, "");
+    close(fd);
+    return 0;
+}
+
 /* ---- image writer with put callback (array_bench --writer raw) ------------- */
 static int mode_put_image(const char *pv, unsigned long count)
 {
@@ -663,6 +991,8 @@ int main(int argc, char **argv)
     if (repeats < 1)
         repeats = 1;
     mode = argv[1];
+    if (!strcmp(mode, "wire_get") && argc > 5) /* no libca context */
+        return mode_wire_get(atoi(argv[2]), argv[3], atoi(argv[4]), atof(argv[5]));
     if (!strcmp(mode, "repeater")) {
         caRepeaterThread(NULL);
         return 0;
@@ -701,6 +1031,14 @@ int main(int argc, char **argv)
         }
         return mode_monitor_ring(argc - 2, argv + 2);
     }
+    if (!strcmp(mode, "connect_twice") && argc > 3)
+        return mode_connect_twice(argv[2], argv[3]);
+    if (!strcmp(mode, "caget_list"))
+        return mode_caget_list(argv[2]);
+    if (!strcmp(mode, "scale_monitor") && argc > 3)
+        return mode_scale_monitor(argv[2], atof(argv[3]));
+    if (!strcmp(mode, "scale_missing") && argc > 5)
+        return mode_scale_missing(argv[2], atoi(argv[3]), atof(argv[4]), atof(argv[5]));
     if (!strcmp(mode, "put_image") && argc > 3)
         return mode_put_image(argv[2], strtoul(argv[3], NULL, 10));
     fprintf(stderr, "rawca: unknown mode %s\n", mode);

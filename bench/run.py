@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""CaChannel benchmark: CaChannel (C and cffi backends) against raw libca, pyepics and caproto.
+"""CaChannel benchmark: CaChannel (C and cffi backends) against raw libca, pyepics, caproto and repics.
 
     python bench/run.py [--quick] [--json out.json] [--contenders raw,cext,...] [--workloads big_get,...] [--serve]
 
@@ -24,6 +24,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import scale  # noqa: E402  (bench/scale.py: the 100,000-PV workload)
 
 N_CONNECT = 5000
 PV = {
@@ -54,6 +56,7 @@ CONTENDERS = [
     ('caffi', 'CaChannel cffi backend'),
     ('pyepics', 'pyepics (epics.ca)'),
     ('caproto', 'caproto threading'),
+    ('repics', 'repics (Rust, no libca)'),
 ]
 CONTENDER_LABEL = dict(CONTENDERS)
 ARRAY_ONLY = {'cext_out'}  # contenders that only make sense for workloads a and b
@@ -540,8 +543,13 @@ def main():
                          'stops it); for profiling contenders by hand')
     ap.add_argument('--contenders', default=','.join(c for c, _ in CONTENDERS),
                     help='comma list of: ' + ','.join(c for c, _ in CONTENDERS))
-    ap.add_argument('--workloads', default=','.join(k for k, _, _ in WORKLOADS),
-                    help='comma list of: ' + ','.join(k for k, _, _ in WORKLOADS))
+    ap.add_argument('--workloads', default=','.join([k for k, _, _ in WORKLOADS] + ['scale']),
+                    help='comma list of: ' + ','.join([k for k, _, _ in WORKLOADS] + ['scale']))
+    ap.add_argument('--scale-contenders', default=None,
+                    help='comma list for the scale workload (default: all of them; see '
+                         'bench/scale.py): ' + ','.join(c for c, _ in scale.CONTENDERS))
+    ap.add_argument('--scale-phases', default=','.join(scale.PHASES),
+                    help='comma list of the scale phases to run: ' + ','.join(scale.PHASES))
     opts = ap.parse_args()
     contenders = [c for c in opts.contenders.split(',') if c]
     workloads = [w for w in opts.workloads.split(',') if w]
@@ -549,7 +557,7 @@ def main():
         if c not in CONTENDER_LABEL:
             ap.error('unknown contender %r' % c)
     for wl in workloads:
-        if wl not in WORKLOAD_KIND:
+        if wl not in WORKLOAD_KIND and wl != 'scale':
             ap.error('unknown workload %r' % wl)
     cfg = settings(opts.quick)
     t_start = time.time()
@@ -562,8 +570,11 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
 
     results = {c: {} for c in contenders}
-    with bench_ioc('bench', PV['ao'], fill=(PV['big'], PV['img'], PV['mimg'])) as (rawca,
-                                                                                  client_env):
+    classic = [w for w in workloads if w != 'scale']
+    with contextlib.ExitStack() as stack:
+        if classic or opts.serve:
+            rawca, client_env = stack.enter_context(
+                bench_ioc('bench', PV['ao'], fill=(PV['big'], PV['img'], PV['mimg'])))
         if opts.serve:
             serve(rawca, client_env)
             return
@@ -579,9 +590,24 @@ def main():
                         else '%s: %s' % (cell['status'], cell.get('note')))
                 log('bench: %-13s %-9s %s  (%.1f s)' % (key, c, desc, time.time() - t0))
 
+    scale_results = scale_cfg = None
+    scale_text = ''
+    if 'scale' in workloads:
+        if opts.scale_contenders:
+            scale_contenders = [c for c in opts.scale_contenders.split(',') if c]
+        else:
+            scale_contenders = [c for c, _ in scale.CONTENDERS]
+        builddir = tempfile.mkdtemp(prefix='cachannel-scale-build-')
+        try:
+            scale_results, scale_cfg, scale_text = scale.run_scale(
+                compile_rawca(builddir), base_env(), opts.quick, scale_contenders, log,
+                phases=[p for p in opts.scale_phases.split(',') if p])
+        finally:
+            shutil.rmtree(builddir, ignore_errors=True)
+
     targets = evaluate_targets(results)
-    text = report(results, targets, contenders, workloads)
-    print(text)
+    text = report(results, targets, contenders, classic) if classic else ''
+    print(text + scale_text)
     elapsed = time.time() - t_start
     load_end = os.getloadavg()
     print('\ntotal wall time %.0f s%s; load average (1 min) %.1f at start, %.1f at end, %d CPUs'
@@ -612,6 +638,9 @@ def main():
            'workloads': {k: {'label': l, 'kind': kind} for k, l, kind in WORKLOADS},
            'contenders': dict(CONTENDERS),
            'results': results, 'targets': targets}
+    if scale_results is not None:
+        doc['scale'] = {'settings': scale_cfg, 'results': scale_results,
+                        'contenders': dict(scale.CONTENDERS)}
     # ratios per cell
     for c, cells in results.items():
         for k, cell in cells.items():
