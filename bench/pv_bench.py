@@ -77,7 +77,8 @@ def child(contender, workload, n):
         from CaChannel import util
         if contender == 'cext' and CaChannel.ca.backend != 'cext':
             return {'skip': 'C extension not in use'}
-        CaChannel.CaChannel._attach()  # the CA context
+        import CaChannel.core
+        CaChannel.core.context.attach()  # the CA context
         if workload == 'caget_many':
             t0 = time.perf_counter()
             values = util.caget(names, timeout=60)

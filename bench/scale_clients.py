@@ -239,7 +239,8 @@ class CaUtil:
         from CaChannel import util
         if CaChannel.ca.backend != backend:
             raise Skip('backend is %r, not %r' % (CaChannel.ca.backend, backend))
-        CaChannel.CaChannel._attach()  # the CA context, outside the timing
+        import CaChannel.core
+        CaChannel.core.context.attach()  # the CA context, outside the timing
         self.util = util
 
     def monitor(self, names, a):
@@ -343,7 +344,8 @@ class CaPV:
         import CaChannel
         if CaChannel.ca.backend != backend:
             raise Skip('backend is %r, not %r' % (CaChannel.ca.backend, backend))
-        CaChannel.CaChannel._attach()
+        import CaChannel.core
+        CaChannel.core.context.attach()
         self.PV = CaChannel.PV
 
     def monitor(self, names, a):

@@ -182,8 +182,8 @@ def mode_monitor(a):
     keep = []
     t0 = time.monotonic()
     if face == 'subscribe':
-        from CaChannel import CaChannel
-        CaChannel._attach()
+        from CaChannel import core
+        core.context.attach()
         chids = []
         for name in lst:
             st, chid = ca.create_channel(name)
@@ -258,13 +258,13 @@ async def _keep_loop(coro):
 
 # ------------------------------------------------------------------------------------ rounds
 def mode_rounds(a):
-    from CaChannel import PV, CaChannel, ca, util
+    from CaChannel import PV, ca, core, util
     nioc, nper = a['nioc'], a['nper']
     count = a.get('count')
     lst = names('sc:s', nioc, nper)[:count]
     expected = expected_static(nioc, nper)[:count]
     out = {'fds': [], 'rss': [], 'bad': [], 'n': len(lst)}
-    CaChannel._attach()
+    core.context.attach()
     out['fds0'], out['rss0'] = fds(), rss_mb()
     for _ in range(a['rounds']):
         faces_rss = []
@@ -278,6 +278,7 @@ def mode_rounds(a):
         out['bad'] += mismatches(values, expected)
         for pv in pvs:
             pv.disconnect()
+        util.clear_cache()   # the PVs' channels stay open (idle) until closed
         del pvs, values
         faces_rss.append(rss_mb())
         chids = [ca.create_channel(n)[1] for n in lst]
