@@ -23,6 +23,7 @@ import sys
 import pytest
 
 from CaChannel import CaChannel, CaChannelException, ca, core, util
+from CaChannel import aio
 from CaChannel import ophyd as cl
 from CaChannel.epicsPV import epicsPV
 from CaChannel.monitor import ArrayMonitor, Monitor, subscribe
