@@ -34,7 +34,7 @@ from typing import Any, Callable, List, Optional, Sequence
 
 from .. import _common
 
-__all__ = ["timeout", "deadline_of", "remaining", "count", "integer", "request_type", "mask",
+__all__ = ["timeout", "remaining", "count", "integer", "request_type", "mask",
            "callback", "optional_callback", "callback_list", "choice", "pv_name", "priority",
            "wait_event", "CHUNK", "MASK_BITS"]
 
@@ -58,11 +58,6 @@ def timeout(value: Any, default: Optional[float] = None, *, what: str = "timeout
     if math.isnan(seconds) or seconds < 0:
         raise ValueError("%s must be a number >= 0 (or inf), not %r" % (what, seconds))
     return seconds
-
-
-def deadline_of(seconds: float, now: float) -> float:
-    """Absolute deadline for ``seconds`` from ``now`` (``inf`` stays ``inf``)."""
-    return now + seconds
 
 
 def remaining(deadline: float, now: float) -> float:
