@@ -41,7 +41,10 @@ but replaced by the delivery policy because the consumer was slower;
 ``lost`` frames never reached us (gaps in ``UniqueId_RBV`` not explained by
 our own drops: the server's event queue, or a disconnection); ``skipped``
 frames were received but could not be shaped (data type change in flight, or
-element count not matching the sizes).
+element count not matching the sizes). A data type change re-subscribes
+``ArrayData``: the frames still waiting in the old subscription are counted as
+``dropped``, and the UniqueId gap across the switch is not counted as
+``lost`` (those frames passed while we were switching, our own doing).
 """
 from __future__ import annotations
 
@@ -225,6 +228,9 @@ class ImageReader:
             b = self._base
             self._base = (b[0] + st.received, b[1] + st.delivered, b[2] + st.dropped, 0)
             self._last_seq = 0
+            # frames dropped with the old ring, or posted between the two
+            # subscriptions, left no UniqueId behind: no gap across the switch
+            self._last_uid = None
         self._monitor = ArrayMonitor(self.prefix + "ArrayData", buffers=self.buffers,
                                      dtype=dtype, policy=self.policy, timeout=self.timeout,
                                      tag=self._meta, priority=self.priority)
