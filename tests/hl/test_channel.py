@@ -401,6 +401,9 @@ def test_motor_soft_limit(motor):
 
 def test_motor_hard_limit_in_wait(motor):
     motor.dial_high_limit = 2000
+    # 10x the default speed: the run to the hard limit at 1000 and back takes
+    # 2 s instead of 20 (the limit logic does not depend on the speed)
+    util.caput("13BMD:m1.VELO", 1000.0, wait=True)
     try:
         motor.move(1500)
         with pytest.raises(epicsMotorException) as info:
@@ -411,6 +414,7 @@ def test_motor_hard_limit_in_wait(motor):
         motor.dial_high_limit = 500
         motor.move(0, ignore_limits=True)
         motor.wait(ignore_limits=True)
+        util.caput("13BMD:m1.VELO", 100.0, wait=True)
 
 
 def test_motor_set_position_and_stop(motor):
