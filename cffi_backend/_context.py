@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from CaChannel._common import ECA, to_eca
 
@@ -19,9 +19,9 @@ from ._handles import (Context, as_usr, context_gens, counted, dead_contexts, de
 
 _NULL = ffi.NULL
 
-#: contexts created here: destroyed at interpreter exit so that no libca
-#: thread calls into a finalising interpreter
-_our_contexts: Dict[int, Context] = {}
+#: contexts created here, with the thread that created them: destroyed at
+#: interpreter exit so that no libca thread calls into a finalising interpreter
+_our_contexts: Dict[int, Tuple[Context, int]] = {}
 #: context address -> token of its exception handler in the registry
 _exception_tokens: Dict[int, int] = {}
 
@@ -37,7 +37,7 @@ def create_context(preemptive_callback: bool = True) -> ECA:
     if status == ECA.NORMAL and not existed and preemptive_callback:
         # only a context made here is ours to destroy at exit
         ctx = current_context()
-        _our_contexts[ctx.address] = ctx
+        _our_contexts[ctx.address] = (ctx, threading.get_ident())
     return to_eca(status)
 
 
@@ -155,10 +155,21 @@ def replace_printf_handler(callback: Optional[Callable[[str], Any]] = None) -> E
 
 def destroy_own_contexts() -> None:
     """At exit: end the preemptive contexts created here, so that their
-    threads are gone before the interpreter is."""
+    threads are gone before the interpreter is.
+
+    A context the exiting thread created but is no longer attached to is
+    left alone: another user of the same libca in this process may have
+    destroyed it (pyepics' atexit hook, which runs before ours, destroys the
+    thread's current context even when it did not create it), and
+    destroying it again is a double free. It is left to the process exit,
+    as the C extension leaves all of them.
+    """
+    me = threading.get_ident()
     own = lib.ca_current_context()
-    for address, ctx in list(_our_contexts.items()):
+    for address, (ctx, creator) in list(_our_contexts.items()):
         if token_of(own) != address:
+            if creator == me:
+                continue
             lib.ca_detach_context()
             if lib.ca_attach_context(ctx._ptr) != ECA.NORMAL:
                 continue
