@@ -94,7 +94,8 @@ try:
 except ImportError:  # pragma: no cover - numpy is a dependency of array monitors only
     _np = None  # type: ignore[assignment]
 
-__all__ = ["POLICIES", "set_delivery_threads", "MonitorStats", "Subscription", "subscribe", "Monitor",
+__all__ = ["POLICIES", "set_delivery_threads", "delivery_threads",
+           "MonitorStats", "Subscription", "subscribe", "Monitor",
            "Frame", "ArrayMonitor"]
 
 #: the delivery policies
@@ -120,6 +121,11 @@ def set_delivery_threads(n: int) -> int:
     8
     """
     return _delivery.set_threads(n)
+
+
+def delivery_threads() -> int:
+    """The number of delivery threads callbacks run on at most (see :func:`set_delivery_threads`)."""
+    return _delivery.threads()
 
 
 class MonitorStats(NamedTuple):
