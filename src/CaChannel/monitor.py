@@ -370,7 +370,7 @@ def subscribe(chid: Any, callback: Optional[Callable[[Dict[str, Any]], Any]] = N
     ``"all"``) and ``maxlen`` (queue bound of ``"all"``). Returns
     ``(ECA, Subscription or None)``; the subscription is queued like any CA
     request (flush or pend to send it). Call from a thread in a CA context;
-    the delivery thread attaches to that context, so the callback may call
+    the delivery worker attaches to that context, so the callback may call
     ``ca`` functions (blocking ones too: it is not libca's thread).
     """
     callback = core.checks.optional_callback(callback)
@@ -455,7 +455,7 @@ class Monitor:
 
     def _deliver(self, event: Dict[str, Any]) -> None:
         callback = self._user_callback
-        if callback is not None:   # always: a monitor without one has no delivery thread
+        if callback is not None:   # always: a monitor without one is never delivered to
             callback(self._epics_args(event), self._user_args)
 
     @property
