@@ -77,6 +77,7 @@ same for both, and all that :class:`Frame` and :class:`ArrayMonitor` use.
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import math
 import threading
@@ -126,6 +127,34 @@ def set_delivery_threads(n: int) -> int:
 def delivery_threads() -> int:
     """The number of delivery threads callbacks run on at most (see :func:`set_delivery_threads`)."""
     return _delivery.threads()
+
+
+#: the thread that closes the live subscriptions at interpreter exit (set when
+#: exit starts): its closes leave the subscriptions and channels to the end of
+#: the context (100,000 clear+flush round trips through libca's callback lock
+#: took 20 s); closes by other threads, still running then, clear as always
+_exit_thread: Optional[threading.Thread] = None
+
+
+def _mark_exiting() -> None:
+    global _exit_thread
+    _exit_thread = threading.current_thread()
+
+
+def _closing_at_exit() -> bool:
+    return _exit_thread is not None and threading.current_thread() is _exit_thread
+
+
+# run before core.context closes the live objects (both run LIFO, and core
+# registered first): threading's hook runs before non-daemon threads are joined
+_register_threading_atexit = getattr(threading, "_register_atexit", None)
+try:
+    if _register_threading_atexit is not None:
+        _register_threading_atexit(_mark_exiting)
+    else:  # pragma: no cover - Python < 3.9
+        atexit.register(_mark_exiting)
+except RuntimeError:  # pragma: no cover - imported during shutdown
+    pass
 
 
 class MonitorStats(NamedTuple):
@@ -330,7 +359,7 @@ class Subscription:
         delivered (counted as dropped).
         """
         evid, self._evid = self._evid, None
-        if evid is not None:
+        if evid is not None and not _closing_at_exit():
             release_quietly(lambda: ca.clear_subscription(evid))
         queue = self._queue
         queue.close()
@@ -486,7 +515,7 @@ class Monitor:
         """Cancel the subscription and end this monitor's use of the channel. Idempotent."""
         self._sub.close()
         channel, self.channel = self.channel, None
-        if channel is not None:
+        if channel is not None and not _closing_at_exit():
             channel.release()
         core.context.forget_at_exit(self)
 
