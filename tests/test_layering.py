@@ -51,7 +51,7 @@ FACES = {
 #: layers every face may use
 SHARED = ("CaChannel.core", "CaChannel.ca", "CaChannel._common", "CaChannel._convert",
           "CaChannel._libca", "CaChannel._version", "CaChannel._ring", "CaChannel._repeater")
-DELIVERY = ("CaChannel.monitor", "CaChannel.areadetector")
+DELIVERY = ("CaChannel.monitor", "CaChannel._delivery", "CaChannel.areadetector")
 #: applications on top of everything: they may import any face
 APPS = ("CaChannel.demo", "CaChannel.cli", "CaChannel.__main__", "CaChannel.testing",
         "CaChannel.__init__")

@@ -7,6 +7,26 @@ libca's thread. libca's callback only stores the update and wakes a consumer;
 the consumer is either your own thread (pull: :meth:`Subscription.get`,
 iteration) or a delivery thread that calls your callback.
 
+Delivery threads are shared: the callbacks of every :func:`subscribe`,
+:class:`Monitor` and ``PV(delivery=...)`` run on a small pool of daemon
+threads named ``CaChannel-monitor`` (4 unless :func:`set_delivery_threads`
+says otherwise), started on first use, so 10,000 subscriptions cost 4
+threads, not 10,000. What that means for callbacks:
+
+* the callbacks of one subscription run one at a time and in the order of the
+  updates (a subscription is never delivered by two threads at once);
+* callbacks of *different* subscriptions may run on the same thread, one
+  after the other, and up to 4 of them at the same time; do not rely on
+  ``threading.current_thread()`` or thread-local state being a
+  subscription's own;
+* a worker hands at most ``BATCH`` (16) waiting updates to one callback, then
+  turns to the next subscription with updates waiting;
+* a callback that blocks or computes for long holds one worker: the others
+  keep delivering the other subscriptions, but if every worker is held,
+  delivery waits (the updates are kept or dropped by each subscription's
+  policy meanwhile, and counted). Raise the number with
+  :func:`set_delivery_threads` if several callbacks may block at once.
+
 What is kept when the consumer is slower than the updates is chosen per
 subscription by its *policy*:
 
@@ -57,6 +77,7 @@ same for both, and all that :class:`Frame` and :class:`ArrayMonitor` use.
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import math
 import threading
@@ -64,7 +85,7 @@ import time
 from typing import (Any, Callable, Deque, Dict, Iterator, List, NamedTuple, Optional, Sequence,
                     Tuple)
 
-from . import _common, _convert, _ring, ca, core
+from . import _common, _convert, _delivery, _ring, ca, core
 from .core.errors import CaChannelException
 from .core.errors import report_callback_error as _report_callback_error
 from ._common import enum_or_int as _enum_or_int
@@ -74,11 +95,66 @@ try:
 except ImportError:  # pragma: no cover - numpy is a dependency of array monitors only
     _np = None  # type: ignore[assignment]
 
-__all__ = ["POLICIES", "MonitorStats", "Subscription", "subscribe", "Monitor",
+__all__ = ["POLICIES", "set_delivery_threads", "delivery_threads",
+           "MonitorStats", "Subscription", "subscribe", "Monitor",
            "Frame", "ArrayMonitor"]
 
 #: the delivery policies
 POLICIES = ("latest", "all")
+
+#: updates of one subscription a delivery worker hands to its callback before it
+#: turns to the next subscription waiting (the subscription is queued again)
+BATCH = 16
+
+
+def set_delivery_threads(n: int) -> int:
+    """Deliver the callbacks of :func:`subscribe`, :class:`Monitor` and
+    ``PV(delivery=...)`` on at most ``n`` threads (default 4); returns the
+    previous number.
+
+    Raising it lets more callbacks block or compute at the same time; extra
+    threads start at once if delivery already started, surplus ones end when
+    idle.
+
+    >>> from CaChannel import monitor
+    >>> previous = monitor.set_delivery_threads(8)
+    >>> monitor.set_delivery_threads(previous)
+    8
+    """
+    return _delivery.set_threads(n)
+
+
+def delivery_threads() -> int:
+    """The number of delivery threads callbacks run on at most (see :func:`set_delivery_threads`)."""
+    return _delivery.threads()
+
+
+#: the thread that closes the live subscriptions at interpreter exit (set when
+#: exit starts): its closes leave the subscriptions and channels to the end of
+#: the context (100,000 clear+flush round trips through libca's callback lock
+#: took 20 s); closes by other threads, still running then, clear as always
+_exit_thread: Optional[threading.Thread] = None
+
+
+def _mark_exiting() -> None:
+    global _exit_thread
+    _exit_thread = threading.current_thread()
+
+
+def _closing_at_exit() -> bool:
+    return _exit_thread is not None and threading.current_thread() is _exit_thread
+
+
+# run before core.context closes the live objects (both run LIFO, and core
+# registered first): threading's hook runs before non-daemon threads are joined
+_register_threading_atexit = getattr(threading, "_register_atexit", None)
+try:
+    if _register_threading_atexit is not None:
+        _register_threading_atexit(_mark_exiting)
+    else:  # pragma: no cover - Python < 3.9
+        atexit.register(_mark_exiting)
+except RuntimeError:  # pragma: no cover - imported during shutdown
+    pass
 
 
 class MonitorStats(NamedTuple):
@@ -114,8 +190,13 @@ def release_quietly(clear: Callable[[], Any]) -> None:
 class _EventQueue:
     """The policy core of :class:`Subscription`: a lock, a condition and a deque."""
 
-    def __init__(self, policy: str, maxlen: int) -> None:
+    def __init__(self, policy: str, maxlen: int, dispatch: bool = False) -> None:
         _check_policy(policy, maxlen)
+        self.dispatch = dispatch
+        #: in the delivery pool's ready queue or being delivered (``dispatch`` only)
+        self.scheduled = False
+        #: the worker running the subscription's callback now, if any
+        self.running: Optional[threading.Thread] = None
         self.policy = policy
         self.maxlen = 1 if policy == "latest" else maxlen
         self.items: Deque[Any] = collections.deque()
@@ -123,17 +204,26 @@ class _EventQueue:
         self.received = self.delivered = self.dropped = 0
         self.closed = False
 
-    def put(self, item: Any) -> None:
-        """Store one update (libca's thread): constant time, no user code."""
+    def put(self, item: Any) -> bool:
+        """Store one update (libca's thread): constant time, no user code.
+
+        True when the caller must hand the subscription to the delivery pool:
+        only for a queue made with ``dispatch``, and only when it was idle
+        (neither queued in the pool nor being delivered); ``scheduled`` is
+        then set here, under the lock, and cleared by the worker under it."""
         with self.cond:
             if self.closed:
-                return
+                return False
             self.received += 1
             if len(self.items) >= self.maxlen:
                 self.items.popleft()
                 self.dropped += 1
             self.items.append(item)
             self.cond.notify()
+            if self.dispatch and not self.scheduled:
+                self.scheduled = True
+                return True
+            return False
 
     def get(self, seconds: float, chunked: bool = True) -> Tuple[bool, Any]:
         """``(True, item)``, or ``(False, None)`` after ``seconds`` (checked by the
@@ -171,22 +261,25 @@ class _EventQueue:
 class Subscription:
     """A CA subscription whose updates are delivered off libca's thread.
 
-    Made by :func:`subscribe`. With a callback, a delivery thread (daemon,
-    named ``CaChannel-monitor``, attached to the CA context of the caller of
+    Made by :func:`subscribe`. With a callback, the shared delivery pool
+    (:func:`set_delivery_threads` workers, daemon threads named
+    ``CaChannel-monitor``, attached to the CA context of the caller of
     :func:`subscribe`) calls ``callback(event)`` with the event dict of
-    ``ca.create_subscription``; exceptions are printed and swallowed. Without
-    one, take the updates with :meth:`get` or by iterating (iteration ends when
-    the subscription is closed). Close with :meth:`close` or a ``with`` block;
-    live subscriptions are closed at interpreter exit.
+    ``ca.create_subscription``, one update at a time and in order;
+    exceptions are printed and swallowed. Without one, take the updates with
+    :meth:`get` or by iterating (iteration ends when the subscription is
+    closed). Close with :meth:`close` or a ``with`` block; live subscriptions
+    are closed at interpreter exit.
     """
 
     def __init__(self, policy: str = "latest", maxlen: int = 16,
                  callback: Optional[Callable[[Dict[str, Any]], Any]] = None) -> None:
-        self._queue = _EventQueue(policy, maxlen)
+        self._queue = _EventQueue(policy, maxlen, dispatch=callback is not None)
         self._callback = callback
         self._evid: Any = None
         self._context = ca.current_context()
-        self._thread: Optional[threading.Thread] = None
+        #: close() waited for a running callback once already
+        self._waited = False
         core.context.close_at_exit(self)
 
     @property
@@ -205,38 +298,44 @@ class Subscription:
         return self._queue.closed
 
     def _on_event(self, args: Dict[str, Any]) -> None:  # libca's thread
-        self._queue.put(args)
+        if self._queue.put(args):
+            _delivery.pool().submit(self._context, self._deliver_batch)
 
     def _start(self) -> None:
         if self._callback is not None:
-            self._thread = threading.Thread(target=self._deliver, name="CaChannel-monitor",
-                                            daemon=True)
-            self._thread.start()
+            _delivery.pool().start()
 
-    def _deliver(self) -> None:
-        if self._context is not None:
-            try:
-                ca.attach_context(self._context)
-            except Exception:  # context gone: callbacks just cannot use CA
-                pass
+    def _deliver_batch(self) -> bool:
+        """Deliver up to ``BATCH`` waiting updates (a pool worker); True: more are waiting
+        (the pool queues this subscription again, behind the others)."""
+        queue = self._queue
         callback = self._callback
-        if callback is None:
-            return
-        while True:
-            ok, item = self._queue.get(math.inf, chunked=False)
-            if not ok:
-                return
+        me = threading.current_thread()
+        for _ in range(BATCH):
+            with queue.cond:
+                if queue.closed or not queue.items or callback is None:
+                    break
+                item = queue.items.popleft()
+                queue.delivered += 1
+                queue.running = me
             try:
                 callback(item)
-            except Exception:
+            except BaseException:
                 _report_callback_error("monitor")
+        with queue.cond:
+            queue.running = None
+            again = bool(queue.items) and not queue.closed
+            if not again:
+                queue.scheduled = False
+            queue.cond.notify_all()  # a close() waiting for this callback
+        return again
 
     def get(self, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
         """The next update's event dict; ``None`` on timeout or once closed.
 
         ``timeout`` in seconds (``None`` or ``inf``: no limit; NaN, negative
         and non-numbers are refused, as everywhere: ``core.checks.timeout``).
-        Not for subscriptions with a callback (their thread takes the updates).
+        Not for subscriptions with a callback (the delivery pool takes the updates).
         """
         seconds = core.checks.timeout(timeout, math.inf)
         if self._callback is not None:
@@ -255,18 +354,27 @@ class Subscription:
         """Cancel the CA subscription, count waiting updates as dropped, stop delivery.
 
         Idempotent. With ``wait`` (default) it waits (up to 5 s) for a
-        callback in progress to return; called from the delivery thread itself
-        (inside the callback) it never waits for that thread.
+        callback of this subscription in progress to return; called from
+        that callback itself it never waits. Updates still waiting are not
+        delivered (counted as dropped).
         """
         evid, self._evid = self._evid, None
-        if evid is not None:
+        if evid is not None and not _closing_at_exit():
             release_quietly(lambda: ca.clear_subscription(evid))
-        self._queue.close()
-        # the delivery thread is waited for once: a callback still busy after
-        # 5 s is not waited for again (exit closes live subscriptions twice)
-        thread, self._thread = self._thread, None
-        if wait and thread is not None and thread is not threading.current_thread():
-            thread.join(5.0)
+        queue = self._queue
+        queue.close()
+        if wait:
+            deadline = time.monotonic() + 5.0
+            with queue.cond:
+                # waited for once: a callback still busy after 5 s is not waited
+                # for again (exit closes live subscriptions twice)
+                while (queue.running is not None and not self._waited
+                       and queue.running is not threading.current_thread()):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        self._waited = True
+                        break
+                    queue.cond.wait(left)
         core.context.forget_at_exit(self)
 
     def __enter__(self) -> "Subscription":
@@ -291,7 +399,7 @@ def subscribe(chid: Any, callback: Optional[Callable[[Dict[str, Any]], Any]] = N
     ``"all"``) and ``maxlen`` (queue bound of ``"all"``). Returns
     ``(ECA, Subscription or None)``; the subscription is queued like any CA
     request (flush or pend to send it). Call from a thread in a CA context;
-    the delivery thread attaches to that context, so the callback may call
+    the delivery worker attaches to that context, so the callback may call
     ``ca`` functions (blocking ones too: it is not libca's thread).
     """
     callback = core.checks.optional_callback(callback)
@@ -376,7 +484,7 @@ class Monitor:
 
     def _deliver(self, event: Dict[str, Any]) -> None:
         callback = self._user_callback
-        if callback is not None:   # always: a monitor without one has no delivery thread
+        if callback is not None:   # always: a monitor without one is never delivered to
             callback(self._epics_args(event), self._user_args)
 
     @property
@@ -407,7 +515,7 @@ class Monitor:
         """Cancel the subscription and end this monitor's use of the channel. Idempotent."""
         self._sub.close()
         channel, self.channel = self.channel, None
-        if channel is not None:
+        if channel is not None and not _closing_at_exit():
             channel.release()
         core.context.forget_at_exit(self)
 

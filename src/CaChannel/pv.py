@@ -24,8 +24,8 @@ True
 
 Threads: callbacks (value, connection, access rights, put completion) run on
 libca's own threads, the moment libca delivers the event (value callbacks
-run on a delivery thread of the PV's own instead with ``PV(...,
-delivery='latest')`` or ``'all'``, see :class:`PV`). Keep them short;
+run on the shared delivery threads of :mod:`CaChannel.monitor` instead
+with ``PV(..., delivery='latest')`` or ``'all'``, see :class:`PV`). Keep them short;
 do not block in them -- a blocking :meth:`PV.get` (``use_monitor=False``),
 :meth:`PV.put` with ``wait=True`` or :meth:`PV.wait_for_connection` inside a
 callback can wait for an answer that the very thread it blocks would have
@@ -176,9 +176,10 @@ class PV:
         change of the access rights (or a list of them).
     :param delivery: where value callbacks run. ``None`` (default, as
         pyepics): on libca's thread, the moment the update arrives.
-        ``'latest'`` or ``'all'``: on a delivery thread of the PV's own
-        (:func:`CaChannel.monitor.subscribe`), so a slow callback never stalls
-        libca; ``'latest'`` hands a slow callback only the newest update,
+        ``'latest'`` or ``'all'``: on the shared delivery threads of
+        :func:`CaChannel.monitor.subscribe` (in order, one update at a time
+        for this PV; other PVs' callbacks may use the same threads), so a slow
+        callback never stalls libca; ``'latest'`` hands a slow callback only the newest update,
         ``'all'`` queues up to 16 (oldest dropped). ``monitor_stats`` then
         counts received/delivered/dropped updates.
 
@@ -367,7 +368,7 @@ class PV:
             if self._delivery is None:
                 status, evid = ca.create_subscription(self.chid, on_event, self.ftype,
                                                       self._user_count or 0, mask, _USE_NUMPY)
-            else:  # a Subscription (CaChannel.monitor) delivering on its own thread
+            else:  # a Subscription (CaChannel.monitor) delivered by the shared pool
                 from .monitor import subscribe
                 status, evid = subscribe(self.chid, on_event, self.ftype, self._user_count or 0,
                                          mask, _USE_NUMPY, policy=self._delivery)
@@ -382,7 +383,7 @@ class PV:
         if evid is None:
             return
         if self._delivery is not None:
-            # not waiting for the delivery thread: it may be waiting for our lock
+            # not waiting for a running callback: it may be waiting for our lock
             evid.close(wait=False)
             return
         try:
@@ -462,7 +463,7 @@ class PV:
             if deepclean:
                 self.callbacks.clear()
         if evid is not None:
-            if self._delivery is not None:  # its delivery thread ends with it
+            if self._delivery is not None:  # its waiting updates are dropped with it
                 evid.close(wait=False)
             else:
                 try:

@@ -60,17 +60,7 @@ def _check_monitor(res, n, seconds, period):
     assert res["exit_s"] < 20.0, "interpreter exit took %.1f s" % res["exit_s"]
 
 
-THREAD_PER_SUBSCRIPTION = (
-    "library bug: CaChannel.monitor.subscribe (and Monitor, built on it) starts one delivery "
-    "thread per subscription; with 10,000 subscriptions (10,001 threads) the initial updates "
-    "took 70 s, updates were lost (8,697 values skipped in 4 s) and the interpreter exit did "
-    "not finish within 100 s")
-
-
-@pytest.mark.parametrize("face", [
-    "aio", "pv",
-    pytest.param("subscribe", marks=pytest.mark.xfail(strict=True, reason=THREAD_PER_SUBSCRIPTION)),
-])
+@pytest.mark.parametrize("face", ["aio", "pv", "subscribe"])
 def test_monitor_every_update(scale_world, backend, face):
     """10,000 counting records, 10,000 updates/s offered: the face delivers every
     update (no value skipped or repeated) for 4 s, then the interpreter exits
@@ -113,11 +103,7 @@ def test_list_get_values_big(scale_world_big, backend):
 
 
 @pytest.mark.stress
-@pytest.mark.parametrize("face", [
-    "aio", "pv",
-    pytest.param("subscribe", marks=pytest.mark.xfail(strict=True, reason=THREAD_PER_SUBSCRIPTION)),
-    pytest.param("Monitor", marks=pytest.mark.xfail(strict=True, reason=THREAD_PER_SUBSCRIPTION)),
-])
+@pytest.mark.parametrize("face", ["aio", "pv", "subscribe", "Monitor"])
 def test_monitor_every_update_big(scale_world_big, backend, face):
     n = scale_world_big.nioc * scale_world_big.nper
     seconds = 30

@@ -1,0 +1,180 @@
+"""A small shared pool of threads that run monitor callbacks off libca's thread.
+
+:mod:`CaChannel.monitor` hands each subscription that has work waiting to
+this pool as a *job*: a callable that delivers a bounded batch of that
+subscription's waiting updates and returns True when more are waiting. The
+pool guarantees what makes per-subscription order hold:
+
+* a job is in the ready queue or being run at most once at a time (the
+  caller submits it only when it was idle; see ``monitor.Subscription``), so
+  one subscription is never run by two workers at once;
+* a job that returns True goes to the back of the ready queue, behind the
+  other subscriptions that are waiting (round robin, so one busy subscription
+  cannot starve the others).
+
+The workers (daemon threads named ``CaChannel-monitor``, ``DEFAULT_THREADS``
+of them unless :func:`set_threads` says otherwise) are started on first use.
+Before running a job each worker attaches itself to that job's CA context
+(once per context), so callbacks may call ``ca`` functions, blocking ones
+too. A callback that blocks occupies its worker only; the other workers go on
+with the other subscriptions, until every worker is blocked.
+
+Nothing here calls user code or libca while holding the pool's lock, and
+:meth:`Pool.submit` (called on libca's thread) only appends to a deque and
+notifies: constant time, no waiting on a worker. After ``os.fork()`` the
+child gets a fresh pool (the parent's workers do not exist there).
+"""
+from __future__ import annotations
+
+import collections
+import os
+import threading
+from typing import Any, Callable, Deque, Optional, Tuple
+
+from . import ca, core
+
+__all__ = ["THREAD_NAME", "DEFAULT_THREADS", "Pool", "pool", "threads", "set_threads"]
+
+#: the name of every worker thread
+THREAD_NAME = "CaChannel-monitor"
+#: the number of workers unless :func:`set_threads` is called
+DEFAULT_THREADS = 4
+
+Job = Callable[[], bool]
+
+
+class Pool:
+    """A ready queue of ``(context, job)`` served by up to ``size`` worker threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.pid = os.getpid()
+        self._cond = threading.Condition(threading.Lock())
+        self._ready: Deque[Tuple[Any, Job]] = collections.deque()
+        self._workers = 0
+        self._stopped = False
+
+    @property
+    def workers(self) -> int:
+        """Worker threads alive (started and not yet told to stop)."""
+        return self._workers
+
+    def start(self) -> None:
+        """Start workers up to ``size`` (from a user's thread: at subscribe time)."""
+        while True:
+            with self._cond:
+                if self._stopped or self._workers >= self.size:
+                    return
+                self._workers += 1
+            try:
+                threading.Thread(target=self._work, name=THREAD_NAME, daemon=True).start()
+            except BaseException:
+                with self._cond:
+                    self._workers -= 1
+                raise
+
+    def submit(self, context: Any, job: Job) -> None:
+        """Queue ``job`` (libca's thread or a worker): constant time, no user code."""
+        with self._cond:
+            self._ready.append((context, job))
+            self._cond.notify()
+
+    def resize(self, size: int) -> None:
+        """Change the number of workers: more are started, surplus ones end when idle."""
+        with self._cond:
+            self.size = size
+            self._cond.notify_all()
+        self.start()
+
+    def stop(self) -> None:
+        """Let the workers end (exit, or an abandoned pool); queued jobs are dropped."""
+        with self._cond:
+            self._stopped = True
+            self._ready.clear()
+            self._cond.notify_all()
+
+    def _next(self) -> Optional[Tuple[Any, Job]]:
+        with self._cond:
+            while True:
+                if self._stopped or self._workers > self.size:
+                    self._workers -= 1
+                    self._cond.notify()  # pass a wake-up this worker took on
+                    return None
+                if self._ready:
+                    return self._ready.popleft()
+                self._cond.wait()
+
+    def _work(self) -> None:
+        attached: Any = None
+        while True:
+            entry = self._next()
+            if entry is None:
+                return
+            context, job = entry
+            if context is not None and context is not attached and context != attached:
+                attached = _attach(context, attached)
+            try:
+                again = job()
+            except BaseException:  # a job reports its callbacks' errors itself
+                again = False
+                core.report_callback_error("monitor delivery")
+            if again:
+                self.submit(context, job)
+
+
+def _attach(context: Any, attached: Any) -> Any:
+    """Attach the calling worker to ``context`` (leaving ``attached``); the context
+    now considered attached. A destroyed context is not retried: its
+    subscriptions are dead, their callbacks just cannot use CA."""
+    try:
+        if attached is not None:
+            ca.detach_context()
+        ca.attach_context(context)
+    except Exception:
+        pass
+    return context
+
+
+_pool_lock = threading.Lock()
+_pool = Pool(DEFAULT_THREADS)
+
+
+def pool() -> Pool:
+    """The process's pool (a new one in a forked child)."""
+    return _pool
+
+
+def threads() -> int:
+    """The number of delivery threads the pool runs at most."""
+    return _pool.size
+
+
+def set_threads(n: int) -> int:
+    """Run at most ``n`` (>= 1) delivery threads from now on; returns the previous number.
+
+    More are started at once if any are running; surplus workers end once
+    they are idle (a worker in a callback finishes its batch first).
+    """
+    n = core.checks.integer(n, what="delivery threads", low=1)
+    with _pool_lock:
+        previous = _pool.size
+        if _pool.workers:
+            _pool.resize(n)
+        else:
+            _pool.size = n
+    return previous
+
+
+def _after_fork_child() -> None:
+    global _pool, _pool_lock
+    _pool_lock = threading.Lock()
+    _pool = Pool(_pool.size)
+
+
+def _on_exit() -> None:
+    _pool.stop()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)
+core.context.at_exit(_on_exit)
