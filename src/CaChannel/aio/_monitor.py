@@ -248,11 +248,14 @@ class Subscription:
                         items = [popleft() for _ in range(_BATCH)]
                 if not items:
                     break
+                # looked up once a batch: this loop runs once per update
+                convert = self.dbr_to_value
+                callback = self.callback
                 for item in items:
-                    value = self._value(item)
+                    value = convert(item) if type(item) is dict else item
                     if type(value) is CANothing and not self._wanted(value):
                         continue
-                    ret = self.callback(value)
+                    ret = callback(value)
                     if ret is not None and (type(ret) is types.CoroutineType
                                             or inspect.isawaitable(ret)):
                         await ret
