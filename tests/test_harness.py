@@ -18,6 +18,9 @@ import pytest
 
 from CaChannel.testing import IOC, ca_search, free_port
 
+# backend independent: the default pass runs it, the caffi pass skips it
+pytestmark = pytest.mark.once
+
 HERE = Path(__file__).resolve().parent
 TEST_DB = HERE / "test.db"
 TEST_ACF = HERE / "test.acf"

@@ -19,6 +19,10 @@ from typing import Dict, Iterator, List, Set, Tuple
 
 import pytest
 
+
+# backend independent: the default pass runs it, the caffi pass skips it
+pytestmark = pytest.mark.once
+
 PKG = Path(__file__).resolve().parent.parent / "src" / "CaChannel"
 
 #: (module, name used) -> why it may use another module's private name.

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+
+# backend independent: the default pass runs it, the caffi pass skips it
+pytestmark = pytest.mark.once
+
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
