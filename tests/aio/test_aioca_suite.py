@@ -33,6 +33,12 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 
+# ~1 min a run: the default pass of .ci/run runs it (C backend); on the cffi
+# backend it is a long variant, run with
+# CACHANNEL_BACKEND=caffi python -m pytest -m stress tests/aio/test_aioca_suite.py
+if os.environ.get("CACHANNEL_BACKEND", "").strip().lower() == "caffi":
+    pytestmark = pytest.mark.stress
+
 #: aioca tests not run, and why: each one exercises aioca's private internals
 LEFT_OUT: Dict[str, str] = {
     "test_subscription": "monkeypatches aioca._catools (aioca's own libca bindings and "
