@@ -161,15 +161,32 @@ class Channel:
         may hold locks the listener takes.
         """
         with _listener_lock:
-            self._listeners = self._listeners + (fn,)
+            self._update("_listeners", lambda old: old + (fn,))
             up = self.connected
         if replay and up:
             _replays.post(self, fn)
 
     def remove_listener(self, fn: ConnectionListener) -> None:
         """Stop calling ``fn`` (no error if it was not added)."""
+        self._update("_listeners", lambda old: tuple(f for f in old if f != fn))
+
+    def _update(self, attr: str, change: Callable[[Tuple[Any, ...]], Tuple[Any, ...]]) -> None:
+        """Replace the listener tuple ``attr`` by ``change(old)``.
+
+        Building the new tuple allocates, so a garbage collection may run in
+        the middle and with it a face object's ``__del__``, which removes that
+        object's listeners -- from this same thread, maybe on this same
+        channel. The lock is reentrant for that reason (a plain lock hung the
+        test run there), and the new tuple is only stored if no such nested
+        change replaced the old one meanwhile; otherwise it is built again.
+        """
         with _listener_lock:
-            self._listeners = tuple(f for f in self._listeners if f != fn)
+            while True:
+                old = getattr(self, attr)
+                new = change(old)
+                if getattr(self, attr) is old:
+                    setattr(self, attr, new)
+                    return
 
     def add_access_listener(self, fn: AccessListener, replay: bool = True) -> None:
         """Call ``fn(channel, read, write)`` on every access-rights change; with
@@ -178,7 +195,7 @@ class Channel:
         when this is the channel's first access listener (libca calls its new
         handler with the current rights)."""
         with _listener_lock:
-            self._access_listeners = self._access_listeners + (fn,)
+            self._update("_access_listeners", lambda old: old + (fn,))
             up = self.connected
             install = not self._access_on
             self._access_on = True
@@ -195,8 +212,7 @@ class Channel:
 
     def remove_access_listener(self, fn: AccessListener) -> None:
         """Stop calling ``fn``."""
-        with _listener_lock:
-            self._access_listeners = tuple(f for f in self._access_listeners if f != fn)
+        self._update("_access_listeners", lambda old: tuple(f for f in old if f != fn))
 
     # -------------------------------------------------------------- waiting
     def wait_connected(self, timeout: Any = None, default: float = 3.0) -> bool:
@@ -501,7 +517,7 @@ _cache: Dict[Tuple[str, int], Channel] = {}
 _idle: "OrderedDict[Tuple[str, int], Channel]" = OrderedDict()
 _cache_lock = threading.Lock()
 _deferred: "deque[Channel]" = deque()
-_listener_lock = threading.Lock()
+_listener_lock = threading.RLock()  # reentrant: see Channel._update
 _cond = threading.Condition(threading.Lock())
 _waiting = 0
 
@@ -644,7 +660,7 @@ def _after_fork_child() -> None:
     global _cache_lock, _listener_lock, _cond, _waiting, _replays
     _replays = _Replays()
     _cache_lock = threading.Lock()
-    _listener_lock = threading.Lock()
+    _listener_lock = threading.RLock()  # reentrant: see Channel._update
     _cond = threading.Condition(threading.Lock())
     _waiting = 0
 
