@@ -49,6 +49,10 @@ def test_mono_uint16_is_two_bytes_a_pixel(det):
 
 def test_shape_and_type_follow_the_detector(det):
     with ImageReader("sim:", policy="all") as reader:
+        # the subscription's first frame is taken before the detector changes:
+        # unsent when the next frame is posted, the server may coalesce the two
+        # under the first one's metadata (CA's limit, see the module docstring)
+        next_image(reader, det.uid)
         cases = [("RGB1", "UInt8", (20, 30, 3)), ("RGB2", "Int16", (20, 3, 30)),
                  ("RGB3", "Int8", (3, 20, 30)), ("Mono", "Float32", (20, 30)),
                  ("Mono", "UInt32", (20, 30)), ("Mono", "UInt16", (100, 120))]
