@@ -22,8 +22,20 @@ async def scenario(ioc) -> dict:
     sub = aio.camonitor("ar:ao", events.put_nowait, notify_disconnect=True)
     plain = asyncio.Queue()
     sub2 = aio.camonitor("ar:ao", plain.put_nowait)  # no notify_disconnect
-    first = await asyncio.wait_for(events.get(), 20)
-    await asyncio.wait_for(plain.get(), 20)
+    t0 = time.monotonic()
+    try:
+        # generous: a search lost under load is repeated by libca with backoff
+        first = await asyncio.wait_for(events.get(), 60)
+        await asyncio.wait_for(plain.get(), 20)
+    except asyncio.TimeoutError:
+        from CaChannel import ca
+        raise SystemExit("no first value after %.1f s: %r %r channel %r core %r libca state %r "
+                         "waiters %d, queued %d/%d, dispatcher queue %d pending %r"
+                         % (time.monotonic() - t0, sub, sub2, sub.channel, sub.channel.core,
+                            ca.state(sub.channel.chid), sub.channel.waiter_count(),
+                            len(sub._queue), len(sub2._queue), len(sub._disp._queue),
+                            sub._disp._pending)) from None
+    out["first_s"] = round(time.monotonic() - t0, 1)
     out["first"] = [float(first), bool(first.ok)]
     pending = asyncio.ensure_future(aio.caput("ar:slow.A", 1, wait=True, throw=False))
     await asyncio.sleep(0.2)  # the put is in the IOC, waiting for its output delay
