@@ -88,7 +88,12 @@ async def _wait(loop: asyncio.AbstractEventLoop, fut: asyncio.Future, name: str,
                 timeout: Timeout) -> Any:
     if timeout is None:
         return await fut
-    handle = loop.call_at(deadline(loop, timeout), _expire, fut, name)
+    when = deadline(loop, timeout)
+    if when is not None and when <= loop.time():
+        # expired already (timeout <= 0, a past deadline): a timeout now, as
+        # asyncio.wait_for gives, not a race against a fast reply
+        _expire(fut, name)
+    handle = loop.call_at(when, _expire, fut, name)
     try:
         return await fut
     finally:
@@ -170,7 +175,10 @@ def _gather_futures(loop: asyncio.AbstractEventLoop, futs: Sequence[asyncio.Futu
                 for f, name in zip(futs, names):
                     if not f.done():
                         f.set_result(CANothing(name, _TIMEOUT))
-            handle = loop.call_at(deadline(loop, timeout), expire)
+            when = deadline(loop, timeout)
+            if when is not None and when <= loop.time():  # expired already: see _wait
+                expire()
+            handle = loop.call_at(when, expire)
         try:
             failure = await done
         finally:
