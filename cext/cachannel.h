@@ -146,7 +146,7 @@ extern PyObject *sev_members[4];
  * creates and hashes every key string again per event, which was most of
  * the cost of delivering a scalar monitor event. */
 enum { K_CHID, K_TYPE, K_COUNT, K_STATUS, K_VALUE, K_SEVERITY, K_STAMP, K_SECONDS,
-       K_NANOSECONDS, K_TIMESTAMP, K_OP, K_READ_ACCESS, K_WRITE_ACCESS, K_N };
+       K_NANOSECONDS, K_TIMESTAMP, K_OP, K_READ_ACCESS, K_WRITE_ACCESS, K_RAW_STAMP, K_N };
 extern const char *const key_names[K_N];
 extern PyObject *keys[K_N];
 
@@ -218,6 +218,7 @@ typedef struct {
     int use_numpy;
     ChannelObject *chan;
     PyObject *callback;
+    PyObject *augment;   /* (cls, attrs) of augment.c, or NULL */
 } EvidObject;
 
 typedef struct {
@@ -325,8 +326,13 @@ void access_handler(struct access_rights_handler_args args);
 void exception_handler(struct exception_handler_args args);
 int printf_handler(const char *fmt, va_list ap);
 
+/* augment.c */
+int augment_spec_check(PyObject *spec);
+int augment_event(PyObject *spec, const struct event_handler_args *args, PyObject **out);
+
 /* dbr_decode.c */
 int elem_kind(long t);
+PyObject *scalar_of_kind(int kind, const char *p);
 int set_key(PyObject *d, int k, PyObject *v);
 PyObject *decode_dbr(long t, long count, const void *buf, int use_numpy);
 DBRValueObject *dbrvalue_new(long t, long count, int use_numpy, void **data);

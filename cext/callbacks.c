@@ -240,7 +240,10 @@ event_handler(struct event_handler_args args)
         /* the callback may clear this subscription: hold it until done */
         Py_INCREF(e);
         PyObject *cb = Py_NewRef(e->callback);
-        call_user(cb, event_dict(e->chan, &args, e->use_numpy));
+        PyObject *arg = NULL;
+        if (!e->augment || augment_event(e->augment, &args, &arg) == 0)
+            arg = event_dict(e->chan, &args, e->use_numpy);
+        call_user(cb, arg);   /* NULL: reports the exception set */
         Py_DECREF(cb);
         Py_DECREF(e);
     }

@@ -48,7 +48,7 @@ meta_text(const char *p, size_t max)
     return s;
 }
 
-static PyObject *
+PyObject *
 scalar_of_kind(int kind, const char *p)
 {
     switch (kind) {

@@ -61,6 +61,7 @@ evid_dealloc(EvidObject *self)
 {
     Py_XDECREF(self->chan);
     Py_XDECREF(self->callback);
+    Py_XDECREF(self->augment);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

@@ -332,11 +332,13 @@ ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 PyObject *
 ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static const char *const names[] = {"chid", "callback", "chtype", "count", "mask", "use_numpy"};
-    PyObject *a[6] = {NULL, NULL, Py_None, Py_None, Py_None, NULL};
-    if (bind_args("create_subscription", names, 6, 2, args, nargs, kwnames, a) < 0)
+    static const char *const names[] = {"chid", "callback", "chtype", "count", "mask", "use_numpy",
+                                        "augment"};
+    PyObject *a[7] = {NULL, NULL, Py_None, Py_None, Py_None, NULL, Py_None};
+    if (bind_args("create_subscription", names, 7, 2, args, nargs, kwnames, a) < 0)
         return NULL;
     PyObject *obj = a[0], *cb = a[1], *chtype = a[2], *count = a[3], *maskobj = a[4];
+    PyObject *augment = a[6];
     int use_numpy = opt_bool(a[5], 0);
     if (use_numpy < 0)
         return NULL;
@@ -351,6 +353,8 @@ ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, 
                      Py_TYPE(cb)->tp_name);
         return NULL;
     }
+    if (augment != Py_None && augment_spec_check(augment) < 0)
+        return NULL;
     if (opt_index(chtype, "chtype", &given_t) == -1 ||
         opt_index(count, "count", &given_n) == -1 || opt_index(maskobj, "mask", &mask) == -1)
         return NULL;
@@ -366,7 +370,15 @@ ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, 
     if (s != ECA_NORMAL)
         return status_none(s);
     long n = subscription_count_rule(count == Py_None, given_n, native);
-    return start_subscription(c, t, n, mask, event_handler, cb, use_numpy, NULL);
+    PyObject *res = start_subscription(c, t, n, mask, event_handler, cb, use_numpy, NULL);
+    if (res && augment != Py_None) {
+        /* set after ca_create_subscription: an event that came inside it
+         * (a server in this process) got the dict, which is still right */
+        PyObject *e = PyTuple_GET_ITEM(res, 1);
+        if (e != Py_None)
+            ((EvidObject *)e)->augment = Py_NewRef(augment);
+    }
+    return res;
 }
 
 /* Make the evid of a new subscription of c and ask libca for it: handler
@@ -388,6 +400,7 @@ start_subscription(ChannelObject *c, long t, long n, long mask, caEventCallBackF
     e->use_numpy = use_numpy;
     e->chan = (ChannelObject *)Py_NewRef((PyObject *)c);
     e->callback = Py_NewRef(target);
+    e->augment = NULL;
     if (PyList_Append(c->evids, (PyObject *)e) < 0) {
         Py_DECREF(e);
         return NULL;

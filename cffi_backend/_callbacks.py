@@ -116,6 +116,19 @@ def _on_event(args) -> None:
     sub = registry.get(token_of(args.usr))
     if not isinstance(sub, evid) or not sub.valid:
         return
+    spec = sub.augment
+    if spec is not None and args.count == 1 and args.dbr != _NULL:
+        t = int(args.type)
+        if 0 <= t <= _common.LAST_BUFFER_TYPE:
+            try:
+                value = _common.augment(spec, t, 1, args.status,
+                                        ffi.buffer(args.dbr, _common.dbr_size_n(t, 1)))
+            except Exception:
+                report_callback_error()
+                return
+            if value is not None:
+                _call_user(sub.callback, value)
+                return
     _call_user(sub.callback, _event_dict(sub.channel, args, sub.use_numpy))
 
 

@@ -97,13 +97,15 @@ class chid:
 class evid:
     """A subscription created by ``create_subscription``."""
 
-    __slots__ = ("_ptr", "channel", "callback", "use_numpy", "_token", "__weakref__")
+    __slots__ = ("_ptr", "channel", "callback", "use_numpy", "augment", "_token", "__weakref__")
 
     def __init__(self, channel: chid, callback, use_numpy: bool):
         self._ptr = None
         self.channel = channel
         self.callback = callback
         self.use_numpy = use_numpy
+        #: (cls, attrs) of create_subscription(augment=...), or None
+        self.augment = None
         self._token = 0
 
     @property

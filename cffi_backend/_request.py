@@ -116,11 +116,14 @@ def put(chid: chid, value: Any, chtype: Optional[int] = None, count: Optional[in
 @counted
 def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = None,
                         count: Optional[int] = None, mask: Optional[int] = None,
-                        use_numpy: bool = False) -> Tuple[ECA, Optional[evid]]:
-    """Subscribe to changes; ``callback`` gets the event dict on every update."""
+                        use_numpy: bool = False,
+                        augment: Optional[tuple] = None) -> Tuple[ECA, Optional[evid]]:
+    """Subscribe to changes; ``callback`` gets the event dict on every update
+    (or the augmented value, ``_common.augment``'s rule)."""
     get_channel(chid)
     if not callable(callback):
         raise TypeError("callback must be callable, not %s" % type(callback).__name__)
+    _common.augment_check(augment)
     check_counts(chtype, count)
     mask = (_common.DBE_VALUE | _common.DBE_ALARM) if mask is None else as_index(mask, "mask")
     with held(get_channel(chid)) as (ch, cptr):
@@ -133,8 +136,11 @@ def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = 
         n = _common.subscription_count(count, native)
         if ch._ptr is None:   # count/mask's __index__ cleared it
             return ECA.BADCHID, None
-        return start_subscription(ch, cptr, t, n, mask, _callbacks.event_cb, callback,
-                                  bool(use_numpy))
+        status, sub = start_subscription(ch, cptr, t, n, mask, _callbacks.event_cb, callback,
+                                         bool(use_numpy))
+        if sub is not None:
+            sub.augment = augment
+        return status, sub
 
 
 def start_subscription(ch, cptr, t: int, n: int, mask: int, handler, target,

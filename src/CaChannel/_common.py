@@ -809,6 +809,51 @@ def decode(dbrtype: int, count: int, buf, use_numpy: bool = False):
     return result
 
 
+def augment_check(spec: Any) -> None:
+    """Check ``create_subscription``'s ``augment``: None or ``(type, dict)``,
+    the type with a ``__dict__`` (TypeError otherwise)."""
+    if spec is None:
+        return
+    if (not isinstance(spec, tuple) or len(spec) != 2 or not isinstance(spec[0], type)
+            or not isinstance(spec[1], dict)):
+        raise TypeError("augment must be None or a tuple (type, dict), not %s"
+                        % type(spec).__name__)
+    if not hasattr(spec[0], "__dictoffset__") or not spec[0].__dictoffset__:
+        raise TypeError("augment's type must have a __dict__ for the attributes: %s has none"
+                        % spec[0].__name__)
+
+
+def augment(spec: tuple, dbrtype: int, count: int, status: int, buf) -> Any:
+    """The augmented value of one event for ``create_subscription(augment=(cls, attrs))``,
+    or None where the rule does not apply (the callback then gets the event dict).
+
+    The rule (cext/augment.c is its C twin): an event of status ECA_NORMAL
+    with one element of a plain or TIME type, whose text (if any) is UTF-8,
+    gives ``cls(value)`` with ``attrs`` in its ``__dict__`` and, for TIME
+    types, ``status``, ``severity`` (ints), ``raw_stamp`` (POSIX seconds,
+    nanoseconds) and ``timestamp`` (``round(seconds + nanoseconds * 1e-9, 6)``),
+    the attributes of ``epicscorelibs.ca.dbr``'s augmented values.
+    """
+    t = int(dbrtype)
+    timed = DBR.TIME_STRING <= t <= DBR.TIME_DOUBLE
+    if status != ECA.NORMAL or count != 1 or not (0 <= t <= DBR.DOUBLE or timed):
+        return None
+    raw = decode_values(t % 7, 1, buf, DBR_VALUE_OFFSET[t], False)
+    if isinstance(raw, bytes):
+        return None
+    value = spec[0](raw)
+    d = value.__dict__
+    d.update(spec[1])
+    if timed:
+        status_, severity, secs, nsec = struct.unpack_from("=hhII", buf, 0)
+        secs += POSIX_TIME_AT_EPICS_EPOCH
+        d["status"] = status_
+        d["severity"] = severity
+        d["raw_stamp"] = (secs, nsec)
+        d["timestamp"] = round(secs + nsec * 1e-9, 6)
+    return value
+
+
 # ---------------------------------------------------------------------------
 # Python values -> put buffers (ca-api.md 2.10)
 
@@ -1213,4 +1258,5 @@ __all__ = [n for n in list(globals()) if n.isidentifier() and not n.startswith("
     "encode", "put_count", "get_count", "subscription_count", "resolve_request_type",
     "sync_group_id", "MAX_SYNC_GID", "out_request", "stamp", "epics_seconds", "index_count", "request_type", "encode_name", "to_eca",
     "to_dbr", "to_ca_op", "PUT_TYPES", "DBR_DTYPE", "DBR_VALUE_OFFSET", "DBR_SIZE",
-    "DBR_VALUE_SIZE", "DBR_META_FORMAT", "DBR_META_FIELDS", "check_dbr_layouts")]
+    "DBR_VALUE_SIZE", "DBR_META_FORMAT", "DBR_META_FIELDS", "check_dbr_layouts", "augment",
+    "augment_check")]

@@ -514,7 +514,19 @@ def create_subscription(
     count: Optional[int] = None,
     mask: Optional[int] = None,
     use_numpy: bool = False,
-) -> Tuple[ECA, Union[_Evid, Any]]: ...
+    augment: Optional[Tuple[type, Dict[str, Any]]] = None,
+) -> Tuple[ECA, Union[_Evid, Any]]:
+    """Subscribe; ``callback`` gets the event dict of every update.
+
+    ``augment=(cls, attrs)``: an event of status ECA_NORMAL with one element
+    of a plain or TIME type (text: UTF-8) is delivered instead as the value
+    ``cls(value)`` with ``attrs`` in its ``__dict__`` and, for TIME types,
+    ``status``, ``severity``, ``raw_stamp`` ``(seconds, nanoseconds)`` and
+    ``timestamp`` (``round(seconds + nanoseconds * 1e-9, 6)``), POSIX
+    seconds: the augmented values of ``epicscorelibs.ca.dbr``, made without
+    the event dict. Other events still get the dict. ``cls`` must have a
+    ``__dict__`` (TypeError otherwise).
+    """
 def current_context() -> Optional[_Context]: ...
 def dbf_text(t: int) -> str: ...
 def dbf_text_to_type(text: str) -> Union[DBF, int]: ...

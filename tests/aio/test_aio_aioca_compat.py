@@ -119,7 +119,10 @@ def test_raising_callback_closes_the_subscription(capsys):
 
         subs = {"plain": aio.camonitor("aio:mon", plain),
                 "async": aio.camonitor("aio:mon", coro),
-                "convert": aio.camonitor("aio:mon", calls["convert"].append)}
+                # FORMAT_CTRL: its values are converted in Python by dbr_to_value (a
+                # scalar of FORMAT_RAW/TIME is made by the backend, without it)
+                "convert": aio.camonitor("aio:mon", calls["convert"].append,
+                                         format=aio.FORMAT_CTRL)}
         await until(lambda: all(calls[k] == [0] for k in calls), 10, "the first values")
 
         def boom(*args):

@@ -57,8 +57,12 @@ class Subscription:
     ``callback`` (may be replaced), ``state``, ``dropped_callbacks`` (values
     replaced by newer ones before their callback), ``all_updates``,
     ``notify_disconnect``, ``channel``, and ``dbr_to_value``: the function
-    that makes a value from libca's event (set when the subscription opens;
-    an exception from it closes the subscription like one from the callback).
+    that makes a value from libca's event dict (set when the subscription
+    opens; an exception from it closes the subscription like one from the
+    callback). A scalar number or string of ``FORMAT_RAW`` or ``FORMAT_TIME``
+    comes made by the backend (``ca.create_subscription(augment=)``, the
+    same value); a ``dbr_to_value`` set by the user is still called for
+    those, with the event dict rebuilt.
 
     ``state`` is :attr:`OPENING` until the channel is connected and the
     subscription made, then :attr:`OPEN`, and :attr:`CLOSED` after
@@ -92,7 +96,9 @@ class Subscription:
         self.dropped_callbacks = 0
         self.state = self.OPENING
         #: makes a value of libca's event dict (set when the subscription opens)
-        self.dbr_to_value: Optional[Callable[[dict], Any]] = None
+        self._convert: Optional[Callable[[dict], Any]] = None
+        self._own_convert: Optional[Callable[[dict], Any]] = None
+        self._request: Optional[Request] = None
         self._loop = loop
         self._disp = dispatcher(loop)
         self._events = _DEFAULT_EVENTS[format] if events is None else int(events)
@@ -152,7 +158,7 @@ class Subscription:
         try:
             status, evid = ca.create_subscription(
                 self.channel.chid, self._enqueue, req.dbr, req.count(self._count),
-                self._events, use_numpy=True)
+                self._events, use_numpy=True, augment=req.augment)
             if status == ca.ECA_DISCONN:
                 self._wait_again()
                 return
@@ -164,7 +170,8 @@ class Subscription:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.dbr_to_value = req.convert
+        self._convert = self._own_convert = req.convert
+        self._request = req
         self._evid = evid
         if self.state == self.CLOSED:  # shut down from another thread meanwhile (exit)
             self._shutdown()
@@ -185,8 +192,22 @@ class Subscription:
             # and opens when the channel connects
             self._enqueue(CANothing(self.name, ca.ECA_TIMEOUT))
 
+    @property
+    def dbr_to_value(self) -> Optional[Callable[[dict], Any]]:
+        """Makes a value of libca's event dict (see the class docstring)."""
+        return self._convert
+
+    @dbr_to_value.setter
+    def dbr_to_value(self, fn: Optional[Callable[[dict], Any]]) -> None:
+        self._convert = fn
+
     def _value(self, item: Any) -> Any:
-        return self.dbr_to_value(item) if type(item) is dict else item
+        if type(item) is dict:
+            return self._convert(item)
+        if self._convert is not self._own_convert and type(item) is not CANothing:
+            # the backend made it, but the user replaced the conversion
+            return self._convert(self._request.event_of(self.channel.chid, item))
+        return item
 
     def _deliver(self) -> None:
         if self.state == self.CLOSED:
@@ -249,10 +270,12 @@ class Subscription:
                 if not items:
                     break
                 # looked up once a batch: this loop runs once per update
-                convert = self.dbr_to_value
+                convert = self._convert
+                own = convert is self._own_convert
                 callback = self.callback
                 for item in items:
-                    value = convert(item) if type(item) is dict else item
+                    value = convert(item) if type(item) is dict else (
+                        item if own else self._value(item))
                     if type(value) is CANothing and not self._wanted(value):
                         continue
                     ret = callback(value)

@@ -159,7 +159,7 @@ class Request:
     """
 
     __slots__ = ("name", "dbr", "base", "datatype", "element_count", "text", "scalar",
-                 "_attrs", "_make", "_meta")
+                 "augment", "_attrs", "_make", "_meta")
 
     def __init__(self, name: str, chid: Any, datatype: Any, format: int) -> None:
         ftype = int(ca.field_type(chid))
@@ -218,6 +218,15 @@ class Request:
             self._make = self._number
         else:
             self._make = self._array
+        #: ``(cls, attrs)`` for ``ca.create_subscription(augment=)``: the
+        #: backend makes the value of a scalar number or text itself, by the
+        #: same rule as :meth:`convert` (other events still come as dicts)
+        self.augment: Optional[tuple] = None
+        if self.dbr == wire + (14 if meta is _time_fields else 0) and meta in (None, _time_fields):
+            if self._make == self._number:
+                self.augment = (_SCALAR_TYPE[wire], self._attrs)
+            elif self._make == self._string:
+                self.augment = (ca_str, self._attrs)
 
     def count(self, count: int) -> int:
         """libca request count for the aioca ``count`` (0 server, -1 native, n>0 at most n)."""
@@ -249,6 +258,19 @@ class Request:
             d.update(self._attrs)
             meta(d, fields)
         return value
+
+    def event_of(self, chid: Any, value: Any) -> dict:
+        """The event dict that :meth:`convert` makes ``value`` of, for a
+        value the backend augmented itself (:attr:`augment`)."""
+        plain = +value
+        if self._meta is None:
+            return {"chid": chid, "type": self.dbr, "count": 1, "status": ECA_NORMAL,
+                    "value": plain}
+        secs, nsec = value.raw_stamp
+        return {"chid": chid, "type": self.dbr, "count": 1, "status": ECA_NORMAL,
+                "value": {"value": plain, "status": value.status, "severity": value.severity,
+                          "stamp": {"seconds": secs, "nanoseconds": nsec,
+                                    "timestamp": secs + nsec * 1e-9}}}
 
     # -- one of these makes the value (chosen once, in __init__)
     def _number(self, raw: Any) -> Any:
