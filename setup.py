@@ -31,7 +31,7 @@ from setuptools_dso import build_ext as _build_ext
 CEXT_HEADER = "cext/cachannel.h"
 CEXT_SOURCES = ["cext/" + f for f in (
     "module.c", "args.c", "handles.c", "callbacks.c", "dbr_decode.c", "dbr_encode.c",
-    "context.c", "channel.c", "request.c", "pend.c", "sync_group.c", "ring.c", "augment.c")]
+    "context.c", "channel.c", "request.c", "pend.c", "sync_group.c", "ring.c", "augment.c", "evqueue.c")]
 
 
 def _flag(name):

@@ -211,6 +211,8 @@ typedef struct ChannelObject {
     struct request_ctx *requests;   /* get/put callbacks not yet run */
 } ChannelObject;
 
+typedef struct EvQueueObject EvQueueObject;   /* evqueue.c */
+
 typedef struct {
     PyObject_HEAD
     evid ev;
@@ -219,6 +221,7 @@ typedef struct {
     ChannelObject *chan;
     PyObject *callback;
     PyObject *augment;   /* (cls, attrs) of augment.c, or NULL */
+    EvQueueObject *queue;   /* create_subscription(queue=): a reference, or NULL */
 } EvidObject;
 
 typedef struct {
@@ -325,6 +328,14 @@ void connection_handler(struct connection_handler_args args);
 void access_handler(struct access_rights_handler_args args);
 void exception_handler(struct exception_handler_args args);
 int printf_handler(const char *fmt, va_list ap);
+
+/* evqueue.c (POSIX) */
+#ifndef _WIN32
+extern PyTypeObject EvQueueType;
+void queued_handler(struct event_handler_args args);
+void evqueue_purge(EvQueueObject *q, EvidObject *e);
+#endif
+PyObject *event_dict(ChannelObject *chan, struct event_handler_args *args, int use_numpy);
 
 /* augment.c */
 int augment_spec_check(PyObject *spec);

@@ -179,7 +179,7 @@ request_dict(ChannelObject *chan, struct event_handler_args *args)
     return d;
 }
 
-static PyObject *
+PyObject *
 event_dict(ChannelObject *chan, struct event_handler_args *args, int use_numpy)
 {
     PyObject *value;

@@ -62,6 +62,12 @@ evid_dealloc(EvidObject *self)
     Py_XDECREF(self->chan);
     Py_XDECREF(self->callback);
     Py_XDECREF(self->augment);
+#ifndef _WIN32
+    if (self->queue) {   /* libca is done with this evid: drop its queued events */
+        evqueue_purge(self->queue, self);
+        Py_DECREF((PyObject *)self->queue);
+    }
+#endif
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

@@ -159,7 +159,7 @@ static PyMethodDef ca_methods[] = {
      "put(chid, value, chtype=None, count=None, callback=None)\n--\n\n-> ECA"},
     {"create_subscription", FAST ca_create_subscription_py, FAST_FLAGS,
      "create_subscription(chid, callback, chtype=None, count=None, mask=None, "
-     "use_numpy=False, augment=None)\n--\n\n-> (ECA, evid|None)"},
+     "use_numpy=False, augment=None, queue=None)\n--\n\n-> (ECA, evid|None)"},
     {"clear_subscription", FAST ca_clear_subscription_py, FAST_FLAGS,
      "clear_subscription(evid)\n--\n\n-> ECA"},
     {"pend_io", FAST ca_pend_io_py, FAST_FLAGS,
@@ -262,7 +262,11 @@ PyInit__ca(void)
 #endif
     if (PyType_Ready(&ChannelType) < 0 || PyType_Ready(&EvidType) < 0 ||
         PyType_Ready(&ContextType) < 0 || PyType_Ready(&DBRValueType) < 0 ||
-        PyType_Ready(&RingType) < 0)
+        PyType_Ready(&RingType) < 0
+#ifndef _WIN32
+        || PyType_Ready(&EvQueueType) < 0
+#endif
+        )
         return NULL;
     PyObject *common = PyImport_ImportModule("CaChannel._common");
     if (!common)
@@ -324,7 +328,11 @@ PyInit__ca(void)
         }
         Py_DECREF(s);
     }
-    static const char *extra[] = {"backend", "HAS_NUMPY", "DBRValue", NULL};
+    static const char *extra[] = {"backend", "HAS_NUMPY", "DBRValue",
+#ifndef _WIN32
+                                  "EventQueue",
+#endif
+                                  NULL};
     for (const char **e = extra; *e; e++) {
         PyObject *s = PyUnicode_FromString(*e);
         if (!s || PyList_Append(all, s) < 0) {
@@ -342,6 +350,9 @@ PyInit__ca(void)
         PyModule_AddObjectRef(m, "evid", (PyObject *)&EvidType) < 0 ||
         PyModule_AddObjectRef(m, "Context", (PyObject *)&ContextType) < 0 ||
         PyModule_AddObjectRef(m, "_Ring", (PyObject *)&RingType) < 0 ||
+#ifndef _WIN32
+        PyModule_AddObjectRef(m, "EventQueue", (PyObject *)&EvQueueType) < 0 ||
+#endif
         PyModule_AddObjectRef(m, "__all__", all) < 0)
         goto fail;
 

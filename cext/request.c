@@ -329,16 +329,23 @@ ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 /* ------------------------------------------------------------------------ */
 /* Subscriptions */
 
+static PyObject *subscribe(ChannelObject *c, long t, long n, long mask,
+                           caEventCallBackFunc *handler, PyObject *target, int use_numpy,
+                           void *usr, PyObject *augment, PyObject *queue);
+static PyObject *start_subscription_with(ChannelObject *c, long t, long n, long mask,
+                                         PyObject *target, int use_numpy, PyObject *augment,
+                                         PyObject *queue);
+
 PyObject *
 ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"chid", "callback", "chtype", "count", "mask", "use_numpy",
-                                        "augment"};
-    PyObject *a[7] = {NULL, NULL, Py_None, Py_None, Py_None, NULL, Py_None};
-    if (bind_args("create_subscription", names, 7, 2, args, nargs, kwnames, a) < 0)
+                                        "augment", "queue"};
+    PyObject *a[8] = {NULL, NULL, Py_None, Py_None, Py_None, NULL, Py_None, Py_None};
+    if (bind_args("create_subscription", names, 8, 2, args, nargs, kwnames, a) < 0)
         return NULL;
     PyObject *obj = a[0], *cb = a[1], *chtype = a[2], *count = a[3], *maskobj = a[4];
-    PyObject *augment = a[6];
+    PyObject *augment = a[6], *queue = a[7];
     int use_numpy = opt_bool(a[5], 0);
     if (use_numpy < 0)
         return NULL;
@@ -355,6 +362,18 @@ ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, 
     }
     if (augment != Py_None && augment_spec_check(augment) < 0)
         return NULL;
+#ifndef _WIN32
+    if (queue != Py_None && !PyObject_TypeCheck(queue, &EvQueueType)) {
+        PyErr_Format(PyExc_TypeError, "queue must be None or an EventQueue, not %.100s",
+                     Py_TYPE(queue)->tp_name);
+        return NULL;
+    }
+#else
+    if (queue != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "queue: EventQueue is not available on Windows");
+        return NULL;
+    }
+#endif
     if (opt_index(chtype, "chtype", &given_t) == -1 ||
         opt_index(count, "count", &given_n) == -1 || opt_index(maskobj, "mask", &mask) == -1)
         return NULL;
@@ -370,15 +389,9 @@ ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, 
     if (s != ECA_NORMAL)
         return status_none(s);
     long n = subscription_count_rule(count == Py_None, given_n, native);
-    PyObject *res = start_subscription(c, t, n, mask, event_handler, cb, use_numpy, NULL);
-    if (res && augment != Py_None) {
-        /* set after ca_create_subscription: an event that came inside it
-         * (a server in this process) got the dict, which is still right */
-        PyObject *e = PyTuple_GET_ITEM(res, 1);
-        if (e != Py_None)
-            ((EvidObject *)e)->augment = Py_NewRef(augment);
-    }
-    return res;
+    return start_subscription_with(c, t, n, mask, cb, use_numpy,
+                                   augment == Py_None ? NULL : augment,
+                                   queue == Py_None ? NULL : queue);
 }
 
 /* Make the evid of a new subscription of c and ask libca for it: handler
@@ -392,6 +405,27 @@ PyObject *
 start_subscription(ChannelObject *c, long t, long n, long mask, caEventCallBackFunc *handler,
                    PyObject *target, int use_numpy, void *usr)
 {
+    return subscribe(c, t, n, mask, handler, target, use_numpy, usr, NULL, NULL);
+}
+
+/* create_subscription's: with augment and queue (both may be NULL), set
+ * before libca can deliver the first event */
+static PyObject *
+start_subscription_with(ChannelObject *c, long t, long n, long mask, PyObject *target,
+                        int use_numpy, PyObject *augment, PyObject *queue)
+{
+#ifndef _WIN32
+    caEventCallBackFunc *handler = queue ? queued_handler : event_handler;
+#else
+    caEventCallBackFunc *handler = event_handler;
+#endif
+    return subscribe(c, t, n, mask, handler, target, use_numpy, NULL, augment, queue);
+}
+
+static PyObject *
+subscribe(ChannelObject *c, long t, long n, long mask, caEventCallBackFunc *handler,
+          PyObject *target, int use_numpy, void *usr, PyObject *augment, PyObject *queue)
+{
     EvidObject *e = PyObject_New(EvidObject, &EvidType);
     if (!e)
         return NULL;
@@ -400,7 +434,8 @@ start_subscription(ChannelObject *c, long t, long n, long mask, caEventCallBackF
     e->use_numpy = use_numpy;
     e->chan = (ChannelObject *)Py_NewRef((PyObject *)c);
     e->callback = Py_NewRef(target);
-    e->augment = NULL;
+    e->augment = augment ? Py_NewRef(augment) : NULL;
+    e->queue = queue ? (EvQueueObject *)Py_NewRef(queue) : NULL;
     if (PyList_Append(c->evids, (PyObject *)e) < 0) {
         Py_DECREF(e);
         return NULL;

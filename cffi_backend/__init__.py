@@ -13,8 +13,8 @@ The package is split by concern like the C extension (``cext/``), each
 module the twin of the C file of the same name: ``_bindings`` (the cdef),
 ``_handles``, ``_callbacks``, ``_args``, ``_decode``/``_encode``
 (``dbr_decode.c``/``dbr_encode.c``), ``_context``, ``_channel``,
-``_request``, ``_pend``, ``_sync_group``, ``_ring`` and ``_module`` (the exit
-and fork hooks). This module only re-exports the API.
+``_request``, ``_pend``, ``_sync_group``, ``_ring``, ``_evqueue`` and ``_module``
+(the exit and fork hooks). This module only re-exports the API.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from ._context import (add_exception_event, attach_context, create_context,  # n
                        current_context, destroy_context, detach_context,
                        replace_printf_handler, show_context)
 from ._decode import DBRValue  # noqa: F401
+from ._evqueue import EventQueue  # noqa: F401
 from ._handles import Context, chid, evid  # noqa: F401
 from ._module import after_fork_child as _after_fork_child  # noqa: F401
 from ._module import shutdown as _shutdown  # noqa: F401
@@ -42,7 +43,7 @@ backend = "caffi"
 HAS_NUMPY = True
 
 __all__ = sorted(set(_common.__all__) | {
-    "backend", "HAS_NUMPY", "DBRValue",
+    "backend", "HAS_NUMPY", "DBRValue", "EventQueue",
     "create_context", "destroy_context", "attach_context", "detach_context",
     "current_context", "show_context",
     "create_channel", "clear_channel", "change_connection_event",

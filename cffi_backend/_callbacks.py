@@ -116,6 +116,7 @@ def _on_event(args) -> None:
     sub = registry.get(token_of(args.usr))
     if not isinstance(sub, evid) or not sub.valid:
         return
+    value = None
     spec = sub.augment
     if spec is not None and args.count == 1 and args.dbr != _NULL:
         t = int(args.type)
@@ -126,10 +127,16 @@ def _on_event(args) -> None:
             except Exception:
                 report_callback_error()
                 return
-            if value is not None:
-                _call_user(sub.callback, value)
-                return
-    _call_user(sub.callback, _event_dict(sub.channel, args, sub.use_numpy))
+    if value is None:
+        try:
+            value = _event_dict(sub.channel, args, sub.use_numpy)
+        except Exception:
+            report_callback_error()
+            return
+    if sub.queue is not None:
+        sub.queue.push(sub, value)
+    else:
+        _call_user(sub.callback, value)
 
 
 @guarded()

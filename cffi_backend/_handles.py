@@ -97,7 +97,8 @@ class chid:
 class evid:
     """A subscription created by ``create_subscription``."""
 
-    __slots__ = ("_ptr", "channel", "callback", "use_numpy", "augment", "_token", "__weakref__")
+    __slots__ = ("_ptr", "channel", "callback", "use_numpy", "augment", "queue", "_token",
+                 "__weakref__")
 
     def __init__(self, channel: chid, callback, use_numpy: bool):
         self._ptr = None
@@ -106,6 +107,8 @@ class evid:
         self.use_numpy = use_numpy
         #: (cls, attrs) of create_subscription(augment=...), or None
         self.augment = None
+        #: the EventQueue of create_subscription(queue=...), or None
+        self.queue = None
         self._token = 0
 
     @property

@@ -16,6 +16,7 @@ from ._args import as_index, callable_or_none, check_counts, get_channel, resolv
 from ._bindings import CS_CONN, ffi, lib
 from ._decode import PEND_IO, DBRValue, read_buffer, read_hold
 from ._encode import prepare_put
+from ._evqueue import EventQueue
 from ._handles import as_usr, chid, counted, evid, held, new_token, registry
 
 
@@ -116,14 +117,17 @@ def put(chid: chid, value: Any, chtype: Optional[int] = None, count: Optional[in
 @counted
 def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = None,
                         count: Optional[int] = None, mask: Optional[int] = None,
-                        use_numpy: bool = False,
-                        augment: Optional[tuple] = None) -> Tuple[ECA, Optional[evid]]:
+                        use_numpy: bool = False, augment: Optional[tuple] = None,
+                        queue: Optional[EventQueue] = None) -> Tuple[ECA, Optional[evid]]:
     """Subscribe to changes; ``callback`` gets the event dict on every update
-    (or the augmented value, ``_common.augment``'s rule)."""
+    (or the augmented value, ``_common.augment``'s rule); with ``queue`` the
+    events wait in that EventQueue for its consumer."""
     get_channel(chid)
     if not callable(callback):
         raise TypeError("callback must be callable, not %s" % type(callback).__name__)
     _common.augment_check(augment)
+    if queue is not None and not isinstance(queue, EventQueue):
+        raise TypeError("queue must be None or an EventQueue, not %s" % type(queue).__name__)
     check_counts(chtype, count)
     mask = (_common.DBE_VALUE | _common.DBE_ALARM) if mask is None else as_index(mask, "mask")
     with held(get_channel(chid)) as (ch, cptr):
@@ -137,17 +141,18 @@ def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = 
         if ch._ptr is None:   # count/mask's __index__ cleared it
             return ECA.BADCHID, None
         status, sub = start_subscription(ch, cptr, t, n, mask, _callbacks.event_cb, callback,
-                                         bool(use_numpy))
-        if sub is not None:
-            sub.augment = augment
+                                         bool(use_numpy), augment, queue)
         return status, sub
 
 
 def start_subscription(ch, cptr, t: int, n: int, mask: int, handler, target,
-                       use_numpy: bool) -> Tuple[ECA, Optional[evid]]:
+                       use_numpy: bool, augment: Optional[tuple] = None,
+                       queue: Optional[EventQueue] = None) -> Tuple[ECA, Optional[evid]]:
     """Make the evid (holding ``target``: a callable, or a ring) and ask
     libca for the subscription; ``handler`` gets the evid's token as usr."""
     sub = evid(ch, target, use_numpy)
+    sub.augment = augment
+    sub.queue = queue
     sub._token = new_token(sub)
     # valid before libca can deliver the first update (it may come at once)
     pevid = ffi.new("evid *")

@@ -11,7 +11,7 @@ not importable from ``CaChannel.ca`` (each backend has its own classes).
 """
 import enum
 import types
-from typing import Any, Callable, Dict, Final, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Final, List, Optional, Tuple, Union
 
 import numpy
 
@@ -261,6 +261,27 @@ class ECA(enum.IntEnum):
 
     def message(self) -> str: ...
     def severity(self) -> CA_K: ...
+
+class EventQueue:
+    """Subscription events for one consumer thread: ``create_subscription(queue=q)``.
+
+    libca's thread only queues the event (the C extension copies its bytes,
+    without the GIL); the consumer watches :meth:`fileno` (readable while
+    events are queued, e.g. ``loop.add_reader``) and calls :meth:`take`.
+    POSIX only (a pipe).
+    """
+    def __init__(self) -> None: ...
+    def fileno(self) -> int: ...
+    def take(self) -> List[Tuple[Callable[[Any], Any], Any]]:
+        """``[(callback, value), ...]`` of the events queued so far, oldest
+        first, of subscriptions still alive; each value as the callback
+        would have got it (augmented or the event dict)."""
+    @property
+    def queued(self) -> int: ...
+    @property
+    def overflow(self) -> int:
+        """Events dropped because the queue was full (a consumer that stopped
+        taking: 256 MiB in the C extension, a million events in cffi)."""
 
 class DBRValue:
     """The value of a synchronous ``get``/``sg_get``, valid after ``pend_io``/``sg_block``."""
@@ -515,6 +536,7 @@ def create_subscription(
     mask: Optional[int] = None,
     use_numpy: bool = False,
     augment: Optional[Tuple[type, Dict[str, Any]]] = None,
+    queue: Optional[EventQueue] = None,
 ) -> Tuple[ECA, Union[_Evid, Any]]:
     """Subscribe; ``callback`` gets the event dict of every update.
 
@@ -526,6 +548,9 @@ def create_subscription(
     seconds: the augmented values of ``epicscorelibs.ca.dbr``, made without
     the event dict. Other events still get the dict. ``cls`` must have a
     ``__dict__`` (TypeError otherwise).
+
+    ``queue``: the events are not called back on libca's thread but queued
+    in that :class:`EventQueue` for its consumer, who calls ``callback``.
     """
 def current_context() -> Optional[_Context]: ...
 def dbf_text(t: int) -> str: ...
@@ -670,6 +695,7 @@ __all__ = [
     "DBF_STRING",
     "DBR",
     "DBRValue",
+    "EventQueue",
     "DBR_CHAR",
     "DBR_CLASS_NAME",
     "DBR_CTRL_CHAR",

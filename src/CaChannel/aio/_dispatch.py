@@ -38,7 +38,8 @@ def attach() -> None:
 class Dispatcher:
     """The event queue of one event loop (see the module docstring)."""
 
-    __slots__ = ("_loop", "_queue", "_pending", "closed", "wakeups", "need_flush", "__weakref__")
+    __slots__ = ("_loop", "_queue", "_pending", "closed", "wakeups", "need_flush", "_events",
+                 "_no_events", "__weakref__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # weak: the registry maps loops to dispatchers weakly, and a closed
@@ -52,6 +53,8 @@ class Dispatcher:
         self.wakeups = 0
         #: set by work done in :meth:`_drain` that queued CA requests: one flush at its end
         self.need_flush = False
+        self._events: Any = None  # the loop's ca.EventQueue, made on first use
+        self._no_events = False   # the loop cannot watch one (no add_reader, Windows)
 
     @property
     def loop(self) -> Optional[asyncio.AbstractEventLoop]:
@@ -80,6 +83,44 @@ class Dispatcher:
         elif loop.is_closed():  # closed with a wake-up pending: it never comes
             self.closed = True
             self._queue.clear()
+
+    def event_queue(self) -> Any:
+        """The loop's ``ca.EventQueue`` for subscriptions (made and watched on
+        first use, in the loop's thread), or None where the loop cannot watch
+        a file descriptor: subscriptions then call back on libca's thread.
+
+        Its events are taken in the loop, a batch per wake-up: libca's thread
+        only queues them, without the GIL (C extension), instead of handing
+        the GIL back and forth with the loop for every event of a burst.
+        """
+        q = self._events
+        if q is None and not self._no_events:
+            loop = self._loop()
+            try:
+                q = ca.EventQueue()
+                loop.add_reader(q.fileno(), self._take_events)  # type: ignore[union-attr]
+            except (AttributeError, NotImplementedError, OSError, RuntimeError):
+                self._no_events = True
+                return None
+            self._events = q
+        return q
+
+    def post_here(self, fn: Callable, *args: Any) -> None:
+        """:meth:`post` from work run by :meth:`_take_events` (the loop's
+        thread): run at the end of that batch, no wake-up needed."""
+        self._queue.append((fn, args))
+
+    def _take_events(self) -> None:
+        for fn, value in self._events.take():
+            try:
+                fn(value)
+            except Exception as exc:  # a bug of ours: report, keep going
+                self._loop().call_exception_handler({
+                    "message": "CaChannel.aio: exception in event dispatch",
+                    "exception": exc,
+                })
+        if self._queue:
+            self._drain()
 
     def flush_soon(self) -> None:
         """Flush the CA requests queued so far at the end of the loop's next pass here.

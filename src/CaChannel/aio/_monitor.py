@@ -156,9 +156,11 @@ class Subscription:
             self.close(sys.exc_info())
             return
         try:
+            evq = self._disp.event_queue()
             status, evid = ca.create_subscription(
-                self.channel.chid, self._enqueue, req.dbr, req.count(self._count),
-                self._events, use_numpy=True, augment=req.augment)
+                self.channel.chid, self._enqueue if evq is None else self._arrive, req.dbr,
+                req.count(self._count), self._events, use_numpy=True, augment=req.augment,
+                queue=evq)
             if status == ca.ECA_DISCONN:
                 self._wait_again()
                 return
@@ -290,6 +292,21 @@ class Subscription:
             self.close(sys.exc_info())
         finally:
             self._task = None
+
+    # ------------------------------------------------- loop side, queued
+    def _arrive(self, item: Any) -> None:
+        """An event taken from the loop's EventQueue (the dispatcher's batch)."""
+        if self.state == self.CLOSED:
+            return
+        with self._lock:  # _connection may _enqueue from libca's thread meanwhile
+            queue = self._queue
+            if queue.maxlen and queue:
+                self.dropped_callbacks += 1
+            queue.append(item)
+            if self._signalled:
+                return
+            self._signalled = True
+        self._disp.post_here(self._deliver)
 
     # ---------------------------------------------------------- libca side
     def _connection(self, up: bool) -> None:

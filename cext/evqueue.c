@@ -1,0 +1,336 @@
+/*
+ * CaChannel._ca, evqueue.c: EventQueue, subscription events handed to one
+ * consumer thread (an asyncio loop) without the GIL on libca's thread.
+ *
+ * A subscription made with create_subscription(queue=q) does not call back
+ * on libca's thread. queued_handler copies the event (its DBR bytes) into a
+ * record, appends it to q under q's lock and, when q was empty, writes one
+ * byte to q's pipe: the consumer watches fileno() (loop.add_reader) and calls
+ * take(), which makes the values (augmented or event dicts) in its own
+ * thread. With a Python callback per event, libca's receive thread and the
+ * consumer handed the GIL to each other for every event of a burst; the
+ * handoffs cost more than the work itself.
+ *
+ * Lifetime: a record points to its EvidObject without a reference (libca's
+ * thread cannot touch reference counts). The evid holds q; when the evid is
+ * deallocated (GIL held, libca has promised no more events for it: it left
+ * its channel's evid list) evqueue_purge drops its records still queued.
+ * take() references the evids of the records it took before it runs any
+ * Python code, so a purge cannot miss them. After fork the child never
+ * takes the lock (a parent thread may have held it): take() returns [] and
+ * records made before the fork are leaked.
+ *
+ * POSIX only: the wake-up is a pipe an asyncio selector loop can watch.
+ */
+#include "cachannel.h"
+
+#ifndef _WIN32
+#include <unistd.h>
+#include <fcntl.h>
+#include <errno.h>
+#include <epicsMutex.h>
+
+typedef struct evrecord {
+    struct evrecord *next;
+    EvidObject *ev;          /* no reference: see the lifetime rule above */
+    long type, count;
+    int status;
+    int has_data;
+    char data[];             /* dbr_size_n(type, count) bytes if has_data */
+} evrecord;
+
+struct EvQueueObject {
+    PyObject_HEAD
+    /* the fields below are this file's own */
+    epicsMutexId lock;
+    evrecord *head, *tail;
+    int signalled;           /* a byte is in the pipe for the queued records */
+    int fd_r, fd_w;
+    unsigned long epoch;     /* fork_epoch when made */
+    Py_ssize_t queued;
+    size_t bytes;            /* of the queued records */
+    unsigned long long overflow;   /* events dropped: the queue was full */
+};
+
+/* A consumer that stopped taking (an event loop closed with subscriptions
+ * still open) must not make the process grow without bound: events beyond
+ * this are dropped and counted. */
+#define EVQ_MAX_BYTES ((size_t)256 << 20)
+
+static int
+forked(EvQueueObject *q)
+{
+    return q->epoch != fork_epoch;
+}
+
+/* libca's thread: no GIL, no Python object */
+void
+queued_handler(struct event_handler_args args)
+{
+    if (!cb_enter())
+        return;
+    EvidObject *e = args.usr;
+    EvQueueObject *q = e->queue;
+    if (q && !forked(q)) {
+        int with = args.status == ECA_NORMAL && args.dbr && args.type >= 0 &&
+                   args.type <= LAST_BUFFER_TYPE;
+        size_t n = with ? dbr_size_n(args.type, args.count) : 0;
+        evrecord *r = malloc(sizeof(*r) + n);
+        if (r) {   /* no memory: the event is lost, libca's thread goes on */
+            r->next = NULL;
+            r->ev = e;
+            r->type = args.type;
+            r->count = args.count;
+            r->status = args.status;
+            r->has_data = with;
+            if (n)
+                memcpy(r->data, args.dbr, n);
+            int wake;
+            size_t size = sizeof(*r) + n;
+            (void)epicsMutexLock(q->lock);
+            if (q->bytes + size > EVQ_MAX_BYTES) {
+                q->overflow++;
+                epicsMutexUnlock(q->lock);
+                free(r);
+                cb_leave();
+                return;
+            }
+            q->bytes += size;
+            if (q->tail)
+                q->tail->next = r;
+            else
+                q->head = r;
+            q->tail = r;
+            q->queued++;
+            wake = !q->signalled;
+            q->signalled = 1;
+            epicsMutexUnlock(q->lock);
+            if (wake) {
+                ssize_t w;
+                do {
+                    w = write(q->fd_w, "x", 1);
+                } while (w < 0 && errno == EINTR);
+            }
+        }
+    }
+    cb_leave();
+}
+
+void
+evqueue_purge(EvQueueObject *q, EvidObject *e)
+{
+    if (forked(q))
+        return;
+    evrecord *dead = NULL;
+    (void)epicsMutexLock(q->lock);
+    evrecord **pp = &q->head, *last = NULL;
+    while (*pp) {
+        evrecord *r = *pp;
+        if (r->ev == e) {
+            *pp = r->next;
+            r->next = dead;
+            dead = r;
+            q->queued--;
+            q->bytes -= sizeof(*r) + (r->has_data ? dbr_size_n(r->type, r->count) : 0);
+        } else {
+            last = r;
+            pp = &r->next;
+        }
+    }
+    q->tail = last;
+    epicsMutexUnlock(q->lock);
+    while (dead) {
+        evrecord *next = dead->next;
+        free(dead);
+        dead = next;
+    }
+}
+
+static void
+drain_pipe(EvQueueObject *q)
+{
+    char buf[64];
+    while (read(q->fd_r, buf, sizeof buf) > 0)
+        ;
+}
+
+/* the value a callback gets for a record (augmented, or the event dict) */
+static PyObject *
+record_value(evrecord *r)
+{
+    EvidObject *e = r->ev;
+    struct event_handler_args args;
+    memset(&args, 0, sizeof args);
+    args.usr = e;
+    args.chid = e->chan->ch;
+    args.type = r->type;
+    args.count = r->count;
+    args.dbr = r->has_data ? r->data : NULL;
+    args.status = r->status;
+    PyObject *v = NULL;
+    if (e->augment) {
+        int a = augment_event(e->augment, &args, &v);
+        if (a != 0)
+            return v;   /* made, or NULL with the exception */
+    }
+    return event_dict(e->chan, &args, e->use_numpy);
+}
+
+static PyObject *
+evq_take(EvQueueObject *q, PyObject *noargs)
+{
+    if (forked(q))
+        return PyList_New(0);
+    /* the pipe first: a byte written after this belongs to records this
+     * take() does not see, and wakes the consumer again */
+    drain_pipe(q);
+    (void)epicsMutexLock(q->lock);
+    evrecord *r = q->head;
+    q->head = q->tail = NULL;
+    q->queued = 0;
+    q->bytes = 0;
+    q->signalled = 0;
+    epicsMutexUnlock(q->lock);
+    /* before any Python code runs (it may drop the last reference to an
+     * evid, whose purge no longer sees these records) */
+    for (evrecord *p = r; p; p = p->next)
+        Py_INCREF(p->ev);
+    PyObject *out = PyList_New(0);
+    while (r) {
+        evrecord *next = r->next;
+        EvidObject *e = r->ev;
+        if (out && e->valid && e->chan->valid && e->callback) {
+            PyObject *v = record_value(r);
+            PyObject *item = v ? PyTuple_Pack(2, e->callback, v) : NULL;
+            Py_XDECREF(v);
+            if (!item || PyList_Append(out, item) < 0)
+                Py_CLEAR(out);   /* the rest is freed below; the error is raised */
+            Py_XDECREF(item);
+        }
+        Py_DECREF(e);
+        free(r);
+        r = next;
+    }
+    return out;
+}
+
+static PyObject *
+evq_fileno(EvQueueObject *q, PyObject *noargs)
+{
+    return PyLong_FromLong(q->fd_r);
+}
+
+static PyObject *
+evq_len(EvQueueObject *q, void *closure)
+{
+    Py_ssize_t n = 0;
+    if (!forked(q)) {
+        (void)epicsMutexLock(q->lock);
+        n = q->queued;
+        epicsMutexUnlock(q->lock);
+    }
+    return PyLong_FromSsize_t(n);
+}
+
+static int
+set_flags(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+            fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) ? -1 : 0;
+}
+
+static PyObject *
+evq_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) || (kwds && PyDict_GET_SIZE(kwds))) {
+        PyErr_SetString(PyExc_TypeError, "EventQueue() takes no arguments");
+        return NULL;
+    }
+    EvQueueObject *q = (EvQueueObject *)type->tp_alloc(type, 0);
+    if (!q)
+        return NULL;
+    q->fd_r = q->fd_w = -1;
+    q->epoch = fork_epoch;
+    int fds[2];
+    if (pipe(fds) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        Py_DECREF(q);
+        return NULL;
+    }
+    q->fd_r = fds[0];
+    q->fd_w = fds[1];
+    if (set_flags(fds[0]) < 0 || set_flags(fds[1]) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        Py_DECREF(q);
+        return NULL;
+    }
+    q->lock = epicsMutexCreate();
+    if (!q->lock) {
+        PyErr_NoMemory();
+        Py_DECREF(q);
+        return NULL;
+    }
+    return (PyObject *)q;
+}
+
+static void
+evq_dealloc(EvQueueObject *q)
+{
+    /* every evid holds its queue: none is left to be called back */
+    evrecord *r = q->head;
+    while (r) {
+        evrecord *next = r->next;
+        free(r);
+        r = next;
+    }
+    if (q->lock && !forked(q))
+        epicsMutexDestroy(q->lock);
+    if (q->fd_r >= 0)
+        close(q->fd_r);
+    if (q->fd_w >= 0)
+        close(q->fd_w);
+    Py_TYPE(q)->tp_free((PyObject *)q);
+}
+
+static PyMethodDef evq_methods[] = {
+    {"take", (PyCFunction)evq_take, METH_NOARGS,
+     "take() -> [(callback, value), ...]: the events queued so far, oldest first, of "
+     "subscriptions still alive; values made as create_subscription's callbacks get them."},
+    {"fileno", (PyCFunction)evq_fileno, METH_NOARGS,
+     "fileno() -> int: readable when events are queued (for loop.add_reader)."},
+    {NULL},
+};
+
+static PyObject *
+evq_overflow(EvQueueObject *q, void *closure)
+{
+    unsigned long long n = 0;
+    if (!forked(q)) {
+        (void)epicsMutexLock(q->lock);
+        n = q->overflow;
+        epicsMutexUnlock(q->lock);
+    }
+    return PyLong_FromUnsignedLongLong(n);
+}
+
+static PyGetSetDef evq_getset[] = {
+    {"queued", (getter)evq_len, NULL, "events queued now", NULL},
+    {"overflow", (getter)evq_overflow, NULL,
+     "events dropped because 256 MiB were queued (a consumer that stopped taking)", NULL},
+    {NULL},
+};
+
+PyTypeObject EvQueueType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "CaChannel._ca.EventQueue",
+    .tp_basicsize = sizeof(EvQueueObject),
+    .tp_dealloc = (destructor)evq_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "EventQueue(): subscription events for one consumer thread, without the GIL "
+              "on libca's thread (create_subscription(queue=)).",
+    .tp_new = evq_new,
+    .tp_methods = evq_methods,
+    .tp_getset = evq_getset,
+};
+#endif

@@ -1,0 +1,86 @@
+"""EventQueue in the cffi backend (the twin of ``cext/evqueue.c``): the
+same API, so that ``CaChannel.aio`` has one path on both backends.
+
+cffi takes the GIL for every libca callback anyway, so here the value is
+made in the callback and queued with its subscription; ``take()`` hands out
+those of subscriptions still alive. The wake-up is the same: one byte in a
+pipe when the queue goes from empty to not empty.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Callable, List, Tuple
+
+__all__ = ["EventQueue"]
+
+#: events kept for a consumer that stopped taking (the C extension bounds bytes, 256 MiB)
+MAX_QUEUED = 1_000_000
+
+
+class EventQueue:
+    """Subscription events for one consumer thread (``create_subscription(queue=)``).
+
+    ``fileno()`` is readable while events are queued (for ``loop.add_reader``);
+    ``take()`` returns ``[(callback, value), ...]``, oldest first.
+    """
+
+    def __init__(self) -> None:
+        self._r, self._w = os.pipe()
+        for fd in (self._r, self._w):
+            os.set_blocking(fd, False)
+        self._lock = threading.Lock()
+        self._items: List[Tuple[Any, Callable, Any]] = []
+        self._signalled = False
+        self._pid = os.getpid()
+        self._overflow = 0
+
+    def fileno(self) -> int:
+        return self._r
+
+    @property
+    def queued(self) -> int:
+        """Events queued now."""
+        return len(self._items)
+
+    @property
+    def overflow(self) -> int:
+        """Events dropped because MAX_QUEUED were waiting (a consumer that stopped taking)."""
+        return self._overflow
+
+    def push(self, sub: Any, value: Any) -> None:
+        """Queue ``value`` for subscription ``sub`` (libca's thread)."""
+        with self._lock:
+            if len(self._items) >= MAX_QUEUED:
+                self._overflow += 1
+                return
+            self._items.append((sub, sub.callback, value))
+            if self._signalled:
+                return
+            self._signalled = True
+        try:
+            os.write(self._w, b"x")
+        except OSError:  # closed (exit) or full: the consumer is woken already
+            pass
+
+    def take(self) -> List[Tuple[Callable, Any]]:
+        if os.getpid() != self._pid:  # inherited across fork: nothing is delivered here
+            return []
+        # the pipe first: a byte written after this is for events taken later
+        try:
+            while os.read(self._r, 64):
+                pass
+        except OSError:  # empty (EAGAIN)
+            pass
+        with self._lock:
+            items, self._items = self._items, []
+            self._signalled = False
+        return [(cb, v) for sub, cb, v in items if sub.valid]
+
+    def __del__(self) -> None:
+        for fd in (getattr(self, "_r", -1), getattr(self, "_w", -1)):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass

@@ -1,0 +1,129 @@
+"""EventQueue: create_subscription(queue=q) queues the events for a consumer
+thread (fileno() to watch, take() to get them) instead of calling back on
+libca's thread."""
+import gc
+import os
+import select
+import sys
+import threading
+
+import pytest
+
+from CaChannel import ca
+from lltools import TIMEOUT, connect, write
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="EventQueue is POSIX only")
+dbr = pytest.importorskip("epicscorelibs.ca.dbr")
+
+
+def _readable(q, timeout=TIMEOUT):
+    r, _, _ = select.select([q.fileno()], [], [], timeout)
+    return bool(r)
+
+
+def _take(q, n, timeout=TIMEOUT):
+    """take() until n events came (bounded)."""
+    got = []
+    while len(got) < n:
+        assert _readable(q, timeout), "no wake-up with %d of %d events" % (len(got), n)
+        got += q.take()
+    return got
+
+
+def test_events_wait_for_the_consumer():
+    chid = connect("catest")
+    write(chid, 1.0)
+    q = ca.EventQueue()
+    called = []
+    def cb(arg):
+        called.append(threading.get_ident())
+    status, evid = ca.create_subscription(chid, cb, ca.DBR_TIME_DOUBLE, queue=q)
+    assert status == ca.ECA_NORMAL
+    ca.flush_io()
+    first = _take(q, 1)
+    assert len(first) == 1 and first[0][0] is cb and not called   # never called back by libca
+    assert type(first[0][1]) is dict and first[0][1]["value"]["value"] == 1.0
+    for v in (2.0, 3.0, 4.0):
+        write(chid, v)
+    # three events, one wake-up byte: the pipe is written when the queue fills from empty
+    assert _readable(q)
+    got = _take(q, 3)
+    assert [d["value"]["value"] for _, d in got] == [2.0, 3.0, 4.0]
+    assert q.take() == [] and q.queued == 0
+    ca.clear_subscription(evid)
+    ca.clear_channel(chid)
+
+
+def test_one_wake_up_byte_per_burst():
+    chid = connect("catest")
+    q = ca.EventQueue()
+    _, evid = ca.create_subscription(chid, lambda a: None, ca.DBR_DOUBLE, queue=q)
+    ca.flush_io()
+    _take(q, 1)
+    for v in (5.0, 6.0, 7.0):
+        write(chid, v)
+    assert _readable(q)
+    assert os.read(q.fileno(), 64) == b"x"          # one byte for the three
+    got = q.take()
+    assert [v for _, v in got] == [{"chid": chid, "type": ca.DBR.DOUBLE, "count": 1,
+                                    "status": ca.ECA.NORMAL, "value": x} for x in (5.0, 6.0, 7.0)]
+    ca.clear_subscription(evid)
+    ca.clear_channel(chid)
+
+
+def test_augmented_values_through_the_queue():
+    chid = connect("catest")
+    write(chid, 8.5)
+    q = ca.EventQueue()
+    _, evid = ca.create_subscription(chid, print, ca.DBR_TIME_DOUBLE, queue=q,
+                                     augment=(dbr.ca_float, {"name": "catest"}))
+    ca.flush_io()
+    (cb, v), = _take(q, 1)
+    assert type(v) is dbr.ca_float and v == 8.5 and v.name == "catest" and v.timestamp > 1e9
+    ca.clear_subscription(evid)
+    ca.clear_channel(chid)
+
+
+def test_cleared_subscriptions_are_not_handed_out():
+    chid = connect("catest")
+    q = ca.EventQueue()
+    _, kept = ca.create_subscription(chid, lambda a: None, ca.DBR_DOUBLE, queue=q)
+    _, gone = ca.create_subscription(chid, lambda a: None, ca.DBR_DOUBLE, queue=q)
+    ca.flush_io()
+    _take(q, 2)
+    write(chid, 9.0)
+    write(chid, 10.0)
+    assert _readable(q)
+    ca.clear_subscription(gone)       # its queued events are dropped at take()
+    del gone
+    gc.collect()                      # the evid is freed: its records purged (no dangling use)
+    got = q.take()
+    assert got and all(v["value"] in (9.0, 10.0) for _, v in got)
+    assert len(got) == 2, got         # only the kept subscription's two events
+    ca.clear_subscription(kept)
+    ca.clear_channel(chid)            # then nothing more, no crash
+    assert q.take() == []
+
+
+def test_clear_channel_with_events_queued():
+    chid = connect("catest")
+    q = ca.EventQueue()
+    _, evid = ca.create_subscription(chid, lambda a: None, ca.DBR_DOUBLE, queue=q)
+    ca.flush_io()
+    _take(q, 1)
+    write(chid, 11.0)
+    assert _readable(q)
+    ca.clear_channel(chid)
+    del evid
+    gc.collect()
+    assert q.take() == []
+
+
+@pytest.mark.parametrize("bad", [object(), 1, "q"])
+def test_bad_queue_is_a_type_error(bad):
+    chid = connect("catest")
+    with pytest.raises(TypeError, match="EventQueue"):
+        ca.create_subscription(chid, print, ca.DBR_DOUBLE, queue=bad)
+    ca.clear_channel(chid)
+    with pytest.raises(TypeError):
+        ca.EventQueue(1)
