@@ -39,7 +39,7 @@ class Dispatcher:
     """The event queue of one event loop (see the module docstring)."""
 
     __slots__ = ("_loop", "_queue", "_pending", "closed", "wakeups", "need_flush", "_events",
-                 "_no_events", "__weakref__")
+                 "_no_events", "_flush_scheduled", "__weakref__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # weak: the registry maps loops to dispatchers weakly, and a closed
@@ -55,6 +55,7 @@ class Dispatcher:
         self.need_flush = False
         self._events: Any = None  # the loop's ca.EventQueue, made on first use
         self._no_events = False   # the loop cannot watch one (no add_reader, Windows)
+        self._flush_scheduled = False
 
     @property
     def loop(self) -> Optional[asyncio.AbstractEventLoop]:
@@ -123,14 +124,20 @@ class Dispatcher:
             self._drain()
 
     def flush_soon(self) -> None:
-        """Flush the CA requests queued so far at the end of the loop's next pass here.
+        """Send the CA requests queued so far in the loop's next iteration.
 
-        For work done outside :meth:`_drain` that queues requests in a burst
-        (many subscriptions): one flush for all, soon, instead of one each.
+        Called in the loop's thread by work that queues requests (a caget,
+        a caput, a subscription): requests made in one iteration -- a
+        gathered burst of them -- go out with one ``ca_flush_io`` (a system
+        call) instead of one each, still before the loop waits for I/O.
         """
-        self.need_flush = True
-        if not self._pending:
-            self.post(_nothing)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop().call_soon(self._flush_now)  # type: ignore[union-attr]
+
+    def _flush_now(self) -> None:
+        self._flush_scheduled = False
+        ca.flush_io()
 
     def _drain(self) -> None:
         # Clear the flag first: an event queued from now on schedules a new
@@ -151,10 +158,6 @@ class Dispatcher:
         if self.need_flush:
             self.need_flush = False
             ca.flush_io()
-
-
-def _nothing() -> None:
-    """A no-op task: a pass of the dispatcher just for its flush."""
 
 
 _dispatchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dispatcher]" = \

@@ -121,7 +121,7 @@ class Subscription:
             self._open()
             self._disp.flush_soon()
         else:
-            flush()
+            self._disp.flush_soon()  # the search: one flush for a burst of camonitors
             if connect_timeout is not None:
                 self._timer = loop.call_at(deadline(loop, connect_timeout),
                                            self._connect_timeout)

@@ -313,10 +313,10 @@ async def caget(pv: Union[str, PVs], datatype: Any = None, format: int = FORMAT_
     issue = _get_issuer(datatype, format, count, out)
     if isinstance(pv, (list, tuple)):
         futs = [_start(loop, disp, name, issue) for name in pv]
-        flush()
+        disp.flush_soon()
         return await _gather_futures(loop, futs, pv, timeout, throw)
     fut = _start(loop, disp, pv, issue)
-    flush()
+    disp.flush_soon()
     return await _single(loop, fut, pv, timeout, throw)
 
 
@@ -442,10 +442,10 @@ async def caput(pv: Union[str, PVs], value: Any, *args: Any, datatype: Any = Non
             raise ValueError("%d values for %d PVs" % (len(values), len(pv)))
         futs = [_start(loop, disp, name, _put_issuer(v, datatype, wait, callback))
                 for name, v in zip(pv, values)]
-        flush()
+        disp.flush_soon()
         return await _gather_futures(loop, futs, pv, timeout, throw)
     fut = _start(loop, disp, pv, _put_issuer(value, datatype, wait, callback))
-    flush()
+    disp.flush_soon()
     return await _single(loop, fut, pv, timeout, throw)
 
 
@@ -525,10 +525,10 @@ async def connect(pv: Union[str, PVs], wait: bool = True, cainfo: bool = False, 
         return results if names is not None else results[0]
     if names is not None:
         futs = [_start(loop, disp, name, issue) for name in names]
-        flush()
+        disp.flush_soon()
         return await _gather_futures(loop, futs, names, timeout, throw)
     fut = _start(loop, disp, pv, issue)
-    flush()
+    disp.flush_soon()
     return await _single(loop, fut, pv, timeout, throw)
 
 
