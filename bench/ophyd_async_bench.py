@@ -18,7 +18,10 @@ subprocess: an ophyd-async ``Device`` with a ``DeviceVector`` of 1,000
   monitor   all 1,000 signals subscribed (``subscribe_reading``), 10 Hz each: process CPU %
             (all threads, ``time.process_time``) over the window, and readings/s received
 
-Contenders: ``aioca`` (ophyd-async's own transport on the PyPI aioca),
+Contenders: ``soft`` (ophyd-async's in-memory ``soft_signal_rw``: no
+transport at all, so its times are ophyd-async's own cost, the floor under
+every CA transport; no monitor figure), ``aioca`` (ophyd-async's own
+transport on the PyPI aioca),
 ``cachannel`` (the same ophyd-async code after ``CaChannel.aio.use()``, C
 backend), ``cachannel_caffi`` (cffi backend), ``epicsrs`` (ophyd-epicsrs'
 ``epicsrs_signal_r/rw`` factories, Rust CA client; run with the interpreter
@@ -44,6 +47,7 @@ CONTENDERS = [
     ("cachannel", "ophyd-async on CaChannel.aio.use(), C backend"),
     ("cachannel_caffi", "ophyd-async on CaChannel.aio.use(), cffi backend"),
     ("epicsrs", "ophyd-epicsrs (Rust CA), own venv"),
+    ("soft", "ophyd-async soft signals (no transport: ophyd-async's own cost, the floor)"),
 ]
 FIGURES = [
     ("connect_s", "connect() of 1,000 r + 100 rw signals, cold", "s"),
@@ -64,6 +68,14 @@ async def client(contender: str, window: float) -> dict:
     if contender == "epicsrs":
         from ophyd_epicsrs.ophyd_async import epicsrs_signal_r as signal_r
         from ophyd_epicsrs.ophyd_async import epicsrs_signal_rw as signal_rw
+    elif contender == "soft":
+        # ophyd-async's own in-memory signals: no transport at all, so what
+        # is left is ophyd-async's cost, the floor of every CA transport
+        from ophyd_async.core import soft_signal_rw
+
+        def signal_r(datatype, pv):
+            return soft_signal_rw(datatype, initial_value=1.0)
+        signal_rw = signal_r
     else:
         from ophyd_async.epics.core import epics_signal_r as signal_r
         from ophyd_async.epics.core import epics_signal_rw as signal_rw
@@ -101,6 +113,8 @@ async def client(contender: str, window: float) -> dict:
     assert await writes[7].get_value() == 7.0 + 4
     _part(out, "set_s")
 
+    if contender == "soft":  # no server to send updates: no monitor figure
+        return out
     count = [0]
 
     def on_reading(_reading) -> None:
