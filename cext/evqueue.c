@@ -295,10 +295,10 @@ evq_dealloc(EvQueueObject *q)
 
 static PyMethodDef evq_methods[] = {
     {"take", (PyCFunction)evq_take, METH_NOARGS,
-     "take() -> [(callback, value), ...]: the events queued so far, oldest first, of "
+     "take($self)\n--\n\n-> [(callback, value), ...]: the events queued so far, oldest first, of "
      "subscriptions still alive; values made as create_subscription's callbacks get them."},
     {"fileno", (PyCFunction)evq_fileno, METH_NOARGS,
-     "fileno() -> int: readable when events are queued (for loop.add_reader)."},
+     "fileno($self)\n--\n\n-> int: readable when events are queued (for loop.add_reader)."},
     {NULL},
 };
 
@@ -327,8 +327,8 @@ PyTypeObject EvQueueType = {
     .tp_basicsize = sizeof(EvQueueObject),
     .tp_dealloc = (destructor)evq_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "EventQueue(): subscription events for one consumer thread, without the GIL "
-              "on libca's thread (create_subscription(queue=)).",
+    .tp_doc = "EventQueue()\n--\n\nSubscription events for one consumer thread, without "
+              "the GIL on libca's thread (create_subscription(queue=)).",
     .tp_new = evq_new,
     .tp_methods = evq_methods,
     .tp_getset = evq_getset,
