@@ -73,9 +73,11 @@ class Channel:
 
     * ``name``, ``priority``, ``chid`` (the low-level handle);
     * ``connected`` (bool), ``ever_connected`` (bool);
-    * ``native_type`` (``ca.DBF`` member), ``native_count``, ``host`` --
-      of the current (or last) connection, ``None`` before the first;
-    * ``read_access``, ``write_access`` (bool, from libca's access callback);
+    * ``native_type`` (``ca.DBF`` member), ``native_count`` -- of the
+      current (or last) connection, ``None`` before the first; ``host`` (of
+      the current connection, read from libca on first use);
+    * ``read_access``, ``write_access`` (bool: from libca's access callback
+      once an access listener is added, else libca's current rights);
     * ``users`` (faces' objects holding it), ``closed`` (cleared for good, or
       dead because its context was destroyed or inherited across fork).
 
@@ -85,7 +87,7 @@ class Channel:
     """
 
     __slots__ = ("name", "priority", "chid", "generation", "connected", "ever_connected",
-                 "native_type", "native_count", "host", "read_access", "write_access",
+                 "native_type", "native_count", "_host", "_read", "_write",
                  "users", "closed", "_listeners", "_access_listeners", "_access_on", "_states",
                  "__weakref__")
 
@@ -98,9 +100,9 @@ class Channel:
         self.ever_connected = False
         self.native_type: Any = None
         self.native_count: Optional[int] = None
-        self.host: Optional[str] = None
-        self.read_access = False
-        self.write_access = False
+        self._host: Optional[str] = None
+        self._read = False
+        self._write = False
         self.users = 0
         self.closed = False
         self._listeners: Tuple[ConnectionListener, ...] = ()
@@ -122,16 +124,17 @@ class Channel:
         if self.chid is None:  # connected inside create_channel (a server in this process)
             self.chid = args.get("chid")
         if up:
+            # only what every face needs now: each ca call here releases and
+            # takes back the GIL on libca's receive thread, which then waits
+            # for a busy loop or thread to let go of it (host and access
+            # rights are read when asked for)
             try:
                 chid = self.chid
                 self.native_type = ca.field_type(chid)
                 self.native_count = int(ca.element_count(chid))
-                self.host = ca.host_name(chid)
-                if not self._access_on:  # no handler: the rights of this connection
-                    self.read_access = bool(ca.read_access(chid))
-                    self.write_access = bool(ca.write_access(chid))
             except Exception:  # cleared meanwhile
                 return
+            self._host = None
             self.ever_connected = True
         self._states = None
         self.connected = up
@@ -142,9 +145,42 @@ class Channel:
             except Exception:
                 report_callback_error("connection")
 
+    @property
+    def host(self) -> Optional[str]:
+        """``'host:port'`` of the server of the current connection (read on
+        first use), ``None`` before the first connection."""
+        host = self._host
+        if host is None and self.ever_connected:
+            try:
+                host = self._host = ca.host_name(self.chid)
+            except Exception:  # cleared
+                return None
+        return host
+
+    @property
+    def read_access(self) -> bool:
+        """Read access (from libca's access callback when an access listener
+        is installed, else libca's current value)."""
+        if not self._access_on:
+            try:
+                return bool(ca.read_access(self.chid))
+            except Exception:  # cleared
+                return False
+        return self._read
+
+    @property
+    def write_access(self) -> bool:
+        """Write access (see :attr:`read_access`)."""
+        if not self._access_on:
+            try:
+                return bool(ca.write_access(self.chid))
+            except Exception:  # cleared
+                return False
+        return self._write
+
     def _on_access(self, args: Dict[str, Any]) -> None:
         read, write = bool(args.get("read_access")), bool(args.get("write_access"))
-        self.read_access, self.write_access = read, write
+        self._read, self._write = read, write
         for fn in self._access_listeners:
             try:
                 fn(self, read, write)
