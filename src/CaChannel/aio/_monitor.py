@@ -365,6 +365,13 @@ class Subscription:
         except Exception:
             pass
 
+    def _abandon(self) -> None:
+        """Interpreter exit: no more callbacks; libca's subscription is left
+        to the context's end (see ``_channels._close_subscriptions_at_exit``)."""
+        self.state = self.CLOSED
+        with self._lock:
+            self._queue.clear()
+
     def _shutdown(self) -> None:
         """Cancel libca's subscription and forget the channel (any thread)."""
         self.state = self.CLOSED
