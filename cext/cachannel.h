@@ -222,6 +222,7 @@ typedef struct {
     PyObject *callback;
     PyObject *augment;   /* (cls, attrs) of augment.c, or NULL */
     EvQueueObject *queue;   /* create_subscription(queue=): a reference, or NULL */
+    Py_ssize_t queued;      /* its records in queue (under the queue's lock) */
 } EvidObject;
 
 typedef struct {

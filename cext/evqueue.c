@@ -102,6 +102,7 @@ queued_handler(struct event_handler_args args)
                 q->head = r;
             q->tail = r;
             q->queued++;
+            e->queued++;
             wake = !q->signalled;
             q->signalled = 1;
             epicsMutexUnlock(q->lock);
@@ -123,6 +124,11 @@ evqueue_purge(EvQueueObject *q, EvidObject *e)
         return;
     evrecord *dead = NULL;
     (void)epicsMutexLock(q->lock);
+    if (!e->queued) {   /* the common case: nothing of it waits, no walk */
+        epicsMutexUnlock(q->lock);
+        return;
+    }
+    e->queued = 0;
     evrecord **pp = &q->head, *last = NULL;
     while (*pp) {
         evrecord *r = *pp;
@@ -190,6 +196,8 @@ evq_take(EvQueueObject *q, PyObject *noargs)
     q->queued = 0;
     q->bytes = 0;
     q->signalled = 0;
+    for (evrecord *p = r; p; p = p->next)
+        p->ev->queued = 0;   /* the records are ours now: a purge has none to find */
     epicsMutexUnlock(q->lock);
     /* before any Python code runs (it may drop the last reference to an
      * evid, whose purge no longer sees these records) */

@@ -436,6 +436,7 @@ subscribe(ChannelObject *c, long t, long n, long mask, caEventCallBackFunc *hand
     e->callback = Py_NewRef(target);
     e->augment = augment ? Py_NewRef(augment) : NULL;
     e->queue = queue ? (EvQueueObject *)Py_NewRef(queue) : NULL;
+    e->queued = 0;
     if (PyList_Append(c->evids, (PyObject *)e) < 0) {
         Py_DECREF(e);
         return NULL;
