@@ -90,16 +90,6 @@ augment_spec_check(PyObject *spec)
     return 0;
 }
 
-static int
-set_attr(PyObject *d, int k, PyObject *v)
-{
-    if (!v)
-        return -1;
-    int r = PyDict_SetItem(d, keys[k], v);
-    Py_DECREF(v);
-    return r;
-}
-
 int
 augment_event(PyObject *spec, const struct event_handler_args *args, PyObject **out)
 {
@@ -129,10 +119,10 @@ augment_event(PyObject *spec, const struct event_handler_args *args, PyObject **
         const struct dbr_time_string *tm = (const struct dbr_time_string *)buf;
         long long secs = (long long)tm->stamp.secPastEpoch + posix_epoch_offset;
         unsigned long nsec = (unsigned long)tm->stamp.nsec;
-        if (set_attr(d, K_STATUS, PyLong_FromLong(tm->status)) < 0 ||
-            set_attr(d, K_SEVERITY, PyLong_FromLong(tm->severity)) < 0 ||
-            set_attr(d, K_RAW_STAMP, Py_BuildValue("(Lk)", secs, nsec)) < 0 ||
-            set_attr(d, K_TIMESTAMP, timestamp_of(secs, nsec)) < 0)
+        if (set_key(d, K_STATUS, PyLong_FromLong(tm->status)) < 0 ||
+            set_key(d, K_SEVERITY, PyLong_FromLong(tm->severity)) < 0 ||
+            set_key(d, K_RAW_STAMP, Py_BuildValue("(Lk)", secs, nsec)) < 0 ||
+            set_key(d, K_TIMESTAMP, timestamp_of(secs, nsec)) < 0)
             goto fail;
     }
     Py_DECREF(d);

@@ -416,7 +416,7 @@ PyObject *ca_get_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObje
 PyObject *ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *start_subscription(ChannelObject *c, long t, long n, long mask,
                              caEventCallBackFunc *handler, PyObject *target, int use_numpy,
-                             void *usr);
+                             void *usr, PyObject *augment, PyObject *queue);
 PyObject *ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
                                     PyObject *kwnames);
 PyObject *ca_clear_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,

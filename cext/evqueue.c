@@ -228,16 +228,17 @@ evq_fileno(EvQueueObject *q, PyObject *noargs)
     return PyLong_FromLong(q->fd_r);
 }
 
+/* queued (closure NULL) or overflow: counters the producer changes under the lock */
 static PyObject *
-evq_len(EvQueueObject *q, void *closure)
+evq_counter(EvQueueObject *q, void *closure)
 {
-    Py_ssize_t n = 0;
+    unsigned long long n = 0;
     if (!forked(q)) {
         (void)epicsMutexLock(q->lock);
-        n = q->queued;
+        n = closure ? q->overflow : (unsigned long long)q->queued;
         epicsMutexUnlock(q->lock);
     }
-    return PyLong_FromSsize_t(n);
+    return PyLong_FromUnsignedLongLong(n);
 }
 
 static int
@@ -310,22 +311,10 @@ static PyMethodDef evq_methods[] = {
     {NULL},
 };
 
-static PyObject *
-evq_overflow(EvQueueObject *q, void *closure)
-{
-    unsigned long long n = 0;
-    if (!forked(q)) {
-        (void)epicsMutexLock(q->lock);
-        n = q->overflow;
-        epicsMutexUnlock(q->lock);
-    }
-    return PyLong_FromUnsignedLongLong(n);
-}
-
 static PyGetSetDef evq_getset[] = {
-    {"queued", (getter)evq_len, NULL, "events queued now", NULL},
-    {"overflow", (getter)evq_overflow, NULL,
-     "events dropped because 256 MiB were queued (a consumer that stopped taking)", NULL},
+    {"queued", (getter)evq_counter, NULL, "events queued now", NULL},
+    {"overflow", (getter)evq_counter, NULL,
+     "events dropped because 256 MiB were queued (a consumer that stopped taking)", "overflow"},
     {NULL},
 };
 

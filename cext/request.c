@@ -329,13 +329,6 @@ ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 /* ------------------------------------------------------------------------ */
 /* Subscriptions */
 
-static PyObject *subscribe(ChannelObject *c, long t, long n, long mask,
-                           caEventCallBackFunc *handler, PyObject *target, int use_numpy,
-                           void *usr, PyObject *augment, PyObject *queue);
-static PyObject *start_subscription_with(ChannelObject *c, long t, long n, long mask,
-                                         PyObject *target, int use_numpy, PyObject *augment,
-                                         PyObject *queue);
-
 PyObject *
 ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
@@ -389,9 +382,14 @@ ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, 
     if (s != ECA_NORMAL)
         return status_none(s);
     long n = subscription_count_rule(count == Py_None, given_n, native);
-    return start_subscription_with(c, t, n, mask, cb, use_numpy,
-                                   augment == Py_None ? NULL : augment,
-                                   queue == Py_None ? NULL : queue);
+    caEventCallBackFunc *handler = event_handler;
+#ifndef _WIN32
+    if (queue != Py_None)
+        handler = queued_handler;
+#endif
+    return start_subscription(c, t, n, mask, handler, cb, use_numpy, NULL,
+                              augment == Py_None ? NULL : augment,
+                              queue == Py_None ? NULL : queue);
 }
 
 /* Make the evid of a new subscription of c and ask libca for it: handler
@@ -399,32 +397,13 @@ ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, 
  * holds target (a callable, or ring.c's _Ring) and sits in the channel's
  * evid list, the reference libca conceptually owns, from before
  * ca_create_subscription (the first event may come inside it) until
- * clear_subscription/clear_channel/destroy_context. Returns (ECA, evid) or
- * (ECA, None); NULL with an exception set. */
+ * clear_subscription/clear_channel/destroy_context. augment (augment.c) and
+ * queue (evqueue.c) may be NULL; both are set before libca can deliver the
+ * first event. Returns (ECA, evid) or (ECA, None); NULL with an exception set. */
 PyObject *
 start_subscription(ChannelObject *c, long t, long n, long mask, caEventCallBackFunc *handler,
-                   PyObject *target, int use_numpy, void *usr)
-{
-    return subscribe(c, t, n, mask, handler, target, use_numpy, usr, NULL, NULL);
-}
-
-/* create_subscription's: with augment and queue (both may be NULL), set
- * before libca can deliver the first event */
-static PyObject *
-start_subscription_with(ChannelObject *c, long t, long n, long mask, PyObject *target,
-                        int use_numpy, PyObject *augment, PyObject *queue)
-{
-#ifndef _WIN32
-    caEventCallBackFunc *handler = queue ? queued_handler : event_handler;
-#else
-    caEventCallBackFunc *handler = event_handler;
-#endif
-    return subscribe(c, t, n, mask, handler, target, use_numpy, NULL, augment, queue);
-}
-
-static PyObject *
-subscribe(ChannelObject *c, long t, long n, long mask, caEventCallBackFunc *handler,
-          PyObject *target, int use_numpy, void *usr, PyObject *augment, PyObject *queue)
+                   PyObject *target, int use_numpy, void *usr, PyObject *augment,
+                   PyObject *queue)
 {
     EvidObject *e = PyObject_New(EvidObject, &EvidType);
     if (!e)

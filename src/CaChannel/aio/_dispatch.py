@@ -38,7 +38,7 @@ def attach() -> None:
 class Dispatcher:
     """The event queue of one event loop (see the module docstring)."""
 
-    __slots__ = ("_loop", "_queue", "_pending", "closed", "wakeups", "need_flush", "_events",
+    __slots__ = ("_loop", "_queue", "_pending", "closed", "wakeups", "_events",
                  "_no_events", "_flush_scheduled", "__weakref__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -51,8 +51,6 @@ class Dispatcher:
         self.closed = False
         #: number of times the loop was woken (one per burst of events)
         self.wakeups = 0
-        #: set by work done in :meth:`_drain` that queued CA requests: one flush at its end
-        self.need_flush = False
         self._events: Any = None  # the loop's ca.EventQueue, made on first use
         self._no_events = False   # the loop cannot watch one (no add_reader, Windows)
         self._flush_scheduled = False
@@ -155,9 +153,6 @@ class Dispatcher:
                     "message": "CaChannel.aio: exception in event dispatch",
                     "exception": exc,
                 })
-        if self.need_flush:
-            self.need_flush = False
-            ca.flush_io()
 
 
 _dispatchers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dispatcher]" = \

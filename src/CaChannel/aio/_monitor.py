@@ -143,7 +143,7 @@ class Subscription:
             if self._waiter is not None:
                 return
         self._open()
-        self._disp.need_flush = True  # one flush at the end of the dispatcher's pass
+        self._disp.flush_soon()
 
     def _open(self) -> None:
         """Make libca's subscription (the channel is connected); the caller flushes."""
@@ -296,17 +296,8 @@ class Subscription:
     # ------------------------------------------------- loop side, queued
     def _arrive(self, item: Any) -> None:
         """An event taken from the loop's EventQueue (the dispatcher's batch)."""
-        if self.state == self.CLOSED:
-            return
-        with self._lock:  # _connection may _enqueue from libca's thread meanwhile
-            queue = self._queue
-            if queue.maxlen and queue:
-                self.dropped_callbacks += 1
-            queue.append(item)
-            if self._signalled:
-                return
-            self._signalled = True
-        self._disp.post_here(self._deliver)
+        if self._add(item):
+            self._disp.post_here(self._deliver)
 
     # ---------------------------------------------------------- libca side
     def _connection(self, up: bool) -> None:
@@ -314,8 +305,13 @@ class Subscription:
             self._enqueue(CANothing(self.name, ca.ECA_DISCONN))
 
     def _enqueue(self, item: Any) -> None:
+        if self._add(item):
+            self._disp.post(self._deliver)
+
+    def _add(self, item: Any) -> bool:
+        """Queue ``item`` (any thread); True if a delivery must be posted."""
         if self.state == self.CLOSED:
-            return
+            return False
         with self._lock:
             queue = self._queue
             if queue.maxlen and queue:
@@ -327,9 +323,9 @@ class Subscription:
                     # a delivery pending); libca's subscription is cancelled
                     # at exit or by close()
                     queue.clear()
-                return
+                return False
             self._signalled = True
-        self._disp.post(self._deliver)
+        return True
 
     # ---------------------------------------------------------------- close
     def close(self, exc_info: Any = None) -> None:

@@ -123,7 +123,7 @@ def _ready(fut, chan, disp, issue, ok: bool) -> None:
         fut.set_result(CANothing(chan.name, _DISCONN))
         return
     _issue(fut, chan, disp, issue)
-    disp.need_flush = True  # one flush after this pass of the dispatcher
+    disp.flush_soon()
 
 
 def _issue(fut, chan, disp, issue) -> None:

@@ -161,22 +161,20 @@ class Channel:
     def read_access(self) -> bool:
         """Read access (from libca's access callback when an access listener
         is installed, else libca's current value)."""
-        if not self._access_on:
-            try:
-                return bool(ca.read_access(self.chid))
-            except Exception:  # cleared
-                return False
-        return self._read
+        return self._rights(ca.read_access, self._read)
 
     @property
     def write_access(self) -> bool:
         """Write access (see :attr:`read_access`)."""
-        if not self._access_on:
-            try:
-                return bool(ca.write_access(self.chid))
-            except Exception:  # cleared
-                return False
-        return self._write
+        return self._rights(ca.write_access, self._write)
+
+    def _rights(self, ask: Callable[[Any], Any], heard: bool) -> bool:
+        if self._access_on:
+            return heard
+        try:
+            return bool(ask(self.chid))
+        except Exception:  # cleared
+            return False
 
     def _on_access(self, args: Dict[str, Any]) -> None:
         read, write = bool(args.get("read_access")), bool(args.get("write_access"))
