@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from CaChannel import ca
-from lltools import TIMEOUT, connect, write
+from lltools import TIMEOUT, Collector, connect, write
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="EventQueue is POSIX only")
 dbr = pytest.importorskip("epicscorelibs.ca.dbr")
@@ -28,6 +28,21 @@ def _take(q, n, timeout=TIMEOUT):
         assert _readable(q, timeout), "no wake-up with %d of %d events" % (len(got), n)
         got += q.take()
     return got
+
+
+def _witness(chid, value):
+    """A plain subscription made after the queued ones: the server sends one
+    client's events in subscription order, so once it sees ``value`` the
+    queued subscriptions have it too (the put's completion reply can come
+    before the monitor events)."""
+    seen = Collector()
+    _, evid = ca.create_subscription(chid, seen, ca.DBR_DOUBLE)
+    ca.flush_io()
+
+    def wait():
+        seen.wait(predicate=lambda items: any(a["value"] == value for a in items))
+        ca.clear_subscription(evid)
+    return wait
 
 
 def test_events_wait_for_the_consumer():
@@ -60,8 +75,10 @@ def test_one_wake_up_byte_per_burst():
     _, evid = ca.create_subscription(chid, lambda a: None, ca.DBR_DOUBLE, queue=q)
     ca.flush_io()
     _take(q, 1)
+    seen_last = _witness(chid, 7.0)
     for v in (5.0, 6.0, 7.0):
         write(chid, v)
+    seen_last()
     assert _readable(q)
     assert os.read(q.fileno(), 64) == b"x"          # one byte for the three
     got = q.take()
@@ -91,8 +108,10 @@ def test_cleared_subscriptions_are_not_handed_out():
     _, gone = ca.create_subscription(chid, lambda a: None, ca.DBR_DOUBLE, queue=q)
     ca.flush_io()
     _take(q, 2)
+    seen_last = _witness(chid, 10.0)
     write(chid, 9.0)
     write(chid, 10.0)
+    seen_last()
     assert _readable(q)
     ca.clear_subscription(gone)       # its queued events are dropped at take()
     del gone
