@@ -466,9 +466,16 @@ def _to_dbr(t: int) -> Union[DBR, int]:
 
 
 def _dbf_to(offset: int):
+    # a table, not DBR(t + offset) per call: list reads convert one type per name
+    table = {t: DBR(t + offset) for t in range(LAST_TYPE + 1)}
+
     def convert(t: int) -> DBR:
+        try:
+            return table[t]
+        except (KeyError, TypeError):  # a float, an unhashable or out of range
+            pass
         if dbf_type_is_valid(t):
-            return DBR(int(t) + offset)
+            return table[int(t)]
         return DBR.INVALID
     return convert
 

@@ -102,11 +102,14 @@ class _Batch:
         if not self.names:
             return self
         listeners = []
+        failed: Dict[Any, Exception] = {}
+        chans = core.acquire_many(self.slots, flush=False, failures=failed)
         try:
-            for name in self.slots:
-                try:
-                    chan = core.acquire(name, flush=False)
-                except CaChannelException as exc:
+            for name, chan in zip(self.slots, chans):
+                if chan is None:
+                    exc = failed[name]
+                    if not isinstance(exc, CaChannelException):
+                        exc = CaChannelException(ca.ECA_BADTYPE, "%s: %s" % (_label(name), exc))
                     exc = CaChannelException(exc.status, "search for %s" % _label(name))
                     for slot in self.slots[name]:
                         self._finish(slot, {"status": exc.status, "error": exc})
@@ -143,8 +146,7 @@ class _Batch:
         finally:
             for chan, fn in listeners:
                 chan.remove_listener(fn)
-            for chan in self.chans.values():
-                chan.release()
+            core.release_many(chans)
         self._settle()
         return self
 

@@ -20,8 +20,9 @@ True
 >>> ch.release()
 """
 from . import checks, context
-from .channel import Channel, WeakRelay, acquire, acquire_many, channels, close_idle, wait_all
+from .channel import (Channel, WeakRelay, acquire, acquire_many, channels, close_idle, release_many,
+                      wait_all)
 from .errors import CaChannelException, check, report_callback_error
 
-__all__ = ["checks", "context", "Channel", "WeakRelay", "acquire", "acquire_many", "wait_all", "close_idle",
+__all__ = ["checks", "context", "Channel", "WeakRelay", "acquire", "acquire_many", "release_many", "wait_all", "close_idle",
            "channels", "CaChannelException", "check", "report_callback_error"]

@@ -54,10 +54,12 @@ from .. import ca
 from . import checks, context
 from .errors import CaChannelException, report_callback_error
 
-__all__ = ["Channel", "WeakRelay", "acquire", "acquire_many", "wait_all", "close_idle", "channels", "IDLE_LIMIT"]
+__all__ = ["Channel", "WeakRelay", "acquire", "acquire_many", "release_many", "wait_all", "close_idle", "channels", "IDLE_LIMIT"]
 
-#: most idle (unused) channels kept open; beyond it the longest idle are cleared
-IDLE_LIMIT = 10000
+#: most idle (unused) channels kept open; beyond it the longest idle are cleared.
+#: Large enough for a list read of 100,000 names to leave them all open: clearing
+#: them costs a libca call each and the next read of the names a new search.
+IDLE_LIMIT = 100000
 
 _CONN_UP = int(ca.CA_OP_CONN_UP)
 _NORMAL = ca.ECA_NORMAL
@@ -394,24 +396,28 @@ class Channel:
         if _deferred:
             _drain_deferred()
         with _cache_lock:
-            if self.users > 0:
-                self.users -= 1
-            if self.users or self.closed:
-                return
-            key = (self.name, self.priority)
-            if _cache.get(key) is not self:
-                return
-            if not self.ever_connected or not keep_idle:
-                del _cache[key]
-                victims = [self]
-            else:
-                _idle[key] = self
-                victims = []
-                while len(_idle) > IDLE_LIMIT:
-                    _, old = _idle.popitem(last=False)
-                    _cache.pop((old.name, old.priority), None)
-                    victims.append(old)
+            victims = self._drop_use(keep_idle)
         _clear(victims)
+
+    def _drop_use(self, keep_idle: bool) -> List["Channel"]:
+        """One use less (caller holds ``_cache_lock``); the channels to clear."""
+        if self.users > 0:
+            self.users -= 1
+        if self.users or self.closed:
+            return []
+        key = (self.name, self.priority)
+        if _cache.get(key) is not self:
+            return []
+        if not self.ever_connected or not keep_idle:
+            del _cache[key]
+            return [self]
+        _idle[key] = self
+        victims = []
+        while len(_idle) > IDLE_LIMIT:
+            _, old = _idle.popitem(last=False)
+            _cache.pop((old.name, old.priority), None)
+            victims.append(old)
+        return victims
 
     def close(self) -> None:
         """Clear the libca channel now, for every user (they see it disconnected)."""
@@ -606,23 +612,58 @@ def acquire(name: Any, priority: Any = 0, *, flush: bool = True) -> Channel:
     return ch
 
 
-def acquire_many(names: Iterable[Any], priority: Any = 0) -> List[Channel]:
+def acquire_many(names: Iterable[Any], priority: Any = 0, *, flush: bool = True,
+                 failures: Optional[Dict[Any, CaChannelException]] = None) -> List[Any]:
     """:func:`acquire` for every name (one user each, duplicates counted twice),
-    with one flush for all searches."""
-    checked = [checks.pv_name(n) for n in names]
+    with one context check, one cache lock and one flush for all of them.
+
+    A name that cannot be searched (bad name, libca refuses the channel)
+    raises, releasing the channels acquired so far -- unless ``failures`` is
+    a dict: then that name maps to its exception there and its place in the
+    returned list is ``None``. The flush is skipped with ``flush=False``.
+
+    >>> chans = acquire_many(['catest', 'cabo'])
+    >>> wait_all(chans, 3), [ch.name for ch in chans]
+    (True, ['catest', 'cabo'])
+    >>> failed = {}
+    >>> acquire_many([''], failures=failed), list(failed)
+    ([None], [''])
+    >>> release_many(chans)
+    """
     prio = checks.priority(priority)
     context.attach(check=True)
-    out: List[Channel] = []
+    if _deferred:
+        _drain_deferred()
+    out: List[Any] = []
     try:
         with _cache_lock:
-            for name in checked:
-                out.append(_lookup(name, prio))
+            for raw in names:
+                try:
+                    out.append(_lookup(checks.pv_name(raw), prio))
+                except (CaChannelException, TypeError, ValueError) as exc:
+                    if failures is None:
+                        raise
+                    failures[raw] = exc
+                    out.append(None)
     except BaseException:
-        for ch in out:
-            ch.release()
+        release_many(out)
         raise
-    ca.flush_io()
+    if flush:
+        ca.flush_io()
     return out
+
+
+def release_many(chans: Iterable[Optional[Channel]], keep_idle: bool = True) -> None:
+    """:meth:`Channel.release` of every channel (``None`` entries skipped),
+    with one cache lock and one flush for those it clears."""
+    if _deferred:
+        _drain_deferred()
+    victims: List[Channel] = []
+    with _cache_lock:
+        for ch in chans:
+            if ch is not None:
+                victims += ch._drop_use(keep_idle)
+    _clear(victims)
 
 
 def wait_all(chans: Sequence[Channel], timeout: float) -> bool:

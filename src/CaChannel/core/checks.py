@@ -222,6 +222,8 @@ def pv_name(value: Any, *, what: str = "PV name") -> str:
 
 def priority(value: Any) -> int:
     """A CA channel priority, 0..99."""
+    if type(value) is int and 0 <= value <= 99:  # the common case, without the ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError("priority must be an int, not %s" % type(value).__name__)
     p = int(value)
