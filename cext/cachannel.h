@@ -269,6 +269,11 @@ typedef struct request_ctx {
     PyObject *callback;
     ChannelObject *chan;
     int use_numpy;
+    int is_get;             /* a get (the reply has a value) or a put */
+    PyObject *augment;      /* get(augment=): (cls, attrs) of augment.c, or NULL */
+    EvQueueObject *queue;   /* get/put(queue=): the reply goes there (a reference), or NULL */
+    int queued;             /* its reply waits in queue (under the queue's lock): then
+                               the queue's take() frees it, not requests_cancelled */
     struct request_ctx *prev, *next;
 } request_ctx;
 
@@ -319,7 +324,9 @@ void chan_leave(ChannelObject *c);
 int cb_enter(void);    /* 0: Python is going away, touch nothing */
 void cb_leave(void);
 void pin_release(void *p);
-request_ctx *request_new(PyObject *cb, ChannelObject *chan, int use_numpy);
+request_ctx *request_new(PyObject *cb, ChannelObject *chan, int use_numpy, int is_get,
+                         PyObject *augment, PyObject *queue);
+PyObject *request_value(request_ctx *r, struct event_handler_args *args);
 void request_free(request_ctx *r);
 void requests_cancelled(ChannelObject *c);
 void get_handler(struct event_handler_args args);
@@ -334,6 +341,8 @@ int printf_handler(const char *fmt, va_list ap);
 #ifndef _WIN32
 extern PyTypeObject EvQueueType;
 void queued_handler(struct event_handler_args args);
+void queued_request_handler(struct event_handler_args args);
+int evqueue_holds(request_ctx *r);
 void evqueue_purge(EvQueueObject *q, EvidObject *e);
 #endif
 PyObject *event_dict(ChannelObject *chan, struct event_handler_args *args, int use_numpy);
@@ -411,7 +420,9 @@ void channel_info(ChannelObject *c, short *ft, long *native, int *connected);
 PyObject *status_pair(int s, PyObject *obj);
 PyObject *status_none(int s);
 PyObject *do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj,
-                 PyObject *cb, int use_numpy, PyObject *out);
+                 PyObject *cb, int use_numpy, PyObject *out, PyObject *augment,
+                 PyObject *queue);
+int check_queue(PyObject *queue);
 PyObject *ca_get_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *start_subscription(ChannelObject *c, long t, long n, long mask,

@@ -115,7 +115,8 @@ call_user(PyObject *callback, PyObject *arg)
 
 
 request_ctx *
-request_new(PyObject *cb, ChannelObject *chan, int use_numpy)
+request_new(PyObject *cb, ChannelObject *chan, int use_numpy, int is_get, PyObject *augment,
+            PyObject *queue)
 {
     request_ctx *r = PyMem_Malloc(sizeof(*r));
     if (!r) {
@@ -127,6 +128,10 @@ request_new(PyObject *cb, ChannelObject *chan, int use_numpy)
     r->callback = cb;
     r->chan = chan;
     r->use_numpy = use_numpy;
+    r->is_get = is_get;
+    r->augment = augment ? Py_NewRef(augment) : NULL;
+    r->queue = queue ? (EvQueueObject *)Py_NewRef(queue) : NULL;
+    r->queued = 0;
     r->prev = NULL;
     r->next = chan->requests;
     if (chan->requests)
@@ -146,18 +151,31 @@ request_free(request_ctx *r)
     if (r->next)
         r->next->prev = r->prev;
     Py_DECREF(r->callback);
+    Py_XDECREF(r->augment);
+    Py_XDECREF((PyObject *)r->queue);
     PyMem_Free(r);
     Py_DECREF(c);
 }
 
 /* After ca_clear_channel/ca_context_destroy: libca dropped the requests
- * still outstanding without calling back. */
+ * still outstanding without calling back. A reply already queued in an
+ * EventQueue stays (its take() frees it, without calling back: the channel
+ * is no longer valid). Each free may run Python code (a callback's
+ * finalizer) that changes the list: the walk starts over after each. */
 void
 requests_cancelled(ChannelObject *c)
 {
     Py_INCREF(c);   /* the last request may hold the last reference */
-    while (c->requests)
-        request_free(c->requests);
+    for (;;) {
+        request_ctx *r = c->requests;
+#ifndef _WIN32
+        while (r && evqueue_holds(r))
+            r = r->next;
+#endif
+        if (!r)
+            break;
+        request_free(r);
+    }
     Py_DECREF(c);
 }
 
@@ -201,17 +219,31 @@ event_dict(ChannelObject *chan, struct event_handler_args *args, int use_numpy)
     return d;
 }
 
-/* a get (with_value) or put request's one callback */
+/* what a get/put request's callback gets: a put's status dict, a get's
+ * event dict or (augment=) the augmented value; NULL with an exception */
+PyObject *
+request_value(request_ctx *r, struct event_handler_args *args)
+{
+    if (!r->is_get)
+        return request_dict(r->chan, args);
+    if (r->augment) {
+        PyObject *v;
+        if (augment_event(r->augment, args, &v) != 0)
+            return v;   /* made, or NULL with the exception */
+    }
+    return event_dict(r->chan, args, r->use_numpy);
+}
+
+/* a get or put request's one callback (both handlers: the request knows which) */
 static void
-request_done(struct event_handler_args *args, int with_value)
+request_done(struct event_handler_args *args)
 {
     if (!cb_enter())
         return;   /* the request context leaks at exit; nothing may be freed now */
     PyGILState_STATE g = gil_take();
     request_ctx *r = args->usr;
     if (r->chan->valid)   /* else cleared, its libca clear deferred (chan_leave) */
-        call_user(r->callback, with_value ? event_dict(r->chan, args, r->use_numpy)
-                                          : request_dict(r->chan, args));
+        call_user(r->callback, request_value(r, args));
     request_free(r);
     PyGILState_Release(g);
     cb_leave();
@@ -220,13 +252,13 @@ request_done(struct event_handler_args *args, int with_value)
 void
 get_handler(struct event_handler_args args)
 {
-    request_done(&args, 1);
+    request_done(&args);
 }
 
 void
 put_handler(struct event_handler_args args)
 {
-    request_done(&args, 0);
+    request_done(&args);
 }
 
 void

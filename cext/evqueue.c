@@ -11,6 +11,11 @@
  * consumer handed the GIL to each other for every event of a burst; the
  * handoffs cost more than the work itself.
  *
+ * get(queue=q) and put(queue=q) queue their one reply the same way: the
+ * record owns the request (request_ctx) from then on, so clear_channel's
+ * requests_cancelled leaves it, and take() frees it after the callback's
+ * value is made (no callback if the channel was cleared meanwhile).
+ *
  * Lifetime: a record points to its EvidObject without a reference (libca's
  * thread cannot touch reference counts). The evid holds q; when the evid is
  * deallocated (GIL held, libca has promised no more events for it: it left
@@ -32,7 +37,9 @@
 
 typedef struct evrecord {
     struct evrecord *next;
-    EvidObject *ev;          /* no reference: see the lifetime rule above */
+    EvidObject *ev;          /* a subscription's event (no reference: see the
+                                lifetime rule above), or NULL and: */
+    request_ctx *rq;         /* a get/put reply: the record owns the request */
     long type, count;
     int status;
     int has_data;
@@ -63,7 +70,59 @@ forked(EvQueueObject *q)
     return q->epoch != fork_epoch;
 }
 
-/* libca's thread: no GIL, no Python object */
+/* libca's thread: no GIL, no Python object. Copies the reply or event of
+ * args into a record for e (an event) or rq (a get/put reply) and queues it
+ * in q; with_data: the DBR bytes are copied too. */
+static void
+enqueue(EvQueueObject *q, EvidObject *e, request_ctx *rq, struct event_handler_args *args,
+        int with_data)
+{
+    int with = with_data && args->status == ECA_NORMAL && args->dbr && args->type >= 0 &&
+               args->type <= LAST_BUFFER_TYPE;
+    size_t n = with ? dbr_size_n(args->type, args->count) : 0;
+    evrecord *r = malloc(sizeof(*r) + n);
+    if (!r)   /* no memory: the event (reply) is lost, libca's thread goes on */
+        return;
+    r->next = NULL;
+    r->ev = e;
+    r->rq = rq;
+    r->type = args->type;
+    r->count = args->count;
+    r->status = args->status;
+    r->has_data = with;
+    if (n)
+        memcpy(r->data, args->dbr, n);
+    int wake;
+    size_t size = sizeof(*r) + n;
+    (void)epicsMutexLock(q->lock);
+    if (q->bytes + size > EVQ_MAX_BYTES) {
+        q->overflow++;
+        epicsMutexUnlock(q->lock);
+        free(r);
+        return;
+    }
+    q->bytes += size;
+    if (q->tail)
+        q->tail->next = r;
+    else
+        q->head = r;
+    q->tail = r;
+    q->queued++;
+    if (e)
+        e->queued++;
+    else
+        rq->queued = 1;
+    wake = !q->signalled;
+    q->signalled = 1;
+    epicsMutexUnlock(q->lock);
+    if (wake) {
+        ssize_t w;
+        do {
+            w = write(q->fd_w, "x", 1);
+        } while (w < 0 && errno == EINTR);
+    }
+}
+
 void
 queued_handler(struct event_handler_args args)
 {
@@ -71,50 +130,36 @@ queued_handler(struct event_handler_args args)
         return;
     EvidObject *e = args.usr;
     EvQueueObject *q = e->queue;
-    if (q && !forked(q)) {
-        int with = args.status == ECA_NORMAL && args.dbr && args.type >= 0 &&
-                   args.type <= LAST_BUFFER_TYPE;
-        size_t n = with ? dbr_size_n(args.type, args.count) : 0;
-        evrecord *r = malloc(sizeof(*r) + n);
-        if (r) {   /* no memory: the event is lost, libca's thread goes on */
-            r->next = NULL;
-            r->ev = e;
-            r->type = args.type;
-            r->count = args.count;
-            r->status = args.status;
-            r->has_data = with;
-            if (n)
-                memcpy(r->data, args.dbr, n);
-            int wake;
-            size_t size = sizeof(*r) + n;
-            (void)epicsMutexLock(q->lock);
-            if (q->bytes + size > EVQ_MAX_BYTES) {
-                q->overflow++;
-                epicsMutexUnlock(q->lock);
-                free(r);
-                cb_leave();
-                return;
-            }
-            q->bytes += size;
-            if (q->tail)
-                q->tail->next = r;
-            else
-                q->head = r;
-            q->tail = r;
-            q->queued++;
-            e->queued++;
-            wake = !q->signalled;
-            q->signalled = 1;
-            epicsMutexUnlock(q->lock);
-            if (wake) {
-                ssize_t w;
-                do {
-                    w = write(q->fd_w, "x", 1);
-                } while (w < 0 && errno == EINTR);
-            }
-        }
-    }
+    if (q && !forked(q))
+        enqueue(q, e, NULL, &args, 1);
     cb_leave();
+}
+
+/* a get or put with queue=: one reply, queued (the request goes with it) */
+void
+queued_request_handler(struct event_handler_args args)
+{
+    if (!cb_enter())
+        return;   /* exit: the request leaks, as request_done's does */
+    request_ctx *rq = args.usr;
+    EvQueueObject *q = rq->queue;
+    if (!forked(q))
+        enqueue(q, NULL, rq, &args, rq->is_get);
+    cb_leave();
+}
+
+/* GIL held, libca will not call back for r any more (its channel was
+ * cleared): does a queued record own r? */
+int
+evqueue_holds(request_ctx *r)
+{
+    EvQueueObject *q = r->queue;
+    if (!q || forked(q))
+        return 0;
+    (void)epicsMutexLock(q->lock);
+    int held = r->queued;
+    epicsMutexUnlock(q->lock);
+    return held;
 }
 
 void
@@ -132,7 +177,7 @@ evqueue_purge(EvQueueObject *q, EvidObject *e)
     evrecord **pp = &q->head, *last = NULL;
     while (*pp) {
         evrecord *r = *pp;
-        if (r->ev == e) {
+        if (r->ev == e) {   /* (request records have ev NULL) */
             *pp = r->next;
             r->next = dead;
             dead = r;
@@ -160,19 +205,26 @@ drain_pipe(EvQueueObject *q)
         ;
 }
 
-/* the value a callback gets for a record (augmented, or the event dict) */
+/* the libca callback arguments a record stands for */
+static void
+record_args(evrecord *r, ChannelObject *chan, void *usr, struct event_handler_args *args)
+{
+    memset(args, 0, sizeof *args);
+    args->usr = usr;
+    args->chid = chan->ch;
+    args->type = r->type;
+    args->count = r->count;
+    args->dbr = r->has_data ? r->data : NULL;
+    args->status = r->status;
+}
+
+/* the value a subscription's callback gets for a record (augmented, or the event dict) */
 static PyObject *
-record_value(evrecord *r)
+event_value(evrecord *r)
 {
     EvidObject *e = r->ev;
     struct event_handler_args args;
-    memset(&args, 0, sizeof args);
-    args.usr = e;
-    args.chid = e->chan->ch;
-    args.type = r->type;
-    args.count = r->count;
-    args.dbr = r->has_data ? r->data : NULL;
-    args.status = r->status;
+    record_args(r, e->chan, e, &args);
     PyObject *v = NULL;
     if (e->augment) {
         int a = augment_event(e->augment, &args, &v);
@@ -180,6 +232,34 @@ record_value(evrecord *r)
             return v;   /* made, or NULL with the exception */
     }
     return event_dict(e->chan, &args, e->use_numpy);
+}
+
+/* (callback, value) for a record to hand out, Py_None to skip it (its
+ * subscription or channel is gone), NULL with an exception */
+static PyObject *
+record_item(evrecord *r)
+{
+    PyObject *cb, *v;
+    if (r->ev) {
+        EvidObject *e = r->ev;
+        if (!(e->valid && e->chan->valid && e->callback))
+            return Py_NewRef(Py_None);
+        cb = e->callback;
+        v = event_value(r);
+    } else {
+        request_ctx *rq = r->rq;
+        if (!rq->chan->valid)   /* cleared after the reply came: no callback, as request_done */
+            return Py_NewRef(Py_None);
+        struct event_handler_args args;
+        record_args(r, rq->chan, rq, &args);
+        cb = rq->callback;
+        v = request_value(rq, &args);
+    }
+    if (!v)
+        return NULL;
+    PyObject *item = PyTuple_Pack(2, cb, v);
+    Py_DECREF(v);
+    return item;
 }
 
 static PyObject *
@@ -197,25 +277,28 @@ evq_take(EvQueueObject *q, PyObject *noargs)
     q->bytes = 0;
     q->signalled = 0;
     for (evrecord *p = r; p; p = p->next)
-        p->ev->queued = 0;   /* the records are ours now: a purge has none to find */
+        if (p->ev)
+            p->ev->queued = 0;   /* the records are ours now: a purge has none to find */
     epicsMutexUnlock(q->lock);
     /* before any Python code runs (it may drop the last reference to an
-     * evid, whose purge no longer sees these records) */
+     * evid, whose purge no longer sees these records). A request stays
+     * marked queued: requests_cancelled leaves it to us, and we free it. */
     for (evrecord *p = r; p; p = p->next)
-        Py_INCREF(p->ev);
+        if (p->ev)
+            Py_INCREF(p->ev);
     PyObject *out = PyList_New(0);
     while (r) {
         evrecord *next = r->next;
-        EvidObject *e = r->ev;
-        if (out && e->valid && e->chan->valid && e->callback) {
-            PyObject *v = record_value(r);
-            PyObject *item = v ? PyTuple_Pack(2, e->callback, v) : NULL;
-            Py_XDECREF(v);
-            if (!item || PyList_Append(out, item) < 0)
+        if (out) {
+            PyObject *item = record_item(r);
+            if (!item || (item != Py_None && PyList_Append(out, item) < 0))
                 Py_CLEAR(out);   /* the rest is freed below; the error is raised */
             Py_XDECREF(item);
         }
-        Py_DECREF(e);
+        if (r->ev)
+            Py_DECREF(r->ev);
+        else
+            request_free(r->rq);
         free(r);
         r = next;
     }
@@ -286,7 +369,8 @@ evq_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static void
 evq_dealloc(EvQueueObject *q)
 {
-    /* every evid holds its queue: none is left to be called back */
+    /* every evid and request holds its queue: no record is left but those
+     * inherited across fork (their requests leak with them) */
     evrecord *r = q->head;
     while (r) {
         evrecord *next = r->next;
@@ -304,8 +388,9 @@ evq_dealloc(EvQueueObject *q)
 
 static PyMethodDef evq_methods[] = {
     {"take", (PyCFunction)evq_take, METH_NOARGS,
-     "take($self)\n--\n\n-> [(callback, value), ...]: the events queued so far, oldest first, of "
-     "subscriptions still alive; values made as create_subscription's callbacks get them."},
+     "take($self)\n--\n\n-> [(callback, value), ...]: the events and replies queued so far, oldest "
+     "first, of subscriptions and channels still alive; values made as the callbacks of "
+     "create_subscription, get and put get them."},
     {"fileno", (PyCFunction)evq_fileno, METH_NOARGS,
      "fileno($self)\n--\n\n-> int: readable when events are queued (for loop.add_reader)."},
     {NULL},

@@ -153,10 +153,11 @@ static PyMethodDef ca_methods[] = {
     {"replace_printf_handler", FAST ca_replace_printf_handler_py, FAST_FLAGS,
      "replace_printf_handler(callback=None)\n--\n\n-> ECA"},
     {"get", FAST ca_get_py, FAST_FLAGS,
-     "get(chid, chtype=None, count=None, callback=None, use_numpy=False, out=None)\n--\n\n"
+     "get(chid, chtype=None, count=None, callback=None, use_numpy=False, out=None, "
+     "augment=None, queue=None)\n--\n\n"
      "-> (ECA, DBRValue|None)"},
     {"put", FAST ca_put_py, FAST_FLAGS,
-     "put(chid, value, chtype=None, count=None, callback=None)\n--\n\n-> ECA"},
+     "put(chid, value, chtype=None, count=None, callback=None, queue=None)\n--\n\n-> ECA"},
     {"create_subscription", FAST ca_create_subscription_py, FAST_FLAGS,
      "create_subscription(chid, callback, chtype=None, count=None, mask=None, "
      "use_numpy=False, augment=None, queue=None)\n--\n\n-> (ECA, evid|None)"},

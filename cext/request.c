@@ -163,14 +163,46 @@ status_none(int s)
 }
 
 /* the body shared by get (gid == NULL) and sg_get */
+/* queue= of get/put/create_subscription: None or an EventQueue; 0 or -1
+ * with TypeError */
+int
+check_queue(PyObject *queue)
+{
+    if (!queue || queue == Py_None)
+        return 0;
+#ifndef _WIN32
+    if (PyObject_TypeCheck(queue, &EvQueueType))
+        return 0;
+    PyErr_Format(PyExc_TypeError, "queue must be None or an EventQueue, not %.100s",
+                 Py_TYPE(queue)->tp_name);
+#else
+    PyErr_SetString(PyExc_TypeError, "queue: EventQueue is not available on Windows");
+#endif
+    return -1;
+}
+
+/* the reply handler of a get/put with a callback: queued or called back */
+static caEventCallBackFunc *
+reply_handler(request_ctx *rq, caEventCallBackFunc *direct)
+{
+#ifndef _WIN32
+    if (rq->queue)
+        return queued_request_handler;
+#endif
+    return direct;
+}
+
 PyObject *
 do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, PyObject *cb,
-       int use_numpy, PyObject *out)
+       int use_numpy, PyObject *out, PyObject *augment, PyObject *queue)
 {
     long given_t = 0, given_n = 0;
     ChannelObject *c;
     int r = get_channel(obj, &c);
-    if (r < 0 || check_callback(cb) < 0)
+    if (r < 0 || check_callback(cb) < 0 || check_queue(queue) < 0)
+        return NULL;
+    int has_augment = augment && augment != Py_None;
+    if (has_augment && augment_spec_check(augment) < 0)
         return NULL;
     if (opt_index(chtype, "chtype", &given_t) == -1 ||
         opt_index(countobj, "count", &given_n) == -1)
@@ -178,6 +210,10 @@ do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, Py
     int with_cb = cb && cb != Py_None;
     if (out && out != Py_None && with_cb) {
         PyErr_SetString(PyExc_ValueError, "out= is for synchronous gets (no callback)");
+        return NULL;
+    }
+    if (!with_cb && (has_augment || (queue && queue != Py_None))) {
+        PyErr_SetString(PyExc_ValueError, "augment= and queue= are for gets with a callback");
         return NULL;
     }
     /* the conversions above ran Python code (__index__), which may have
@@ -206,10 +242,12 @@ do_get(CA_SYNC_GID *gid, PyObject *obj, PyObject *chtype, PyObject *countobj, Py
     if (with_cb) {
         if (!c->valid)
             return status_none(ECA_BADCHID);
-        request_ctx *rq = request_new(cb, c, use_numpy);
+        request_ctx *rq = request_new(cb, c, use_numpy, 1, has_augment ? augment : NULL,
+                                      queue == Py_None ? NULL : queue);
         if (!rq)
             return NULL;
-        CHAN_CALL(c, s = ca_array_get_callback(t, n, c->ch, get_handler, rq));
+        caEventCallBackFunc *handler = reply_handler(rq, get_handler);
+        CHAN_CALL(c, s = ca_array_get_callback(t, n, c->ch, handler, rq));
         if (s != ECA_NORMAL)
             request_free(rq);
         return status_none(s);
@@ -272,30 +310,37 @@ PyObject *
 ca_get_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"chid", "chtype", "count", "callback", "use_numpy",
-                                        "out"};
-    PyObject *a[6] = {NULL, Py_None, Py_None, Py_None, NULL, Py_None};
-    if (bind_args("get", names, 6, 1, args, nargs, kwnames, a) < 0)
+                                        "out", "augment", "queue"};
+    PyObject *a[8] = {NULL, Py_None, Py_None, Py_None, NULL, Py_None, Py_None, Py_None};
+    if (bind_args("get", names, 8, 1, args, nargs, kwnames, a) < 0)
         return NULL;
     int use_numpy = opt_bool(a[4], 0);
     if (use_numpy < 0)
         return NULL;
-    return do_get(NULL, a[0], a[1], a[2], a[3], use_numpy, a[5]);
+    return do_get(NULL, a[0], a[1], a[2], a[3], use_numpy, a[5], a[6], a[7]);
 }
 
 PyObject *
 ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static const char *const names[] = {"chid", "value", "chtype", "count", "callback"};
-    PyObject *a[5] = {NULL, NULL, Py_None, Py_None, Py_None};
-    if (bind_args("put", names, 5, 2, args, nargs, kwnames, a) < 0)
+    static const char *const names[] = {"chid", "value", "chtype", "count", "callback",
+                                        "queue"};
+    PyObject *a[6] = {NULL, NULL, Py_None, Py_None, Py_None, Py_None};
+    if (bind_args("put", names, 6, 2, args, nargs, kwnames, a) < 0)
         return NULL;
     PyObject *obj = a[0], *value = a[1], *chtype = a[2], *count = a[3], *cb = a[4];
+    PyObject *queue = a[5];
     long given_t = 0, given_n = 0;
     ChannelObject *c;
     int r = get_channel(obj, &c);
-    if (r < 0 || check_callback(cb) < 0 || opt_index(chtype, "chtype", &given_t) == -1 ||
+    if (r < 0 || check_callback(cb) < 0 || check_queue(queue) < 0 ||
+        opt_index(chtype, "chtype", &given_t) == -1 ||
         opt_index(count, "count", &given_n) == -1)
         return NULL;
+    if (cb == Py_None && queue != Py_None) {
+        PyErr_SetString(PyExc_ValueError, "queue= is for puts with a callback");
+        return NULL;
+    }
     if (r == 0 || !c->valid)   /* __index__ above may have cleared it */
         return ECA_OBJ(ECA_BADCHID);
     put_req p;
@@ -311,12 +356,13 @@ ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
         return ECA_OBJ(ECA_BADCHID);
     }
     if (cb != Py_None) {
-        request_ctx *rq = request_new(cb, c, 0);
+        request_ctx *rq = request_new(cb, c, 0, 0, NULL, queue == Py_None ? NULL : queue);
         if (!rq) {
             put_req_release(&p);
             return NULL;
         }
-        CHAN_CALL(c, s = ca_array_put_callback(p.type, p.count, c->ch, p.data, put_handler, rq));
+        caEventCallBackFunc *handler = reply_handler(rq, put_handler);
+        CHAN_CALL(c, s = ca_array_put_callback(p.type, p.count, c->ch, p.data, handler, rq));
         if (s != ECA_NORMAL)
             request_free(rq);
     } else {
@@ -353,20 +399,8 @@ ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, 
                      Py_TYPE(cb)->tp_name);
         return NULL;
     }
-    if (augment != Py_None && augment_spec_check(augment) < 0)
+    if ((augment != Py_None && augment_spec_check(augment) < 0) || check_queue(queue) < 0)
         return NULL;
-#ifndef _WIN32
-    if (queue != Py_None && !PyObject_TypeCheck(queue, &EvQueueType)) {
-        PyErr_Format(PyExc_TypeError, "queue must be None or an EventQueue, not %.100s",
-                     Py_TYPE(queue)->tp_name);
-        return NULL;
-    }
-#else
-    if (queue != Py_None) {
-        PyErr_SetString(PyExc_TypeError, "queue: EventQueue is not available on Windows");
-        return NULL;
-    }
-#endif
     if (opt_index(chtype, "chtype", &given_t) == -1 ||
         opt_index(count, "count", &given_n) == -1 || opt_index(maskobj, "mask", &mask) == -1)
         return NULL;

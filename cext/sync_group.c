@@ -140,7 +140,7 @@ ca_sg_get_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
         return NULL;
     if (r > 0)
         return status_none(ECA_BADSYNCGRP);
-    return do_get(&gid, obj, chtype, count, NULL, use_numpy, NULL);
+    return do_get(&gid, obj, chtype, count, NULL, use_numpy, NULL, NULL, NULL);
 }
 
 PyObject *

@@ -86,7 +86,8 @@ def _event_dict(ch, args, use_numpy: bool) -> dict:
 
 
 def _take_request(args):
-    """``(channel, callback, use_numpy)`` of a get/put callback, run once; None if gone."""
+    """``(channel, callback, use_numpy, augment, queue)`` of a get/put callback,
+    run once; None if gone."""
     token = token_of(args.usr)
     entry = registry.pop(token, None)
     if entry is not None:
@@ -94,21 +95,49 @@ def _take_request(args):
     return entry
 
 
+def _augmented(spec, args) -> Any:
+    """The augmented value of a reply/event (``_common.augment``'s rule), or
+    None where the event dict is due."""
+    if spec is None or args.count != 1 or args.dbr == _NULL:
+        return None
+    t = int(args.type)
+    if not 0 <= t <= _common.LAST_BUFFER_TYPE:
+        return None
+    return _common.augment(spec, t, 1, args.status,
+                           ffi.buffer(args.dbr, _common.dbr_size_n(t, 1)))
+
+
 @guarded()
 def _on_get(args) -> None:
     entry = _take_request(args)
-    if entry is not None:
-        ch, callback, use_numpy = entry
-        _call_user(callback, _event_dict(ch, args, use_numpy))
+    if entry is None:
+        return
+    ch, callback, use_numpy, spec, queue = entry
+    try:
+        value = _augmented(spec, args)
+        if value is None:
+            value = _event_dict(ch, args, use_numpy)
+    except Exception:
+        report_callback_error()
+        return
+    if queue is not None:
+        queue.push(ch, value, callback)
+    else:
+        _call_user(callback, value)
 
 
 @guarded()
 def _on_put(args) -> None:
     entry = _take_request(args)
-    if entry is not None:
-        ch, callback, _ = entry
-        _call_user(callback, {"chid": ch, "type": to_dbr(args.type),
-                              "count": int(args.count), "status": to_eca(args.status)})
+    if entry is None:
+        return
+    ch, callback, _, _, queue = entry
+    value = {"chid": ch, "type": to_dbr(args.type), "count": int(args.count),
+             "status": to_eca(args.status)}
+    if queue is not None:
+        queue.push(ch, value, callback)
+    else:
+        _call_user(callback, value)
 
 
 @guarded()
@@ -116,25 +145,15 @@ def _on_event(args) -> None:
     sub = registry.get(token_of(args.usr))
     if not isinstance(sub, evid) or not sub.valid:
         return
-    value = None
-    spec = sub.augment
-    if spec is not None and args.count == 1 and args.dbr != _NULL:
-        t = int(args.type)
-        if 0 <= t <= _common.LAST_BUFFER_TYPE:
-            try:
-                value = _common.augment(spec, t, 1, args.status,
-                                        ffi.buffer(args.dbr, _common.dbr_size_n(t, 1)))
-            except Exception:
-                report_callback_error()
-                return
-    if value is None:
-        try:
+    try:
+        value = _augmented(sub.augment, args)
+        if value is None:
             value = _event_dict(sub.channel, args, sub.use_numpy)
-        except Exception:
-            report_callback_error()
-            return
+    except Exception:
+        report_callback_error()
+        return
     if sub.queue is not None:
-        sub.queue.push(sub, value)
+        sub.queue.push(sub, value, sub.callback)
     else:
         _call_user(sub.callback, value)
 

@@ -2,8 +2,8 @@
 same API, so that ``CaChannel.aio`` has one path on both backends.
 
 cffi takes the GIL for every libca callback anyway, so here the value is
-made in the callback and queued with its subscription; ``take()`` hands out
-those of subscriptions still alive. The wake-up is the same: one byte in a
+made in the callback and queued with its subscription (or, for a get/put
+reply, its channel); ``take()`` hands out those whose owner is still valid. The wake-up is the same: one byte in a
 pipe when the queue goes from empty to not empty.
 """
 from __future__ import annotations
@@ -19,7 +19,8 @@ MAX_QUEUED = 1_000_000
 
 
 class EventQueue:
-    """Subscription events for one consumer thread (``create_subscription(queue=)``).
+    """Subscription events and get/put replies for one consumer thread
+    (``create_subscription(queue=)``, ``get(queue=)``, ``put(queue=)``).
 
     ``fileno()`` is readable while events are queued (for ``loop.add_reader``);
     ``take()`` returns ``[(callback, value), ...]``, oldest first.
@@ -48,13 +49,15 @@ class EventQueue:
         """Events dropped because MAX_QUEUED were waiting (a consumer that stopped taking)."""
         return self._overflow
 
-    def push(self, sub: Any, value: Any) -> None:
-        """Queue ``value`` for subscription ``sub`` (libca's thread)."""
+    def push(self, owner: Any, value: Any, callback: Callable) -> None:
+        """Queue ``callback``'s ``value`` for ``owner`` (libca's thread): a
+        subscription's evid or a get/put's channel, handed out while
+        ``owner.valid``."""
         with self._lock:
             if len(self._items) >= MAX_QUEUED:
                 self._overflow += 1
                 return
-            self._items.append((sub, sub.callback, value))
+            self._items.append((owner, callback, value))
             if self._signalled:
                 return
             self._signalled = True
@@ -75,7 +78,7 @@ class EventQueue:
         with self._lock:
             items, self._items = self._items, []
             self._signalled = False
-        return [(cb, v) for sub, cb, v in items if sub.valid]
+        return [(cb, v) for owner, cb, v in items if owner.valid]
 
     def __del__(self) -> None:
         for fd in (getattr(self, "_r", -1), getattr(self, "_w", -1)):

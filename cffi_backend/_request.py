@@ -41,20 +41,32 @@ def prepare_read(ch, ptr, chtype, count, zero_ok: bool, out=None):
     return ECA.NORMAL, t, n
 
 
+def _check_queue(queue: Any) -> None:
+    if queue is not None and not isinstance(queue, EventQueue):
+        raise TypeError("queue must be None or an EventQueue, not %s" % type(queue).__name__)
+
+
 @counted
 def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
         callback: Optional[Callable] = None, use_numpy: bool = False,
-        out: Optional[np.ndarray] = None) -> Tuple[ECA, Optional[DBRValue]]:
+        out: Optional[np.ndarray] = None, augment: Optional[tuple] = None,
+        queue: Optional[EventQueue] = None) -> Tuple[ECA, Optional[DBRValue]]:
     """Read a channel.
 
     Without ``callback``: ``(ECA, DBRValue)``, the value valid after the next
     ``pend_io`` returned NORMAL. With ``callback``: ``(ECA, None)`` and the
-    callback runs once with the get dict. ``out``: a writable C-contiguous
-    numpy array that libca fills directly (synchronous gets only).
+    callback runs once with the get dict (``augment``: a scalar as the
+    augmented value; ``queue``: queued in that EventQueue instead of called
+    back). ``out``: a writable C-contiguous numpy array that libca fills
+    directly (synchronous gets only).
     """
     callback = callable_or_none(callback)
+    _check_queue(queue)
+    _common.augment_check(augment)
     if out is not None and callback is not None:
         raise ValueError("out= is for synchronous gets (no callback)")
+    if callback is None and (augment is not None or queue is not None):
+        raise ValueError("augment= and queue= are for gets with a callback")
     check_counts(chtype, count)
     with held(get_channel(chid)) as (ch, cptr):
         if ch is None:
@@ -63,7 +75,7 @@ def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
         if status != ECA.NORMAL:
             return to_eca(status), None
         if callback is not None:
-            token = new_token((ch, callback, bool(use_numpy)))
+            token = new_token((ch, callback, bool(use_numpy), augment, queue))
             ch.pending.add(token)
             status = lib.ca_array_get_callback(t, n, cptr, _callbacks.get_cb, as_usr(token))
             if status != ECA.NORMAL:
@@ -89,12 +101,16 @@ def get(chid: chid, chtype: Optional[int] = None, count: Optional[int] = None,
 
 @counted
 def put(chid: chid, value: Any, chtype: Optional[int] = None, count: Optional[int] = None,
-        callback: Optional[Callable] = None) -> ECA:
+        callback: Optional[Callable] = None, queue: Optional[EventQueue] = None) -> ECA:
     """Write ``value`` (converted by the rules of ca-api.md 2.10).
 
-    With ``callback`` it runs once the server completed the put.
+    With ``callback`` it runs once the server completed the put (``queue``:
+    the completion is queued in that EventQueue instead).
     """
     callback = callable_or_none(callback)
+    _check_queue(queue)
+    if callback is None and queue is not None:
+        raise ValueError("queue= is for puts with a callback")
     check_counts(chtype, count)
     with held(get_channel(chid)) as (ch, cptr):
         if ch is None:
@@ -105,7 +121,7 @@ def put(chid: chid, value: Any, chtype: Optional[int] = None, count: Optional[in
         t, n, data = args
         if callback is None:
             return to_eca(lib.ca_array_put(t, n, cptr, data))
-        token = new_token((ch, callback, False))
+        token = new_token((ch, callback, False, None, queue))
         ch.pending.add(token)
         status = lib.ca_array_put_callback(t, n, cptr, data, _callbacks.put_cb, as_usr(token))
         if status != ECA.NORMAL:
@@ -126,8 +142,7 @@ def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = 
     if not callable(callback):
         raise TypeError("callback must be callable, not %s" % type(callback).__name__)
     _common.augment_check(augment)
-    if queue is not None and not isinstance(queue, EventQueue):
-        raise TypeError("queue must be None or an EventQueue, not %s" % type(queue).__name__)
+    _check_queue(queue)
     check_counts(chtype, count)
     mask = (_common.DBE_VALUE | _common.DBE_ALARM) if mask is None else as_index(mask, "mask")
     with held(get_channel(chid)) as (ch, cptr):

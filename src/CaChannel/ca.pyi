@@ -591,7 +591,19 @@ def get(
     callback: Optional[_Callback] = None,
     use_numpy: bool = False,
     out: Optional[numpy.ndarray] = None,
-) -> Tuple[ECA, Union[DBRValue, Any]]: ...
+    augment: Optional[Tuple[type, Dict[str, Any]]] = None,
+    queue: Optional[EventQueue] = None,
+) -> Tuple[ECA, Union[DBRValue, Any]]:
+    """Read; with ``callback`` the reply's event dict goes to it (status,
+    value), else the value is in the returned ``DBRValue`` after
+    ``pend_io``.
+
+    With a callback only: ``augment=(cls, attrs)`` delivers a scalar reply
+    as the augmented value (the rule of :func:`create_subscription`);
+    ``queue``: the reply is queued in that :class:`EventQueue` for its
+    consumer instead of called back on libca's thread (ValueError without
+    a callback).
+    """
 def host_name(chid: _Chid) -> str: ...
 def message(status: int) -> str: ...
 def name(chid: _Chid) -> str: ...
@@ -605,7 +617,10 @@ def put(
     chtype: Optional[int] = None,
     count: Optional[int] = None,
     callback: Optional[_Callback] = None,
-) -> ECA: ...
+    queue: Optional[EventQueue] = None,
+) -> ECA:
+    """Write; with ``callback`` the completion's status dict goes to it;
+    ``queue``: queued in that :class:`EventQueue` instead (with a callback only)."""
 def read_access(chid: _Chid) -> bool: ...
 def replace_access_rights_event(chid: _Chid, callback: Optional[_Callback] = None) -> ECA: ...
 def replace_printf_handler(callback: Optional[Callable[[str], Any]] = None) -> ECA: ...

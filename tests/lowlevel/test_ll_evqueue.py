@@ -146,3 +146,103 @@ def test_bad_queue_is_a_type_error(bad):
     ca.clear_channel(chid)
     with pytest.raises(TypeError):
         ca.EventQueue(1)
+
+
+# ------------------------------------------------------------ get/put replies
+def test_get_reply_through_the_queue():
+    chid = connect("catest")
+    write(chid, 12.5)
+    q = ca.EventQueue()
+    called = []
+    cb = called.append
+    status, none = ca.get(chid, ca.DBR_TIME_DOUBLE, 1, cb, queue=q)
+    assert status == ca.ECA_NORMAL and none is None
+    ca.flush_io()
+    (got_cb, arg), = _take(q, 1)
+    assert got_cb is cb and not called       # never called back by libca
+    assert arg["status"] == ca.ECA_NORMAL and arg["value"]["value"] == 12.5
+    assert q.take() == [] and q.queued == 0
+    ca.clear_channel(chid)
+
+
+def test_augmented_get_reply_through_the_queue():
+    chid = connect("catest")
+    write(chid, 13.25)
+    q = ca.EventQueue()
+    ca.get(chid, ca.DBR_TIME_DOUBLE, 1, print, queue=q, augment=(dbr.ca_float, {"name": "catest"}))
+    ca.flush_io()
+    (cb, v), = _take(q, 1)
+    assert type(v) is dbr.ca_float and v == 13.25 and v.name == "catest" and v.timestamp > 1e9
+    ca.clear_channel(chid)
+
+
+def test_augmented_get_without_a_queue_calls_back_with_the_value():
+    chid = connect("catest")
+    write(chid, 14.0)
+    got = Collector()
+    ca.get(chid, ca.DBR_DOUBLE, 1, got, augment=(dbr.ca_float, {"name": "catest"}))
+    ca.flush_io()
+    v = got.wait_one()
+    assert type(v) is dbr.ca_float and v == 14.0 and v.name == "catest"
+    ca.clear_channel(chid)
+
+
+def test_put_completion_through_the_queue():
+    chid = connect("catest")
+    q = ca.EventQueue()
+    done = []
+    assert ca.put(chid, 15.0, callback=done.append, queue=q) == ca.ECA_NORMAL
+    ca.flush_io()
+    (cb, arg), = _take(q, 1)
+    assert not done and arg["status"] == ca.ECA_NORMAL and arg["chid"] is chid
+    cb(arg)
+    assert done == [arg]
+    ca.clear_channel(chid)
+
+
+def test_queued_reply_of_a_cleared_channel_is_dropped():
+    chid = connect("catest")
+    q = ca.EventQueue()
+    for _ in range(3):
+        ca.get(chid, ca.DBR_DOUBLE, 1, print, queue=q)
+    ca.put(chid, 16.0, callback=print, queue=q)
+    ca.flush_io()
+    assert _readable(q)
+    _wait_queued(q, 4)
+    ca.clear_channel(chid)      # the queued replies now belong to a dead channel
+    gc.collect()
+    assert q.take() == []       # handed out to nobody, freed without a crash
+
+
+def _wait_queued(q, n, timeout=TIMEOUT):
+    """Wait (bounded) until ``n`` records are queued, without taking them:
+    the pipe only says that the first one came."""
+    import time
+    deadline = time.monotonic() + timeout
+    while q.queued < n:
+        assert time.monotonic() < deadline, "only %d of %d replies queued" % (q.queued, n)
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("call", [
+    lambda chid, q: ca.get(chid, ca.DBR_DOUBLE, 1, queue=q),
+    lambda chid, q: ca.get(chid, ca.DBR_DOUBLE, 1, augment=(dbr.ca_float, {})),
+    lambda chid, q: ca.put(chid, 1.0, queue=q),
+], ids=["get queue without callback", "get augment without callback", "put queue without callback"])
+def test_queue_and_augment_need_a_callback(call):
+    chid = connect("catest")
+    with pytest.raises(ValueError):
+        call(chid, ca.EventQueue())
+    ca.clear_channel(chid)
+
+
+@pytest.mark.parametrize("call", [
+    lambda chid: ca.get(chid, ca.DBR_DOUBLE, 1, print, queue=object()),
+    lambda chid: ca.put(chid, 1.0, callback=print, queue=[]),
+    lambda chid: ca.get(chid, ca.DBR_DOUBLE, 1, print, augment=(int,)),
+], ids=["get queue object", "put queue list", "get augment short"])
+def test_bad_queue_or_augment_is_a_type_error(call):
+    chid = connect("catest")
+    with pytest.raises(TypeError):
+        call(chid)
+    ca.clear_channel(chid)
