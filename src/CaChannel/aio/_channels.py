@@ -13,12 +13,12 @@ listener) and are forwarded to the loops that wait for them.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .. import core
 from ._dispatch import Dispatcher, flush
 
-__all__ = ["Channel", "ChannelInfo", "get_channel", "get_channel_infos", "purge_channel_caches"]
+__all__ = ["Channel", "ChannelInfo", "get_channel", "get_channels", "get_channel_infos", "purge_channel_caches"]
 
 
 class Channel:
@@ -31,7 +31,7 @@ class Channel:
     __slots__ = ("name", "core", "chid", "connected", "_lock", "_waiters", "_listeners",
                  "requests")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, shared: Optional[core.Channel] = None) -> None:
         self.name = name
         self.connected = False
         #: (datatype, format) -> Request, valid while connected (the native type may change)
@@ -40,7 +40,8 @@ class Channel:
         # (dispatcher, fn): fn(True) runs in that loop once connected
         self._waiters: List[Tuple[Dispatcher, Callable[[bool], None]]] = []
         self._listeners: set = set()  # Subscriptions: _connection(up) in the libca thread
-        self.core = core.acquire(name, flush=False)
+        # ``shared``: a use of the core channel acquired by the caller
+        self.core = shared if shared is not None else core.acquire(name, flush=False)
         self.chid = self.core.chid
         self.core.add_listener(self._on_conn, replay=False)
         if self.core.connected:
@@ -138,6 +139,24 @@ def get_channel(name: str) -> Channel:
             chan = Channel(name)
             _cache[name] = chan
     return chan  # the caller flushes (once for a list of names)
+
+
+def get_channels(names: Sequence[Any]) -> None:
+    """Make sure each ``str`` name of ``names`` has its :class:`Channel`,
+    acquiring the missing ones from the core together (one context check,
+    one cache lock): a list operation then finds every channel cached.
+    Other names are left for :func:`get_channel` to refuse."""
+    todo = [n for n in dict.fromkeys(n for n in names if type(n) is str)
+            if (c := _cache.get(n)) is None or not c.core.alive]
+    if not todo:
+        return
+    with _cache_lock:
+        todo = [n for n in todo if (c := _cache.get(n)) is None or not c.core.alive]
+        failed: Dict[Any, Exception] = {}
+        shared = core.acquire_many(todo, flush=False, failures=failed)
+        for name, ch in zip(todo, shared):
+            if ch is not None:
+                _cache[name] = Channel(name, ch)
 
 
 def _forget_all() -> None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import threading
 import weakref
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Tuple
 
 from .. import ca, core
 
@@ -103,6 +104,20 @@ class Dispatcher:
                 return None
             self._events = q
         return q
+
+    def replier(self, fn: Callable, *args: Any) -> Tuple[Callable, Any]:
+        """``(callback, queue)`` for a get/put whose reply is to run
+        ``fn(*args, reply)`` in the loop. Call in the loop's thread.
+
+        Where the loop has an :meth:`event_queue`, the reply waits there
+        (``ca.get``/``ca.put`` with ``queue=``): libca's thread queues it
+        without the GIL, and the replies of a burst are taken in one batch.
+        Else the callback posts ``fn`` to the loop from libca's thread.
+        """
+        q = self.event_queue()
+        if q is not None:
+            return functools.partial(fn, *args), q
+        return functools.partial(self.post, fn, *args), None
 
     def post_here(self, fn: Callable, *args: Any) -> None:
         """:meth:`post` from work run by :meth:`_take_events` (the loop's

@@ -30,7 +30,7 @@ import types
 from typing import Any, Awaitable, Callable, List, Optional, Union, overload
 
 from .. import ca
-from ._channels import get_channel
+from ._channels import get_channel, get_channels
 from ._dispatch import dispatcher, flush
 from ._ops import Timeout, check_timeout, deadline
 from ._values import (DBE_ALARM, DBE_PROPERTY, DBE_VALUE, FORMAT_CTRL, FORMAT_RAW, FORMAT_TIME,
@@ -439,6 +439,7 @@ def camonitor(pv: Union[str, List[str], tuple], callback: Callable[..., Any],
               all_updates=all_updates, notify_disconnect=notify_disconnect,
               connect_timeout=connect_timeout)
     if isinstance(pv, (list, tuple)):
+        get_channels(pv)
         subs = []
         for index, name in enumerate(pv):
             def cb(value, index=index):

@@ -31,7 +31,7 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 import numpy as np
 
 from .. import ca
-from ._channels import Channel, get_channel
+from ._channels import Channel, get_channel, get_channels
 from ._dispatch import Dispatcher, dispatcher, flush
 from ._values import (ECA_NORMAL, FORMAT_RAW, CAException, CANothing, Request,
                       ca_error, encode_put)
@@ -101,9 +101,12 @@ async def _wait(loop: asyncio.AbstractEventLoop, fut: asyncio.Future, name: str,
 
 
 def _start(loop: asyncio.AbstractEventLoop, disp: Dispatcher, name: str,
-           issue: Callable[[asyncio.Future, Channel, Dispatcher], None]) -> asyncio.Future:
-    """A future completed by ``issue(fut, channel, disp)`` once ``name`` is connected."""
-    fut = loop.create_future()
+           issue: Callable[[asyncio.Future, Channel, Dispatcher], None],
+           fut: Any = None) -> Any:
+    """A future (or the given :class:`_Slot`) completed by ``issue(fut,
+    channel, disp)`` once ``name`` is connected."""
+    if fut is None:
+        fut = loop.create_future()
     chan = get_channel(name)
     if chan.connected:  # the common case: no waiter to set up
         _issue(fut, chan, disp, issue)
@@ -135,62 +138,129 @@ def _issue(fut, chan, disp, issue) -> None:
         fut.set_exception(exc)
 
 
-def _gather_futures(loop: asyncio.AbstractEventLoop, futs: Sequence[asyncio.Future],
-                    names: Sequence[str], timeout: Timeout, throw: bool):
-    """Await all futures; with ``throw`` stop at the first CANothing."""
-    async def run() -> list:
-        n = len(futs)
-        results: list = [None] * n
-        if not n:
-            return results
-        left = [n]
-        done = loop.create_future()
+class _Gather:
+    """The results of a list operation, settled as each name's slot finishes.
 
-        def one(i: int, f: asyncio.Future) -> None:
-            if done.done():
-                return
-            if f.cancelled():
-                return
-            exc = f.exception()
-            if exc is None:
-                r = f.result()
-            elif not throw and isinstance(exc, CAException):
-                r = CANothing(names[i], exc.status)
+    The rule of ``throw``: with it the first failure (a false
+    :class:`CANothing`, or an exception) ends the whole operation; without
+    it a ``CAException`` becomes that name's ``CANothing`` and every name
+    gets its result. Other exceptions (bad arguments) always end it.
+    """
+
+    __slots__ = ("names", "throw", "results", "left", "done")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, names: Sequence[str], throw: bool) -> None:
+        self.names = names
+        self.throw = throw
+        self.results: list = [None] * len(names)
+        self.left = len(names)
+        self.done = loop.create_future()
+
+    def settle(self, i: int, result: Any, exc: Optional[BaseException]) -> None:
+        done = self.done
+        if done.done():
+            return
+        if exc is not None:
+            if not self.throw and isinstance(exc, CAException):
+                result = CANothing(self.names[i], exc.status)
             else:
                 done.set_exception(exc)
                 return
-            results[i] = r
-            if throw and type(r) is CANothing and not r.ok:
-                done.set_result(r)
-                return
-            left[0] -= 1
-            if not left[0]:
-                done.set_result(None)
+        self.results[i] = result
+        if self.throw and type(result) is CANothing and not result.ok:
+            done.set_result(result)
+            return
+        self.left -= 1
+        if not self.left:
+            done.set_result(None)
 
-        for i, f in enumerate(futs):
-            f.add_done_callback(functools.partial(one, i))
-        handle = None
-        if timeout is not None:
-            def expire() -> None:
-                for f, name in zip(futs, names):
-                    if not f.done():
-                        f.set_result(CANothing(name, _TIMEOUT))
-            when = deadline(loop, timeout)
-            if when is not None and when <= loop.time():  # expired already: see _wait
-                expire()
-            handle = loop.call_at(when, expire)
-        try:
-            failure = await done
-        finally:
-            if handle is not None:
-                handle.cancel()
-            for f in futs:
-                if not f.done():
-                    f.cancel()
-        if failure is not None:
-            raise failure
-        return results
-    return run()
+
+class _Slot:
+    """One name's place in a list operation.
+
+    It has the few methods of a future that :func:`_start`, the issuers and
+    the reply handlers use, and reports straight to its :class:`_Gather`:
+    a list of 100,000 names costs no asyncio future, done callback and loop
+    handle per name. Used in the loop's thread only.
+    """
+
+    __slots__ = ("gather", "index", "finished", "cleanup")
+
+    def __init__(self, gather: _Gather, index: int) -> None:
+        self.gather = gather
+        self.index = index
+        self.finished = False
+        self.cleanup: Optional[Callable[[Any], None]] = None
+
+    def done(self) -> bool:
+        return self.finished
+
+    def cancelled(self) -> bool:
+        return False
+
+    def set_result(self, result: Any) -> None:
+        if not self.finished:
+            self.finish()
+            self.gather.settle(self.index, result, None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        if not self.finished:
+            self.finish()
+            self.gather.settle(self.index, None, exc)
+
+    def add_done_callback(self, fn: Callable[[Any], None]) -> None:
+        """(one at most: :func:`_start`'s removal of its connection waiter)"""
+        self.cleanup = fn
+
+    def finish(self) -> None:
+        """Finished: a late reply finds it done; the waiter is removed."""
+        self.finished = True
+        fn = self.cleanup
+        if fn is not None:
+            self.cleanup = None
+            fn(self)
+
+
+async def _gather(loop: asyncio.AbstractEventLoop, disp: Dispatcher, names: Sequence[str],
+                  issues: Sequence[Callable], timeout: Timeout, throw: bool) -> list:
+    """Start ``issues[i]`` for ``names[i]`` (each once connected) and wait for
+    all of them, one deadline for all; see :class:`_Gather` for ``throw``."""
+    gather = _Gather(loop, names, throw)
+    if not names:
+        return gather.results
+    get_channels(names)
+    slots = []
+    try:
+        for i, (name, issue) in enumerate(zip(names, issues)):
+            slot = _Slot(gather, i)
+            slots.append(slot)
+            _start(loop, disp, name, issue, slot)
+    except BaseException:
+        for slot in slots:
+            slot.finish()
+        raise
+    disp.flush_soon()
+    handle = None
+    if timeout is not None:
+        def expire() -> None:
+            for slot, name in zip(slots, names):
+                if not slot.finished:
+                    slot.set_result(CANothing(name, _TIMEOUT))
+        when = deadline(loop, timeout)
+        if when is not None and when <= loop.time():  # expired already: see _wait
+            expire()
+        handle = loop.call_at(when, expire)
+    try:
+        failure = await gather.done
+    finally:
+        if handle is not None:
+            handle.cancel()
+        for slot in slots:
+            if not slot.finished:
+                slot.finish()
+    if failure is not None:
+        raise failure
+    return gather.results
 
 
 # ---------------------------------------------------------------------- caget
@@ -208,8 +278,10 @@ def _get_issuer(datatype, format, count, out):
                 pass
         if out is not None:
             _check_out_type(out, req)
-        status, _ = ca.get(chan.chid, req.dbr, req.count(count),
-                           functools.partial(disp.post, _got, fut, req, out), use_numpy=True)
+        reply, queue = disp.replier(_got, fut, req, out)
+        # a scalar's reply comes as its augmented value where the request allows
+        status, _ = ca.get(chan.chid, req.dbr, req.count(count), reply, use_numpy=True,
+                           augment=req.augment if out is None else None, queue=queue)
         if status != ECA_NORMAL:
             fut.set_exception(ca_error(status, "ca_array_get_callback"))
         else:
@@ -217,12 +289,13 @@ def _get_issuer(datatype, format, count, out):
     return issue
 
 
-def _got(fut: asyncio.Future, req: Request, out: Optional[np.ndarray], args: dict) -> None:
+def _got(fut: asyncio.Future, req: Request, out: Optional[np.ndarray], args: Any) -> None:
     _outstanding.discard(fut)
     if fut.done():
         return
     try:
-        value = req.convert(args)
+        # the reply's dict, or the value itself (augmented by the backend)
+        value = req.convert(args) if type(args) is dict else args
         if out is not None and type(value) is not CANothing:
             value = _into(out, value)
     except Exception as exc:  # the caller learns why; the future must complete
@@ -312,9 +385,7 @@ async def caget(pv: Union[str, PVs], datatype: Any = None, format: int = FORMAT_
     disp = dispatcher(loop)
     issue = _get_issuer(datatype, format, count, out)
     if isinstance(pv, (list, tuple)):
-        futs = [_start(loop, disp, name, issue) for name in pv]
-        disp.flush_soon()
-        return await _gather_futures(loop, futs, pv, timeout, throw)
+        return await _gather(loop, disp, pv, [issue] * len(pv), timeout, throw)
     fut = _start(loop, disp, pv, issue)
     disp.flush_soon()
     return await _single(loop, fut, pv, timeout, throw)
@@ -339,8 +410,8 @@ def _put_issuer(value, datatype, wait: bool, callback):
     def issue(fut: asyncio.Future, chan: Channel, disp: Dispatcher) -> None:
         data, chtype = encode_put(chan.name, chan.chid, value, datatype)
         if wait or callback is not None:
-            status = ca.put(chan.chid, data, chtype, None,
-                            functools.partial(disp.post, _put_done, fut, chan.name, callback))
+            reply, queue = disp.replier(_put_done, fut, chan.name, callback)
+            status = ca.put(chan.chid, data, chtype, None, reply, queue=queue)
             if status != ECA_NORMAL:
                 fut.set_exception(ca_error(status, "ca_array_put_callback"))
                 return
@@ -440,10 +511,8 @@ async def caput(pv: Union[str, PVs], value: Any, *args: Any, datatype: Any = Non
                 values = [value] * len(pv)
         if len(values) != len(pv):
             raise ValueError("%d values for %d PVs" % (len(values), len(pv)))
-        futs = [_start(loop, disp, name, _put_issuer(v, datatype, wait, callback))
-                for name, v in zip(pv, values)]
-        disp.flush_soon()
-        return await _gather_futures(loop, futs, pv, timeout, throw)
+        return await _gather(loop, disp, pv, [_put_issuer(v, datatype, wait, callback)
+                                              for v in values], timeout, throw)
     fut = _start(loop, disp, pv, _put_issuer(value, datatype, wait, callback))
     disp.flush_soon()
     return await _single(loop, fut, pv, timeout, throw)
@@ -516,6 +585,8 @@ async def connect(pv: Union[str, PVs], wait: bool = True, cainfo: bool = False, 
     disp = dispatcher(loop)
     issue = _connect_issuer(cainfo)
     names = list(pv) if isinstance(pv, (list, tuple)) else None
+    if names is not None:
+        get_channels(names)
     if not wait:
         results = []
         for name in (names if names is not None else [pv]):
@@ -524,9 +595,7 @@ async def connect(pv: Union[str, PVs], wait: bool = True, cainfo: bool = False, 
         flush()
         return results if names is not None else results[0]
     if names is not None:
-        futs = [_start(loop, disp, name, issue) for name in names]
-        disp.flush_soon()
-        return await _gather_futures(loop, futs, names, timeout, throw)
+        return await _gather(loop, disp, names, [issue] * len(names), timeout, throw)
     fut = _start(loop, disp, pv, issue)
     disp.flush_soon()
     return await _single(loop, fut, pv, timeout, throw)
