@@ -675,14 +675,25 @@ def wait_all(chans: Sequence[Channel], timeout: float) -> bool:
     if timeout <= 0:
         return False
     deadline = time.monotonic() + timeout
+    # Every connection wakes the waiter: a scan of all channels per wake-up
+    # would make waiting for n channels O(n^2). The scan goes on from the
+    # first channel not yet seen connected; the whole list is checked again
+    # before saying yes (one may have disconnected behind the scan).
+    n = len(chans)
+    seen = 0
     with _cond:
         _waiting += 1
         try:
             while True:
-                if all(ch.connected for ch in chans):
-                    return True
-                if any(ch.closed for ch in chans):
-                    return all(ch.connected for ch in chans)
+                while seen < n and chans[seen].connected:
+                    seen += 1
+                if seen == n:
+                    if all(ch.connected for ch in chans):
+                        return True
+                    seen = 0
+                    continue
+                if chans[seen].closed:  # cleared: it will not connect
+                    return False
                 left = checks.remaining(deadline, time.monotonic())
                 if left <= 0:
                     return False
