@@ -246,3 +246,50 @@ def test_bad_queue_or_augment_is_a_type_error(call):
     with pytest.raises(TypeError):
         call(chid)
     ca.clear_channel(chid)
+
+
+# ------------------------------------------------ connection and access changes
+def test_connection_changes_through_the_queue():
+    q = ca.EventQueue()
+    called = []
+    cb = called.append
+    status, chid = ca.create_channel("catest", cb, queue=q)
+    assert status == ca.ECA_NORMAL
+    ca.flush_io()
+    (got_cb, arg), = _take(q, 1)
+    assert got_cb is cb and not called
+    assert arg == {"chid": chid, "op": ca.CA_OP_CONN_UP}
+    assert ca.state(chid) == ca.cs_conn
+    access = []
+    ca.replace_access_rights_event(chid, access.append)   # connected: libca reports at once
+    (acb, a), = _take(q, 1)
+    assert not access and acb == access.append
+    assert a == {"chid": chid, "read_access": True, "write_access": True}
+    ca.clear_channel(chid)
+    assert q.take() == []
+
+
+def test_posted_calls_keep_their_place():
+    q = ca.EventQueue()
+    status, chid = ca.create_channel("catest", print, queue=q)
+    ca.flush_io()
+    _wait_queued(q, 1)
+    q.post(len, "after the connection")
+    got = q.take()
+    assert [cb for cb, _ in got] == [print, len] and got[1][1] == "after the connection"
+    with pytest.raises(TypeError):
+        q.post(5, None)
+    ca.clear_channel(chid)
+
+
+def test_changes_of_a_cleared_and_freed_channel_are_dropped():
+    q = ca.EventQueue()
+    status, chid = ca.create_channel("catest", print, queue=q)
+    ca.flush_io()
+    _wait_queued(q, 1)
+    ca.clear_channel(chid)
+    del chid
+    gc.collect()                      # freed: its queued change dropped (no dangling use)
+    if ca.backend == "cext":
+        assert q.queued == 0          # purged at once (cffi: filtered out by take)
+    assert q.take() == []
