@@ -209,8 +209,6 @@ typedef struct ChannelObject {
     PyObject *name;      /* the name as given (str) */
     struct ChannelObject *prev, *next;   /* registry of live channels */
     struct request_ctx *requests;   /* get/put callbacks not yet run */
-    struct EvQueueObject *queue;    /* create_channel(queue=): a reference, or NULL */
-    Py_ssize_t queued;              /* its records in queue (under the queue's lock) */
 } ChannelObject;
 
 typedef struct EvQueueObject EvQueueObject;   /* evqueue.c */
@@ -344,10 +342,8 @@ int printf_handler(const char *fmt, va_list ap);
 extern PyTypeObject EvQueueType;
 void queued_handler(struct event_handler_args args);
 void queued_request_handler(struct event_handler_args args);
-void queued_connection_handler(struct connection_handler_args args);
-void queued_access_handler(struct access_rights_handler_args args);
 int evqueue_holds(request_ctx *r);
-void evqueue_purge(EvQueueObject *q, void *owner, Py_ssize_t *count);
+void evqueue_purge(EvQueueObject *q, EvidObject *e);
 #endif
 PyObject *event_dict(ChannelObject *chan, struct event_handler_args *args, int use_numpy);
 

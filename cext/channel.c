@@ -8,38 +8,14 @@
 /* Channels */
 
 
-/* the connection and access rights handlers of a channel: queued in its
- * EventQueue (create_channel(queue=)) or called back on libca's thread */
-static caCh *
-conn_handler_of(ChannelObject *c)
-{
-#ifndef _WIN32
-    if (c->queue)
-        return queued_connection_handler;
-#endif
-    return connection_handler;
-}
-
-static caArh *
-access_handler_of(ChannelObject *c)
-{
-#ifndef _WIN32
-    if (c->queue)
-        return queued_access_handler;
-#endif
-    return access_handler;
-}
-
 PyObject *
 ca_create_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    static const char *const names[] = {"name", "callback", "priority", "queue"};
-    PyObject *a[4] = {NULL, Py_None, NULL, Py_None};
-    if (bind_args("create_channel", names, 4, 1, args, nargs, kwnames, a) < 0)
+    static const char *const names[] = {"name", "callback", "priority"};
+    PyObject *a[3] = {NULL, Py_None, NULL};
+    if (bind_args("create_channel", names, 3, 1, args, nargs, kwnames, a) < 0)
         return NULL;
-    PyObject *nameobj = a[0], *cb = a[1], *prioobj = a[2], *queue = a[3];
-    if (check_queue(queue) < 0)
-        return NULL;
+    PyObject *nameobj = a[0], *cb = a[1], *prioobj = a[2];
     long prio = 0;
     PyObject *raw;
     if (PyUnicode_Check(nameobj))
@@ -78,8 +54,6 @@ ca_create_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
     c->access_cb = NULL;
     c->prev = c->next = NULL;
     c->requests = NULL;
-    c->queue = queue == Py_None ? NULL : (EvQueueObject *)Py_NewRef(queue);
-    c->queued = 0;
     c->conn_cb = cb == Py_None ? NULL : Py_NewRef(cb);
     c->evids = PyList_New(0);
     c->name = PyUnicode_Check(nameobj) ? Py_NewRef(nameobj)
@@ -97,7 +71,7 @@ ca_create_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
     registry_add(c);
     chid ch = NULL;
     int s;
-    caCh *handler = c->conn_cb ? conn_handler_of(c) : NULL;
+    caCh *handler = c->conn_cb ? connection_handler : NULL;
     struct ca_client_context *ctx;
     c->inuse++;
     Py_BEGIN_ALLOW_THREADS
@@ -172,12 +146,10 @@ replace_handler(const char *fname, int access, PyObject *const *args, Py_ssize_t
     PyObject *old = *slot;
     *slot = PyCallable_Check(a[1]) ? Py_NewRef(a[1]) : NULL;
     int on = *slot != NULL, s;
-    caArh *ah = on ? access_handler_of(c) : NULL;
-    caCh *ch = on ? conn_handler_of(c) : NULL;
     if (access)
-        CHAN_CALL(c, s = ca_replace_access_rights_event(c->ch, ah));
+        CHAN_CALL(c, s = ca_replace_access_rights_event(c->ch, on ? access_handler : NULL));
     else
-        CHAN_CALL(c, s = ca_change_connection_event(c->ch, ch));
+        CHAN_CALL(c, s = ca_change_connection_event(c->ch, on ? connection_handler : NULL));
     /* released only now: its finalizer may clear this very channel */
     Py_XDECREF(old);
     return ECA_OBJ(s);

@@ -35,20 +35,13 @@
 #include <errno.h>
 #include <epicsMutex.h>
 
-/* what a record stands for */
-enum { REC_EVENT, REC_REPLY, REC_CONN, REC_ACCESS, REC_CALL };
-
 typedef struct evrecord {
     struct evrecord *next;
-    int kind;
-    /* REC_EVENT: its EvidObject, REC_CONN/REC_ACCESS: its ChannelObject (no
-     * reference: see the lifetime rule above); REC_REPLY: its request_ctx
-     * (owned by the record); REC_CALL: NULL */
-    void *owner;
-    chid id;                 /* REC_CONN/REC_ACCESS: libca's channel */
-    PyObject *fn, *arg;      /* REC_CALL: references */
-    long type, count;        /* REC_ACCESS: read and write access */
-    int status;              /* REC_CONN: the op */
+    EvidObject *ev;          /* a subscription's event (no reference: see the
+                                lifetime rule above), or NULL and: */
+    request_ctx *rq;         /* a get/put reply: the record owns the request */
+    long type, count;
+    int status;
     int has_data;
     char data[];             /* dbr_size_n(type, count) bytes if has_data */
 } evrecord;
@@ -77,26 +70,30 @@ forked(EvQueueObject *q)
     return q->epoch != fork_epoch;
 }
 
-/* the counter of queued records of a record's owner (under the queue's
- * lock), NULL for records without one */
-static Py_ssize_t *
-owner_count(int kind, void *owner)
-{
-    if (kind == REC_EVENT)
-        return &((EvidObject *)owner)->queued;
-    if (kind == REC_CONN || kind == REC_ACCESS)
-        return &((ChannelObject *)owner)->queued;
-    return NULL;
-}
-
-/* Append r (filled but for next) to q and wake the consumer if q was
- * empty; frees r when q is full. No GIL needed, no Python object touched. */
+/* libca's thread: no GIL, no Python object. Copies the reply or event of
+ * args into a record for e (an event) or rq (a get/put reply) and queues it
+ * in q; with_data: the DBR bytes are copied too. */
 static void
-enqueue(EvQueueObject *q, evrecord *r, size_t n)
+enqueue(EvQueueObject *q, EvidObject *e, request_ctx *rq, struct event_handler_args *args,
+        int with_data)
 {
+    int with = with_data && args->status == ECA_NORMAL && args->dbr && args->type >= 0 &&
+               args->type <= LAST_BUFFER_TYPE;
+    size_t n = with ? dbr_size_n(args->type, args->count) : 0;
+    evrecord *r = malloc(sizeof(*r) + n);
+    if (!r)   /* no memory: the event (reply) is lost, libca's thread goes on */
+        return;
+    r->next = NULL;
+    r->ev = e;
+    r->rq = rq;
+    r->type = args->type;
+    r->count = args->count;
+    r->status = args->status;
+    r->has_data = with;
+    if (n)
+        memcpy(r->data, args->dbr, n);
     int wake;
     size_t size = sizeof(*r) + n;
-    r->next = NULL;
     (void)epicsMutexLock(q->lock);
     if (q->bytes + size > EVQ_MAX_BYTES) {
         q->overflow++;
@@ -111,11 +108,10 @@ enqueue(EvQueueObject *q, evrecord *r, size_t n)
         q->head = r;
     q->tail = r;
     q->queued++;
-    Py_ssize_t *count = owner_count(r->kind, r->owner);
-    if (count)
-        (*count)++;
-    else if (r->kind == REC_REPLY)
-        ((request_ctx *)r->owner)->queued = 1;
+    if (e)
+        e->queued++;
+    else
+        rq->queued = 1;
     wake = !q->signalled;
     q->signalled = 1;
     epicsMutexUnlock(q->lock);
@@ -127,51 +123,6 @@ enqueue(EvQueueObject *q, evrecord *r, size_t n)
     }
 }
 
-/* libca's thread: no GIL. A record of kind for owner with the event or
- * reply of args (with_data: its DBR bytes copied too). */
-static void
-enqueue_event(EvQueueObject *q, int kind, void *owner, struct event_handler_args *args,
-              int with_data)
-{
-    int with = with_data && args->status == ECA_NORMAL && args->dbr && args->type >= 0 &&
-               args->type <= LAST_BUFFER_TYPE;
-    size_t n = with ? dbr_size_n(args->type, args->count) : 0;
-    evrecord *r = malloc(sizeof(*r) + n);
-    if (!r)   /* no memory: the event (reply) is lost, libca's thread goes on */
-        return;
-    r->kind = kind;
-    r->owner = owner;
-    r->id = NULL;
-    r->fn = r->arg = NULL;
-    r->type = args->type;
-    r->count = args->count;
-    r->status = args->status;
-    r->has_data = with;
-    if (n)
-        memcpy(r->data, args->dbr, n);
-    enqueue(q, r, n);
-}
-
-/* libca's thread: no GIL. A connection (REC_CONN, op) or access rights
- * (REC_ACCESS, read, write) change of channel c. */
-static void
-enqueue_channel(EvQueueObject *q, int kind, ChannelObject *c, chid id, int op, long read,
-                long write)
-{
-    evrecord *r = malloc(sizeof(*r));
-    if (!r)
-        return;
-    r->kind = kind;
-    r->owner = c;
-    r->id = id;
-    r->fn = r->arg = NULL;
-    r->type = read;
-    r->count = write;
-    r->status = op;
-    r->has_data = 0;
-    enqueue(q, r, 0);
-}
-
 void
 queued_handler(struct event_handler_args args)
 {
@@ -180,7 +131,7 @@ queued_handler(struct event_handler_args args)
     EvidObject *e = args.usr;
     EvQueueObject *q = e->queue;
     if (q && !forked(q))
-        enqueue_event(q, REC_EVENT, e, &args, 1);
+        enqueue(q, e, NULL, &args, 1);
     cb_leave();
 }
 
@@ -193,33 +144,7 @@ queued_request_handler(struct event_handler_args args)
     request_ctx *rq = args.usr;
     EvQueueObject *q = rq->queue;
     if (!forked(q))
-        enqueue_event(q, REC_REPLY, rq, &args, rq->is_get);
-    cb_leave();
-}
-
-/* a channel made with create_channel(queue=): its connection and access
- * rights changes are queued. The channel object lives while libca may call
- * back (the registry's keep-alive reference). */
-void
-queued_connection_handler(struct connection_handler_args args)
-{
-    if (!cb_enter())
-        return;
-    ChannelObject *c = ca_puser(args.chid);
-    if (c && c->queue && !forked(c->queue))
-        enqueue_channel(c->queue, REC_CONN, c, args.chid, (int)args.op, 0, 0);
-    cb_leave();
-}
-
-void
-queued_access_handler(struct access_rights_handler_args args)
-{
-    if (!cb_enter())
-        return;
-    ChannelObject *c = ca_puser(args.chid);
-    if (c && c->queue && !forked(c->queue))
-        enqueue_channel(c->queue, REC_ACCESS, c, args.chid, 0, args.ar.read_access,
-                        args.ar.write_access);
+        enqueue(q, NULL, rq, &args, rq->is_get);
     cb_leave();
 }
 
@@ -237,25 +162,22 @@ evqueue_holds(request_ctx *r)
     return held;
 }
 
-/* owner (an evid, or a channel) is being freed (GIL held; libca calls
- * back for it no more): drop its records still queued. *count is its
- * number of queued records (under the lock). */
 void
-evqueue_purge(EvQueueObject *q, void *owner, Py_ssize_t *count)
+evqueue_purge(EvQueueObject *q, EvidObject *e)
 {
     if (forked(q))
         return;
     evrecord *dead = NULL;
     (void)epicsMutexLock(q->lock);
-    if (!*count) {   /* the common case: nothing of it waits, no walk */
+    if (!e->queued) {   /* the common case: nothing of it waits, no walk */
         epicsMutexUnlock(q->lock);
         return;
     }
-    *count = 0;
+    e->queued = 0;
     evrecord **pp = &q->head, *last = NULL;
     while (*pp) {
         evrecord *r = *pp;
-        if (r->owner == owner && owner_count(r->kind, r->owner)) {
+        if (r->ev == e) {   /* (request records have ev NULL) */
             *pp = r->next;
             r->next = dead;
             dead = r;
@@ -300,7 +222,7 @@ record_args(evrecord *r, ChannelObject *chan, void *usr, struct event_handler_ar
 static PyObject *
 event_value(evrecord *r)
 {
-    EvidObject *e = r->owner;
+    EvidObject *e = r->ev;
     struct event_handler_args args;
     record_args(r, e->chan, e, &args);
     PyObject *v = NULL;
@@ -312,85 +234,32 @@ event_value(evrecord *r)
     return event_dict(e->chan, &args, e->use_numpy);
 }
 
-/* {"chid": c, "op": ...} or {"chid": c, "read_access": ..., "write_access": ...} */
-static PyObject *
-channel_value(evrecord *r, ChannelObject *c)
-{
-    PyObject *d = PyDict_New();
-    if (!d)
-        return NULL;
-    int bad;
-    if (r->kind == REC_CONN)
-        bad = PyDict_SetItem(d, keys[K_CHID], (PyObject *)c) < 0 ||
-              set_key(d, K_OP, OP_OBJ(r->status)) < 0;
-    else
-        bad = PyDict_SetItem(d, keys[K_CHID], (PyObject *)c) < 0 ||
-              PyDict_SetItem(d, keys[K_READ_ACCESS], r->type ? Py_True : Py_False) < 0 ||
-              PyDict_SetItem(d, keys[K_WRITE_ACCESS], r->count ? Py_True : Py_False) < 0;
-    if (bad)
-        Py_CLEAR(d);
-    return d;
-}
-
 /* (callback, value) for a record to hand out, Py_None to skip it (its
  * subscription or channel is gone), NULL with an exception */
 static PyObject *
 record_item(evrecord *r)
 {
     PyObject *cb, *v;
-    switch (r->kind) {
-    case REC_EVENT: {
-        EvidObject *e = r->owner;
+    if (r->ev) {
+        EvidObject *e = r->ev;
         if (!(e->valid && e->chan->valid && e->callback))
             return Py_NewRef(Py_None);
         cb = e->callback;
         v = event_value(r);
-        break;
-    }
-    case REC_REPLY: {
-        request_ctx *rq = r->owner;
+    } else {
+        request_ctx *rq = r->rq;
         if (!rq->chan->valid)   /* cleared after the reply came: no callback, as request_done */
             return Py_NewRef(Py_None);
         struct event_handler_args args;
         record_args(r, rq->chan, rq, &args);
         cb = rq->callback;
         v = request_value(rq, &args);
-        break;
-    }
-    case REC_CONN:
-    case REC_ACCESS: {
-        ChannelObject *c = r->owner;
-        if (!c->ch)   /* connected inside ca_create_channel, before it returned */
-            c->ch = r->id;
-        cb = r->kind == REC_CONN ? c->conn_cb : c->access_cb;
-        if (!c->valid || !cb)
-            return Py_NewRef(Py_None);
-        v = channel_value(r, c);
-        break;
-    }
-    default:   /* REC_CALL */
-        return PyTuple_Pack(2, r->fn, r->arg);
     }
     if (!v)
         return NULL;
     PyObject *item = PyTuple_Pack(2, cb, v);
     Py_DECREF(v);
     return item;
-}
-
-/* what a record holds once handed out or dropped (GIL held) */
-static void
-record_release(evrecord *r)
-{
-    if (r->kind == REC_EVENT || r->kind == REC_CONN || r->kind == REC_ACCESS)
-        Py_DECREF((PyObject *)r->owner);   /* take() referenced it */
-    else if (r->kind == REC_REPLY)
-        request_free(r->owner);
-    else {
-        Py_DECREF(r->fn);
-        Py_DECREF(r->arg);
-    }
-    free(r);
 }
 
 static PyObject *
@@ -407,18 +276,16 @@ evq_take(EvQueueObject *q, PyObject *noargs)
     q->queued = 0;
     q->bytes = 0;
     q->signalled = 0;
-    for (evrecord *p = r; p; p = p->next) {
-        Py_ssize_t *count = owner_count(p->kind, p->owner);
-        if (count)
-            *count = 0;   /* the records are ours now: a purge has none to find */
-    }
+    for (evrecord *p = r; p; p = p->next)
+        if (p->ev)
+            p->ev->queued = 0;   /* the records are ours now: a purge has none to find */
     epicsMutexUnlock(q->lock);
     /* before any Python code runs (it may drop the last reference to an
-     * evid or channel, whose purge no longer sees these records). A request
-     * stays marked queued: requests_cancelled leaves it to us, and we free it. */
+     * evid, whose purge no longer sees these records). A request stays
+     * marked queued: requests_cancelled leaves it to us, and we free it. */
     for (evrecord *p = r; p; p = p->next)
-        if (owner_count(p->kind, p->owner))
-            Py_INCREF((PyObject *)p->owner);
+        if (p->ev)
+            Py_INCREF(p->ev);
     PyObject *out = PyList_New(0);
     while (r) {
         evrecord *next = r->next;
@@ -428,61 +295,14 @@ evq_take(EvQueueObject *q, PyObject *noargs)
                 Py_CLEAR(out);   /* the rest is freed below; the error is raised */
             Py_XDECREF(item);
         }
-        record_release(r);
+        if (r->ev)
+            Py_DECREF(r->ev);
+        else
+            request_free(r->rq);
+        free(r);
         r = next;
     }
     return out;
-}
-
-static PyObject *
-evq_post(EvQueueObject *q, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "post() takes 2 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    if (!PyCallable_Check(args[0])) {
-        PyErr_Format(PyExc_TypeError, "post's fn must be callable, not %.100s",
-                     Py_TYPE(args[0])->tp_name);
-        return NULL;
-    }
-    if (forked(q)) {
-        PyErr_SetString(PyExc_RuntimeError, "this EventQueue was inherited across fork");
-        return NULL;
-    }
-    evrecord *r = malloc(sizeof(*r));
-    if (!r)
-        return PyErr_NoMemory();
-    r->kind = REC_CALL;
-    r->owner = NULL;
-    r->id = NULL;
-    r->fn = Py_NewRef(args[0]);
-    r->arg = Py_NewRef(args[1]);
-    r->type = r->count = 0;
-    r->status = 0;
-    r->has_data = 0;
-    /* never dropped for a full queue: the caller counts on it (a queue of
-     * 256 MiB drops libca's events, not this) */
-    size_t size = sizeof(*r);
-    r->next = NULL;
-    (void)epicsMutexLock(q->lock);
-    q->bytes += size;
-    if (q->tail)
-        q->tail->next = r;
-    else
-        q->head = r;
-    q->tail = r;
-    q->queued++;
-    int wake = !q->signalled;
-    q->signalled = 1;
-    epicsMutexUnlock(q->lock);
-    if (wake) {
-        ssize_t w;
-        do {
-            w = write(q->fd_w, "x", 1);
-        } while (w < 0 && errno == EINTR);
-    }
-    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -549,16 +369,11 @@ evq_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static void
 evq_dealloc(EvQueueObject *q)
 {
-    /* every evid, channel and request holds its queue: no record is left
-     * but posted calls and those inherited across fork (their requests leak
-     * with them) */
+    /* every evid and request holds its queue: no record is left but those
+     * inherited across fork (their requests leak with them) */
     evrecord *r = q->head;
     while (r) {
         evrecord *next = r->next;
-        if (r->kind == REC_CALL) {
-            Py_DECREF(r->fn);
-            Py_DECREF(r->arg);
-        }
         free(r);
         r = next;
     }
@@ -576,9 +391,6 @@ static PyMethodDef evq_methods[] = {
      "take($self)\n--\n\n-> [(callback, value), ...]: the events and replies queued so far, oldest "
      "first, of subscriptions and channels still alive; values made as the callbacks of "
      "create_subscription, get and put get them."},
-    {"post", (PyCFunction)(void (*)(void))evq_post, METH_FASTCALL,
-     "post($self, fn, arg, /)\n--\n\nQueue the call fn(arg) for the consumer, in order with the "
-     "events and replies queued before it (take() hands out (fn, arg))."},
     {"fileno", (PyCFunction)evq_fileno, METH_NOARGS,
      "fileno($self)\n--\n\n-> int: readable when events are queued (for loop.add_reader)."},
     {NULL},

@@ -32,12 +32,6 @@ registry_remove(ChannelObject *c)
 static void
 channel_dealloc(ChannelObject *self)
 {
-#ifndef _WIN32
-    if (self->queue) {   /* libca is done with this channel: drop its queued changes */
-        evqueue_purge(self->queue, self, &self->queued);
-        Py_DECREF((PyObject *)self->queue);
-    }
-#endif
     Py_XDECREF(self->conn_cb);
     Py_XDECREF(self->access_cb);
     Py_XDECREF(self->evids);
@@ -70,7 +64,7 @@ evid_dealloc(EvidObject *self)
     Py_XDECREF(self->augment);
 #ifndef _WIN32
     if (self->queue) {   /* libca is done with this evid: drop its queued events */
-        evqueue_purge(self->queue, self, &self->queued);
+        evqueue_purge(self->queue, self);
         Py_DECREF((PyObject *)self->queue);
     }
 #endif

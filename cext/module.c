@@ -138,7 +138,7 @@ static PyMethodDef ca_methods[] = {
      "show_context(context=None, level=0)\n--\n\n-> None\n\n"
      "ValueError for a context that was destroyed or inherited across fork()."},
     {"create_channel", FAST ca_create_channel_py, FAST_FLAGS,
-     "create_channel(name, callback=None, priority=0, queue=None)\n--\n\n-> (ECA, chid|None)"},
+     "create_channel(name, callback=None, priority=0)\n--\n\n-> (ECA, chid|None)"},
     {"clear_channel", FAST ca_clear_channel_py, FAST_FLAGS,
      "clear_channel(chid)\n--\n\n-> ECA\n\n"
      "The channel is dead at once; when a libca call on it is in progress "

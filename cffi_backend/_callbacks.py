@@ -60,14 +60,6 @@ def _call_user(callback, arg) -> None:
         report_callback_error()
 
 
-def _deliver(ch: chid, callback: Callable, arg: dict) -> None:
-    """A channel's connection/access change: queued (create_channel(queue=)) or called back."""
-    if ch.queue is not None:
-        ch.queue.push(ch, arg, callback)
-    else:
-        _call_user(callback, arg)
-
-
 @guarded()
 def _on_connection(args) -> None:
     ch = registry.get(token_of(lib.ca_puser(args.chid)))
@@ -78,7 +70,7 @@ def _on_connection(args) -> None:
         ch._ptr = args.chid
     cb = ch.conn_callback
     if cb is not None:
-        _deliver(ch, cb, {"chid": ch, "op": to_ca_op(args.op)})
+        _call_user(cb, {"chid": ch, "op": to_ca_op(args.op)})
 
 
 def _event_dict(ch, args, use_numpy: bool) -> dict:
@@ -172,8 +164,8 @@ def _on_access(args) -> None:
     if not isinstance(ch, chid) or ch.access_callback is None:
         return
     # caar's first bit-field (read) is the word's lowest bit on every ABI libca supports
-    _deliver(ch, ch.access_callback, {"chid": ch, "read_access": bool(args.ar & 1),
-                                      "write_access": bool(args.ar & 2)})
+    _call_user(ch.access_callback, {"chid": ch, "read_access": bool(args.ar & 1),
+                                    "write_access": bool(args.ar & 2)})
 
 
 def _cstr(ptr) -> str:

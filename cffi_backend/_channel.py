@@ -12,7 +12,6 @@ from CaChannel._common import DBF, ECA, ChannelState, to_eca
 from . import _callbacks, _handles
 from ._args import as_index, callable_or_none, get_channel
 from ._bindings import ffi, lib
-from ._evqueue import EventQueue
 from ._handles import (as_usr, chid, counted, dead_contexts, dead_text, forget, held,
                        live_channels, new_token, pending_clears, registry, token_of)
 
@@ -21,18 +20,13 @@ _NULL = ffi.NULL
 
 @counted
 def create_channel(name: Union[str, bytes], callback: Optional[Callable] = None,
-                   priority: int = _common.CA_PRIORITY_DEFAULT,
-                   queue: Optional[EventQueue] = None) -> Tuple[ECA, Optional[chid]]:
+                   priority: int = _common.CA_PRIORITY_DEFAULT) -> Tuple[ECA, Optional[chid]]:
     """Create a channel; ``(ECA, chid)`` with ``chid`` None unless NORMAL.
 
     Without ``callback`` the first connection is awaited by ``pend_io``.
-    ``queue``: its connection and access rights changes are queued in that
-    EventQueue instead of called back on libca's thread.
     """
     raw = _common.encode_name(name)
     callback = callable_or_none(callback)
-    if queue is not None and not isinstance(queue, EventQueue):
-        raise TypeError("queue must be None or an EventQueue, not %s" % type(queue).__name__)
     priority = as_index(priority, "priority")
     if b"\0" in raw:
         return ECA.BADSTR, None
@@ -40,7 +34,6 @@ def create_channel(name: Union[str, bytes], callback: Optional[Callable] = None,
         return ECA.BADPRIORITY, None
     ch = chid(name if isinstance(name, str) else name.decode("utf-8", "replace"))
     ch.conn_callback = callback
-    ch.queue = queue
     # registered before libca sees it: the connection callback may run
     # inside ca_create_channel when the server is in this process
     ch._token = new_token(ch)

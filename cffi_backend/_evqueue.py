@@ -18,19 +18,9 @@ __all__ = ["EventQueue"]
 MAX_QUEUED = 1_000_000
 
 
-class _Always:
-    """The owner of a posted call: always valid."""
-    valid = True
-
-
-_ALWAYS = _Always()
-
-
 class EventQueue:
-    """Subscription events, get/put replies and channel connection/access
-    changes for one consumer thread (``create_subscription(queue=)``,
-    ``get(queue=)``, ``put(queue=)``, ``create_channel(queue=)``), and calls
-    posted by Python (``post``), in order.
+    """Subscription events and get/put replies for one consumer thread
+    (``create_subscription(queue=)``, ``get(queue=)``, ``put(queue=)``).
 
     ``fileno()`` is readable while events are queued (for ``loop.add_reader``);
     ``take()`` returns ``[(callback, value), ...]``, oldest first.
@@ -74,24 +64,6 @@ class EventQueue:
         try:
             os.write(self._w, b"x")
         except OSError:  # closed (exit) or full: the consumer is woken already
-            pass
-
-    def post(self, fn: Callable, arg: Any, /) -> None:
-        """Queue the call ``fn(arg)`` for the consumer, in order with what was
-        queued before (``take()`` hands out ``(fn, arg)``)."""
-        if not callable(fn):
-            raise TypeError("post's fn must be callable, not %s" % type(fn).__name__)
-        if os.getpid() != self._pid:
-            raise RuntimeError("this EventQueue was inherited across fork")
-        with self._lock:
-            # never dropped for a full queue: the caller counts on it
-            self._items.append((_ALWAYS, fn, arg))
-            if self._signalled:
-                return
-            self._signalled = True
-        try:
-            os.write(self._w, b"x")
-        except OSError:
             pass
 
     def take(self) -> List[Tuple[Callable, Any]]:

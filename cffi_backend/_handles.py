@@ -60,7 +60,7 @@ class chid:
     Compares and hashes by identity: callbacks receive this same object.
     """
 
-    __slots__ = ("_ptr", "_name", "_token", "conn_callback", "access_callback", "queue",
+    __slots__ = ("_ptr", "_name", "_token", "conn_callback", "access_callback",
                  "subscriptions", "pending", "inuse", "holders", "_ctx", "_dead",
                  "_clear_ptr", "__weakref__")
 
@@ -82,8 +82,6 @@ class chid:
         self._token = 0
         self.conn_callback = None
         self.access_callback = None
-        #: the EventQueue of create_channel(queue=...), or None
-        self.queue = None
         self.subscriptions: Set["evid"] = set()
         self.pending: Set[int] = set()
 

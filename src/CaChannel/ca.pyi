@@ -263,25 +263,19 @@ class ECA(enum.IntEnum):
     def severity(self) -> CA_K: ...
 
 class EventQueue:
-    """libca's callbacks for one consumer thread: the events of
-    ``create_subscription(queue=q)``, the replies of ``get(queue=q)`` and
-    ``put(queue=q)``, the connection and access-rights changes of
-    ``create_channel(queue=q)``, and calls posted with :meth:`post`, in order.
+    """Subscription events for one consumer thread: ``create_subscription(queue=q)``.
 
-    libca's thread only queues (the C extension copies the event's bytes,
+    libca's thread only queues the event (the C extension copies its bytes,
     without the GIL); the consumer watches :meth:`fileno` (readable while
-    something is queued, e.g. ``loop.add_reader``) and calls :meth:`take`.
+    events are queued, e.g. ``loop.add_reader``) and calls :meth:`take`.
     POSIX only (a pipe).
     """
     def __init__(self) -> None: ...
     def fileno(self) -> int: ...
     def take(self) -> List[Tuple[Callable[[Any], Any], Any]]:
-        """``[(callback, value), ...]`` of what was queued so far, oldest
-        first, of subscriptions and channels still alive; each value as the
-        callback would have got it (augmented, or the event, reply or
-        connection dict)."""
-    def post(self, fn: Callable[[Any], Any], arg: Any, /) -> None:
-        """Queue the call ``fn(arg)`` behind what is queued now (never dropped)."""
+        """``[(callback, value), ...]`` of the events queued so far, oldest
+        first, of subscriptions still alive; each value as the callback
+        would have got it (augmented or the event dict)."""
     @property
     def queued(self) -> int: ...
     @property
@@ -532,12 +526,7 @@ def create_channel(
     name: Union[str, bytes],
     callback: Optional[_Callback] = None,
     priority: int = 0,
-    queue: Optional[EventQueue] = None,
-) -> Tuple[ECA, Union[_Chid, Any]]:
-    """Create a channel (searched at the next flush); ``callback`` gets the
-    connection dict of every connection change. ``queue``: those changes,
-    and those of a later ``replace_access_rights_event``, are queued in that
-    :class:`EventQueue` instead of called back on libca's thread."""
+) -> Tuple[ECA, Union[_Chid, Any]]: ...
 def create_context(preemptive_callback: bool = True) -> ECA: ...
 def create_subscription(
     chid: _Chid,
