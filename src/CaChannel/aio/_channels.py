@@ -28,18 +28,19 @@ class Channel:
     ``core`` the :class:`CaChannel.core.Channel` itself.
     """
 
-    __slots__ = ("name", "core", "chid", "connected", "_lock", "_waiters", "_listeners",
-                 "requests")
+    # 100,000 of them in a process: no lock, list, set or dict of its own
+    # until it needs one (one module lock guards them all, held briefly)
+    __slots__ = ("name", "core", "chid", "connected", "_waiters", "_listeners", "requests")
 
     def __init__(self, name: str, shared: Optional[core.Channel] = None) -> None:
         self.name = name
         self.connected = False
-        #: (datatype, format) -> Request, valid while connected (the native type may change)
-        self.requests: Dict[Any, Any] = {}
-        self._lock = threading.Lock()
+        #: (datatype, format) -> Request, valid while connected (the native
+        #: type may change); None until the first request
+        self.requests: Optional[Dict[Any, Any]] = None
         # (dispatcher, fn): fn(True) runs in that loop once connected
-        self._waiters: List[Tuple[Dispatcher, Callable[[bool], None]]] = []
-        self._listeners: set = set()  # Subscriptions: _connection(up) in the libca thread
+        self._waiters: Optional[List[Tuple[Dispatcher, Callable[[bool], None]]]] = None
+        self._listeners: Optional[set] = None  # Subscriptions: _connection(up) in the libca thread
         # ``shared``: a use of the core channel acquired by the caller
         self.core = shared if shared is not None else core.acquire(name, flush=False)
         self.chid = self.core.chid
@@ -52,16 +53,16 @@ class Channel:
 
     # libca thread
     def _on_conn(self, channel: core.Channel, up: bool) -> None:
-        with self._lock:
+        with _lock:
             if up == self.connected and not up:
                 return
             self.connected = up
-            self.requests = {}
-            waiters: list = []
+            self.requests = None
+            waiters = None
             if up:
-                waiters, self._waiters = self._waiters, []
-            listeners = list(self._listeners)
-        for disp, fn in waiters:
+                waiters, self._waiters = self._waiters, None
+            listeners = list(self._listeners) if self._listeners else ()
+        for disp, fn in waiters or ():
             disp.post(fn, True)
         for sub in listeners:
             sub._connection(up)
@@ -75,45 +76,51 @@ class Channel:
         """
         if self.connected:
             return None
-        with self._lock:
+        with _lock:
             if self.connected:
                 return None
             entry = (disp, fn)
-            self._waiters.append(entry)
+            if self._waiters is None:
+                self._waiters = [entry]
+            else:
+                self._waiters.append(entry)
             return entry
 
     def forget(self, entry: Optional[tuple]) -> None:
         """Drop a waiter of :meth:`when_connected` (cancellation, timeout)."""
         if entry is None:
             return
-        with self._lock:
+        with _lock:
             try:
-                self._waiters.remove(entry)
-            except ValueError:
+                self._waiters.remove(entry)  # type: ignore[union-attr]
+            except (AttributeError, ValueError):  # none (any more)
                 pass
 
     def waiter_count(self) -> int:
         """Number of operations waiting for the connection (for tests)."""
-        return len(self._waiters)
+        return len(self._waiters or ())
 
     def add_listener(self, sub: Any) -> None:
-        with self._lock:
+        with _lock:
+            if self._listeners is None:
+                self._listeners = set()
             self._listeners.add(sub)
 
     def remove_listener(self, sub: Any) -> None:
-        with self._lock:
-            self._listeners.discard(sub)
+        with _lock:
+            if self._listeners is not None:
+                self._listeners.discard(sub)
 
     def subscriptions(self) -> list:
-        with self._lock:
-            return list(self._listeners)
+        with _lock:
+            return list(self._listeners or ())
 
     def _purge(self) -> None:
         for sub in self.subscriptions():
             sub.close()
-        with self._lock:
-            waiters, self._waiters = self._waiters, []
-        for disp, fn in waiters:
+        with _lock:
+            waiters, self._waiters = self._waiters, None
+        for disp, fn in waiters or ():
             disp.post(fn, False)
         self.core.remove_listener(self._on_conn)
         # as aioca closes its channels here: unless another face uses it, the
@@ -124,6 +131,9 @@ class Channel:
 
 _cache: Dict[str, Channel] = {}
 _cache_lock = threading.Lock()
+#: guards the waiters, listeners and connected flag of every Channel (never
+#: held while calling out)
+_lock = threading.Lock()
 
 
 def get_channel(name: str) -> Channel:
@@ -161,9 +171,10 @@ def get_channels(names: Sequence[Any]) -> None:
 
 def _forget_all() -> None:
     """The context was replaced (destroyed, fork): every channel here is dead."""
-    global _cache_lock
+    global _cache_lock, _lock
     _cache.clear()
     _cache_lock = threading.Lock()
+    _lock = threading.Lock()
 
 
 core.context.on_reset(_forget_all)

@@ -267,13 +267,16 @@ async def _gather(loop: asyncio.AbstractEventLoop, disp: Dispatcher, names: Sequ
 def _get_issuer(datatype, format, count, out):
     def issue(fut: asyncio.Future, chan: Channel, disp: Dispatcher) -> None:
         try:
-            req = chan.requests.get((datatype, format))
+            req = chan.requests.get((datatype, format)) if chan.requests else None
         except TypeError:  # unhashable datatype
             req = None
         if req is None:
             req = Request(chan.name, chan.chid, datatype, format)
+            reqs = chan.requests
+            if reqs is None:
+                reqs = chan.requests = {}
             try:
-                chan.requests[(datatype, format)] = req
+                reqs[(datatype, format)] = req
             except TypeError:
                 pass
         if out is not None:
