@@ -102,15 +102,13 @@ class _Batch:
         if not self.names:
             return self
         listeners = []
-        failed: Dict[Any, Exception] = {}
+        # (the names were checked in __init__: what fails here is libca refusing a channel)
+        failed: Dict[Any, CaChannelException] = {}
         chans = core.acquire_many(self.slots, flush=False, failures=failed)
         try:
             for name, chan in zip(self.slots, chans):
                 if chan is None:
-                    exc = failed[name]
-                    if not isinstance(exc, CaChannelException):
-                        exc = CaChannelException(ca.ECA_BADTYPE, "%s: %s" % (_label(name), exc))
-                    exc = CaChannelException(exc.status, "search for %s" % _label(name))
+                    exc = CaChannelException(failed[name].status, "search for %s" % _label(name))
                     for slot in self.slots[name]:
                         self._finish(slot, {"status": exc.status, "error": exc})
                     continue
