@@ -144,10 +144,7 @@ detach_if_destroyed(void)
 {
     if (PySet_GET_SIZE(dead_ctxs) == 0)
         return;
-    struct ca_client_context *cur;
-    Py_BEGIN_ALLOW_THREADS
-    cur = ca_current_context();
-    Py_END_ALLOW_THREADS
+    struct ca_client_context *cur = ca_current_context();  /* thread-private read */
     if (!cur)
         return;
     PyObject *key = PyLong_FromVoidPtr(cur);
@@ -155,11 +152,8 @@ detach_if_destroyed(void)
     Py_XDECREF(key);
     if (dead < 0)
         PyErr_Clear();
-    if (dead > 0) {
-        Py_BEGIN_ALLOW_THREADS
+    if (dead > 0)
         ca_detach_context();
-        Py_END_ALLOW_THREADS
-    }
 }
 
 PyObject *
