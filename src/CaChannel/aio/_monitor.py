@@ -46,6 +46,9 @@ _DEFAULT_EVENTS = {
 
 #: values handed to a coroutine callback between two yields to the loop
 _BATCH = 1024
+#: guards every Subscription's queue and signalled flag (held briefly, never
+#: while calling out): 100,000 subscriptions need no lock each
+_lock = threading.Lock()
 
 Callback = Callable[[Any], Union[None, Awaitable[Any]]]
 
@@ -95,18 +98,19 @@ class Subscription:
         #: values replaced by newer ones before their callback
         self.dropped_callbacks = 0
         self.state = self.OPENING
-        #: makes a value of libca's event dict (set when the subscription opens)
+        #: the user's ``dbr_to_value``; None: the request's own conversion
         self._convert: Optional[Callable[[dict], Any]] = None
-        self._own_convert: Optional[Callable[[dict], Any]] = None
         self._request: Optional[Request] = None
+        #: set by camonitor for one PV of a list: the callback gets (value, index)
+        self._index: Optional[int] = None
         self._loop = loop
         self._disp = dispatcher(loop)
         self._events = _DEFAULT_EVENTS[format] if events is None else int(events)
         self._datatype = datatype
         self._format = format
         self._count = count
+        # (100,000 subscriptions in a process: no lock of their own, see _lock)
         self._queue: collections.deque = collections.deque(maxlen=None if all_updates else 1)
-        self._lock = threading.Lock()
         self._signalled = False
         self._is_sync: Optional[bool] = None
         self._task: Optional[asyncio.Task] = None
@@ -172,7 +176,6 @@ class Subscription:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._convert = self._own_convert = req.convert
         self._request = req
         self._evid = evid
         if self.state == self.CLOSED:  # shut down from another thread meanwhile (exit)
@@ -197,19 +200,27 @@ class Subscription:
     @property
     def dbr_to_value(self) -> Optional[Callable[[dict], Any]]:
         """Makes a value of libca's event dict (see the class docstring)."""
-        return self._convert
+        if self._convert is not None:
+            return self._convert
+        return None if self._request is None else self._request.convert
 
     @dbr_to_value.setter
     def dbr_to_value(self, fn: Optional[Callable[[dict], Any]]) -> None:
-        self._convert = fn
+        own = self._request is not None and fn == self._request.convert
+        self._convert = None if own else fn
 
     def _value(self, item: Any) -> Any:
+        convert = self._convert
         if type(item) is dict:
-            return self._convert(item)
-        if self._convert is not self._own_convert and type(item) is not CANothing:
+            return (convert or self._request.convert)(item)  # type: ignore[union-attr]
+        if convert is not None and type(item) is not CANothing:
             # the backend made it, but the user replaced the conversion
-            return self._convert(self._request.event_of(self.channel.chid, item))
+            return convert(self._request.event_of(self.channel.chid, item))  # type: ignore[union-attr]
         return item
+
+    def _call(self, value: Any) -> Any:
+        index = self._index
+        return self.callback(value) if index is None else self.callback(value, index)
 
     def _deliver(self) -> None:
         if self.state == self.CLOSED:
@@ -218,7 +229,7 @@ class Subscription:
             if self._task is None:
                 self._task = self._loop.create_task(self._consume(None))
             return
-        with self._lock:
+        with _lock:
             self._signalled = False
             items = list(self._queue)
             self._queue.clear()
@@ -227,7 +238,7 @@ class Subscription:
                 value = self._value(item)
                 if type(value) is CANothing and not self._wanted(value):
                     continue
-                ret = self.callback(value)
+                ret = self._call(value)
             except Exception:
                 self.close(sys.exc_info())
                 return
@@ -236,7 +247,7 @@ class Subscription:
                     self._is_sync = not inspect.isawaitable(ret)
                 if not self._is_sync:
                     # a coroutine callback: hand this and the rest to the consumer task
-                    with self._lock:
+                    with _lock:
                         for rest in reversed(items[i + 1:]):
                             self._queue.appendleft(rest)
                     self._task = self._loop.create_task(self._consume(ret))
@@ -260,7 +271,7 @@ class Subscription:
                     # let the loop run between batches: a flood must not starve it
                     await asyncio.sleep(0)
                 first_batch = False
-                with self._lock:
+                with _lock:
                     self._signalled = False
                     queue = self._queue
                     if len(queue) <= _BATCH:
@@ -272,15 +283,19 @@ class Subscription:
                 if not items:
                     break
                 # looked up once a batch: this loop runs once per update
-                convert = self._convert
-                own = convert is self._own_convert
-                callback = self.callback
+                own = self._convert is None
+                convert = self._request.convert if own and self._request is not None else None
+                callback, index = self.callback, self._index
                 for item in items:
-                    value = convert(item) if type(item) is dict else (
-                        item if own else self._value(item))
+                    if own and type(item) is not dict:
+                        value = item
+                    elif convert is not None:
+                        value = convert(item)
+                    else:
+                        value = self._value(item)
                     if type(value) is CANothing and not self._wanted(value):
                         continue
-                    ret = callback(value)
+                    ret = callback(value) if index is None else callback(value, index)
                     if ret is not None and (type(ret) is types.CoroutineType
                                             or inspect.isawaitable(ret)):
                         await ret
@@ -296,6 +311,18 @@ class Subscription:
     # ------------------------------------------------- loop side, queued
     def _arrive(self, item: Any) -> None:
         """An event taken from the loop's EventQueue (the dispatcher's batch)."""
+        if (self._is_sync and self.all_updates and not self._signalled
+                and self.state == self.OPEN and self._convert is None and type(item) is not dict):
+            # Nothing of this subscription waits (it would be signalled) and
+            # its callback is known to be a plain function: call it now, in
+            # the loop, instead of queueing for a delivery pass at the end of
+            # the batch. Every value goes to the callback either way.
+            try:
+                if type(item) is not CANothing or self._wanted(item):
+                    self._call(item)  # what it returns is ignored, as in _deliver
+            except Exception:
+                self.close(sys.exc_info())
+            return
         if self._add(item):
             self._disp.post_here(self._deliver)
 
@@ -312,7 +339,7 @@ class Subscription:
         """Queue ``item`` (any thread); True if a delivery must be posted."""
         if self.state == self.CLOSED:
             return False
-        with self._lock:
+        with _lock:
             queue = self._queue
             if queue.maxlen and queue:
                 self.dropped_callbacks += 1
@@ -365,7 +392,7 @@ class Subscription:
         """Interpreter exit: no more callbacks; libca's subscription is left
         to the context's end (see ``_channels._close_subscriptions_at_exit``)."""
         self.state = self.CLOSED
-        with self._lock:
+        with _lock:
             self._queue.clear()
 
     def _shutdown(self) -> None:
@@ -380,7 +407,7 @@ class Subscription:
                 ca.clear_subscription(evid)
             except Exception:
                 pass
-        with self._lock:
+        with _lock:
             self._queue.clear()
 
 
@@ -442,8 +469,8 @@ def camonitor(pv: Union[str, List[str], tuple], callback: Callable[..., Any],
         get_channels(pv)
         subs = []
         for index, name in enumerate(pv):
-            def cb(value, index=index):
-                return callback(value, index)
-            subs.append(Subscription(name, cb, **kw))
+            sub = Subscription(name, callback, **kw)
+            sub._index = index  # before any delivery: values reach the loop later
+            subs.append(sub)
         return subs
     return Subscription(pv, callback, **kw)
