@@ -80,6 +80,9 @@ _CTRL_KEYS = ("status", "severity", "precision", "units", "enum_strs",
 _TIME_KEYS = ("status", "severity", "timestamp", "posixseconds", "nanoseconds")
 
 
+_FLOAT_TYPES = (ca.DBF_FLOAT, ca.DBF_DOUBLE)
+_FIXED, _GENERAL = "%%.%df", "%%.%dg"  # char_value of a float: by the PV's precision
+
 _tls = threading.local()
 # one condition for every PV's "connected" / "first value" waits: cheaper than
 # two Events per PV when thousands are created, and callbacks only notify
@@ -129,6 +132,12 @@ def _flatten(value: Any) -> Dict[str, Any]:
     """A low-level converted value (plain or structured dict) -> pyepics keys."""
     if not isinstance(value, dict):
         return {"value": value}
+    if len(value) == 4 and "stamp" in value and "severity" in value and "status" in value:
+        # a TIME value: every monitor update of a PV
+        stamp = value["stamp"]
+        return {"value": value["value"], "status": int(value["status"]),
+                "severity": int(value["severity"]), "posixseconds": int(stamp["seconds"]),
+                "nanoseconds": int(stamp["nanoseconds"]), "timestamp": float(stamp["timestamp"])}
     out: Dict[str, Any] = {}
     for key, item in value.items():
         if key == "stamp":
@@ -529,6 +538,14 @@ class PV:
         if value is None:
             return "None"
         ftype = self._field_type
+        if type(value) is float and ftype in _FLOAT_TYPES:  # the common update: a scalar
+            prec = self._args["precision"]
+            if prec is not None or not fetch:
+                try:
+                    fmt = _FIXED if abs(value) < 1e5 or value == 0 else _GENERAL
+                    return (fmt % int(prec)) % value
+                except (TypeError, ValueError, ArithmeticError):
+                    return str(value)
         if ftype == ca.DBF_STRING:
             if isinstance(value, (list, tuple)):
                 return value[0] if len(value) == 1 else str(value)
@@ -631,11 +648,14 @@ class PV:
         if entry is None:
             return
         fn, kw = entry
-        kwds = dict(self._args)
-        kwds.update(kw)
-        kwds["cb_info"] = (index, self)
         try:
-            fn(**kwds)
+            if kw:
+                kwds = dict(self._args)
+                kwds.update(kw)
+                kwds["cb_info"] = (index, self)
+                fn(**kwds)
+            else:  # the keywords are copied once, by the call itself
+                fn(cb_info=(index, self), **self._args)
         except Exception:
             _report_callback_error("PV %r value" % (self.pvname,))
 
