@@ -394,6 +394,86 @@ class CaPV:
         return missing_result(state, t0, a['window'])
 
 
+# ------------------------------------------------------------------------------ CaChannel 3.x objects
+class Ca3:
+    """``CaChannel.CaChannel`` objects as 3.x scripts use them: ``search()`` every
+    name and one ``pend_io()``; ``array_get()`` + ``pend_io()`` + ``getValue()``;
+    ``add_masked_array_event`` with a callback (``user_args`` carry the index)."""
+
+    def __init__(self, backend):
+        import CaChannel
+        if CaChannel.ca.backend != backend:
+            raise Skip('backend is %r, not %r' % (CaChannel.ca.backend, backend))
+        import CaChannel.core
+        CaChannel.core.context.attach()
+        self.CaChannel = CaChannel.CaChannel
+        self.ca = CaChannel.ca
+
+    def _connect(self, names):
+        chans = []
+        for name in names:
+            chan = self.CaChannel(name)
+            chan.search()
+            chans.append(chan)
+        chans[0].pend_io(120)  # waits for every search() since the last pend_io
+        return chans
+
+    def monitor(self, names, a):
+        ca = self.ca
+        n = len(names)
+        rss0, t0 = rss_mb(), time.perf_counter()
+        self._chans = chans = self._connect(names)
+        out = {'connect_s': time.perf_counter() - t0, 'rss0_MB': rss0, 'rss_conn_MB': rss_mb()}
+        counter = Counter(n)
+        on = counter.on
+
+        def cb(epics_args, user_args):
+            on(user_args[0], epics_args['pv_value'])
+        t0 = time.perf_counter()
+        mask = ca.DBE_VALUE | ca.DBE_ALARM
+        for i, chan in enumerate(chans):
+            chan.add_masked_array_event(ca.DBR_DOUBLE, 1, mask, cb, i)
+        chans[0].flush_io()
+        wait_until(counter.all_seen, 120, 'initial updates')
+        out.update(first_s=time.perf_counter() - t0, rss_sub_MB=rss_mb())
+        out.update(window_result(counter, a['window']))
+        return out
+
+    def get(self, names, a):
+        ca = self.ca
+        t0 = time.perf_counter()
+        chans = self._connect(names)
+        for chan in chans:
+            chan.array_get(ca.DBR_DOUBLE, 1)
+        chans[0].pend_io(120)
+        values = [chan.getValue() for chan in chans]
+        t = time.perf_counter() - t0
+        check_numbers(values, len(names))
+        return {'get_s': t}
+
+    def missing(self, names, a):
+        ca = self.ca
+        state = {'n': 0, 'last': 0.0}
+        lock = threading.Lock()
+
+        def conn(epics_args, user_args):
+            if epics_args[1] == ca.CA_OP_CONN_UP:
+                with lock:
+                    state['n'] += 1
+                    state['last'] = time.perf_counter()
+        t0 = time.perf_counter()
+        self._chans = chans = []
+        for name in names:
+            chan = self.CaChannel(name)
+            chan.search_and_connect(None, conn)
+            chans.append(chan)
+        chans[0].flush_io()
+        end = time.monotonic() + a['timeout']
+        while state['n'] < a['expect'] and time.monotonic() < end:
+            time.sleep(0.01)
+        return missing_result(state, t0, a['window'])
+
+
 # ------------------------------------------------------------------------------ pyepics
 class Pyepics:
     def __init__(self, which):
@@ -580,6 +660,8 @@ CONTENDERS = {
     'cext_aio': lambda: AsyncFace('cext_aio'),
     'caffi_aio': lambda: AsyncFace('caffi_aio'),
     'cext_pv': lambda: CaPV('cext'),
+    'cext_ca3': lambda: Ca3('cext'),
+    'caffi_ca3': lambda: Ca3('caffi'),
     'pyepics': lambda: Pyepics('pyepics'),
     'aioca': lambda: AsyncFace('aioca'),
     'caproto': lambda: Caproto('caproto'),
