@@ -140,6 +140,33 @@ def test_callback_exception_closes_subscription(capsys):
     assert "boom" in err and "aio:mon" in err
 
 
+def test_known_sync_callback_gets_every_update_in_order_then_a_raise_closes(capsys):
+    """After its first value an all_updates subscription with a plain callback
+    is called straight from the event batch: every value, in order, with the
+    list index; an exception there still closes it (aioca's rule)."""
+    async def main():
+        seen = []
+
+        def cb(value, index):
+            seen.append((index, float(value)))
+            if float(value) == 107:
+                raise RuntimeError("boom at 107")
+        (sub,) = aio.camonitor(["aio:mon"], cb, all_updates=True)
+        await until(lambda: seen, 5, "the first value")
+        for v in range(100, 110):
+            await aio.caput("aio:mon", v, wait=True)
+        await until(lambda: sub.state == sub.CLOSED, 5, "the close after the exception")
+        await aio.caput("aio:mon", 200, wait=True)
+        await aio.caget("aio:mon")  # a round trip: an event of 200 would be here by now
+        values = [v for i, v in seen[1:]]
+        assert values == [float(v) for v in range(100, 108)]
+        assert {i for i, v in seen} == {0}
+        assert sub.dropped_callbacks == 0
+    arun(main())
+    err = capsys.readouterr().err
+    assert "boom at 107" in err and "aio:mon" in err
+
+
 def test_bad_arguments():
     async def main():
         with pytest.raises(TypeError):
