@@ -648,14 +648,11 @@ class PV:
         if entry is None:
             return
         fn, kw = entry
+        kwds = dict(self._args)
+        kwds.update(kw)
+        kwds["cb_info"] = (index, self)
         try:
-            if kw:
-                kwds = dict(self._args)
-                kwds.update(kw)
-                kwds["cb_info"] = (index, self)
-                fn(**kwds)
-            else:  # the keywords are copied once, by the call itself
-                fn(cb_info=(index, self), **self._args)
+            fn(**kwds)
         except Exception:
             _report_callback_error("PV %r value" % (self.pvname,))
 
