@@ -450,7 +450,8 @@ start_subscription(ChannelObject *c, long t, long n, long mask, caEventCallBackF
     e->augment = augment ? Py_NewRef(augment) : NULL;
     e->queue = queue ? (EvQueueObject *)Py_NewRef(queue) : NULL;
     e->queued = 0;
-    if (PyList_Append(c->evids, (PyObject *)e) < 0) {
+    if ((!c->evids && !(c->evids = PyList_New(0)))
+        || PyList_Append(c->evids, (PyObject *)e) < 0) {
         Py_DECREF(e);
         return NULL;
     }
@@ -494,7 +495,7 @@ ca_clear_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, P
     evid ev = e->ev;
     CHAN_CALL(c, s = ca_clear_subscription(ev));
     /* drop the keep-alive reference held by the channel's list */
-    Py_ssize_t i = PySequence_Index(c->evids, arg);
+    Py_ssize_t i = c->evids ? PySequence_Index(c->evids, arg) : -1;
     if (i >= 0)
         PySequence_DelItem(c->evids, i);
     PyErr_Clear();

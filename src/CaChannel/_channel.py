@@ -178,7 +178,6 @@ class CaChannel:
         self._dbrvalue: Optional[ca.DBRValue] = None
         self._dbrvalue_numpy = False
         self._char_as_string = False
-        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return "CaChannel(%r)" % (self.pvname,)
