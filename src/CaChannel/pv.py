@@ -263,7 +263,7 @@ class PV:
     # ------------------------------------------------------------ connection
     def _connect_channel(self) -> None:
         channel = core.acquire(self.pvname)
-        relay = core.WeakRelay(self, "_on_connection", "_on_access")
+        relay = core.WeakRelay(self, "_on_connection", "_on_access", "_on_event")
         with self._lock:
             self._channel, self._relay = channel, relay
             self.chid = channel.chid
@@ -364,13 +364,10 @@ class PV:
                 if mask == self._mask:
                     return
                 self._clear_monitor()
-            ref = weakref.ref(self)
-
-            def on_event(args: Dict[str, Any]) -> None:
-                pv = ref()
-                if pv is not None:
-                    pv._on_event(args)
-
+            relay = self._relay
+            if relay is None:  # released meanwhile
+                return
+            on_event = relay.event  # calls self._on_event while this PV lives
             in_callback = _in_ca_thread()
             if not in_callback:
                 _attach()

@@ -473,12 +473,14 @@ class WeakRelay:
     or its ``__del__`` -- which releases its use -- would never run.
     """
 
-    __slots__ = ("ref", "connection_method", "access_method")
+    __slots__ = ("ref", "connection_method", "access_method", "event_method")
 
-    def __init__(self, obj: Any, connection_method: str, access_method: str) -> None:
+    def __init__(self, obj: Any, connection_method: str, access_method: str,
+                 event_method: Optional[str] = None) -> None:
         self.ref = weakref.ref(obj)
         self.connection_method = connection_method
         self.access_method = access_method
+        self.event_method = event_method
 
     def connection(self, channel: "Channel", up: bool) -> None:
         obj = self.ref()
@@ -489,6 +491,15 @@ class WeakRelay:
         obj = self.ref()
         if obj is not None:
             getattr(obj, self.access_method)(channel, read, write)
+
+    def event(self, args: Any) -> None:
+        """``obj.<event_method>(args)`` while ``obj`` lives: a subscription
+        callback (``ca.create_subscription``) that does not keep the object
+        alive, one bound method instead of a closure and a weak reference
+        per subscription."""
+        obj = self.ref()
+        if obj is not None:
+            getattr(obj, self.event_method)(args)  # type: ignore[arg-type]
 
     def listen(self, channel: "Channel", replay_connection: bool = True) -> None:
         """Add both listeners to ``channel`` (access first, replayed at once if
