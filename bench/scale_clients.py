@@ -134,12 +134,44 @@ async def window_result_async(counter, window):
     return _window_figures(start, counter.snapshot(), el, cpu)
 
 
-def missing_result(state, t0, window):
+def subscribed_result(out, counter, t0, window):
+    """``out`` plus the first-update time since ``t0`` (subscriptions made),
+    the RSS then, and the callbacks' figures over ``window`` s."""
+    wait_until(counter.all_seen, 120, 'initial updates')
+    out.update(first_s=time.perf_counter() - t0, rss_sub_MB=rss_mb())
+    out.update(window_result(counter, window))
+    return out
+
+
+class Ups:
+    """Counts connections for the ``missing`` phase: ``up()`` from any
+    connection callback; ``n`` so far and ``last`` (perf_counter) of the latest."""
+
+    def __init__(self):
+        self.n = 0
+        self.last = 0.0
+        self._lock = threading.Lock()
+
+    def up(self):
+        with self._lock:
+            self.n += 1
+            self.last = time.perf_counter()
+
+    def wait(self, expect, timeout, poll=None):
+        """Until ``expect`` are up or ``timeout`` s passed (``poll()`` each turn, if given)."""
+        end = time.monotonic() + timeout
+        while self.n < expect and time.monotonic() < end:
+            if poll is not None:
+                poll()
+            time.sleep(0.01)
+
+
+def missing_result(ups, t0, window):
     """After the timeout: how many are connected, then the search window; the
     connection callbacks go on counting meanwhile (``connected``, ``rest_s``)."""
-    out = {'at_timeout': state['n']}
+    out = {'at_timeout': ups.n}
     out.update(wall_window(window))
-    out.update(connected=state['n'], rest_s=state['last'] - t0 if state['n'] else -1)
+    out.update(connected=ups.n, rest_s=ups.last - t0 if ups.n else -1)
     return out
 
 
@@ -191,10 +223,7 @@ class CaLow:
                 raise RuntimeError('create_subscription: %s' % ca.message(status))
             self._evids.append(evid)
         ca.flush_io()
-        wait_until(counter.all_seen, 120, 'initial updates')
-        out.update(first_s=time.perf_counter() - t0, rss_sub_MB=rss_mb())
-        out.update(window_result(counter, a['window']))
-        return out
+        return subscribed_result(out, counter, t0, a['window'])
 
     def get(self, names, a):
         ca = self.ca
@@ -215,21 +244,16 @@ class CaLow:
 
     def missing(self, names, a):
         ca = self.ca
-        state = {'n': 0, 'last': 0.0}
-        lock = threading.Lock()
+        ups = Ups()
 
         def conn(args):
             if args['op'] == ca.CA_OP_CONN_UP:
-                with lock:
-                    state['n'] += 1
-                    state['last'] = time.perf_counter()
+                ups.up()
         t0 = time.perf_counter()
         self._chids = self._create(names, conn)
         ca.flush_io()
-        end = time.monotonic() + a['timeout']
-        while state['n'] < a['expect'] and time.monotonic() < end:
-            time.sleep(0.01)
-        return missing_result(state, t0, a['window'])
+        ups.wait(a['expect'], a['timeout'])
+        return missing_result(ups, t0, a['window'])
 
 
 # ------------------------------------------------------------------------------ CaChannel.util
@@ -364,10 +388,7 @@ class CaPV:
                 raise RuntimeError('%s did not connect' % pv.pvname)
         out = {'connect_s': time.perf_counter() - t0, 'rss0_MB': rss0, 'rss_conn_MB': rss_mb(),
                'note': 'PV subscribes on connect: connect_s/rss_conn include the monitors'}
-        wait_until(counter.all_seen, 120, 'initial updates')
-        out.update(first_s=time.perf_counter() - t0, rss_sub_MB=rss_mb())
-        out.update(window_result(counter, a['window']))
-        return out
+        return subscribed_result(out, counter, t0, a['window'])
 
     def get(self, names, a):
         t0 = time.perf_counter()
@@ -378,20 +399,15 @@ class CaPV:
         return {'get_s': t}
 
     def missing(self, names, a):
-        state = {'n': 0, 'last': 0.0}
-        lock = threading.Lock()
+        ups = Ups()
 
         def conn(pvname=None, conn=None, **kw):
             if conn:
-                with lock:
-                    state['n'] += 1
-                    state['last'] = time.perf_counter()
+                ups.up()
         t0 = time.perf_counter()
         self._pvs = [self.PV(name, connection_callback=conn) for name in names]
-        end = time.monotonic() + a['timeout']
-        while state['n'] < a['expect'] and time.monotonic() < end:
-            time.sleep(0.01)
-        return missing_result(state, t0, a['window'])
+        ups.wait(a['expect'], a['timeout'])
+        return missing_result(ups, t0, a['window'])
 
 
 # ------------------------------------------------------------------------------ CaChannel 3.x objects
@@ -434,10 +450,7 @@ class Ca3:
         for i, chan in enumerate(chans):
             chan.add_masked_array_event(ca.DBR_DOUBLE, 1, mask, cb, i)
         chans[0].flush_io()
-        wait_until(counter.all_seen, 120, 'initial updates')
-        out.update(first_s=time.perf_counter() - t0, rss_sub_MB=rss_mb())
-        out.update(window_result(counter, a['window']))
-        return out
+        return subscribed_result(out, counter, t0, a['window'])
 
     def get(self, names, a):
         ca = self.ca
@@ -453,14 +466,11 @@ class Ca3:
 
     def missing(self, names, a):
         ca = self.ca
-        state = {'n': 0, 'last': 0.0}
-        lock = threading.Lock()
+        ups = Ups()
 
         def conn(epics_args, user_args):
             if epics_args[1] == ca.CA_OP_CONN_UP:
-                with lock:
-                    state['n'] += 1
-                    state['last'] = time.perf_counter()
+                ups.up()
         t0 = time.perf_counter()
         self._chans = chans = []
         for name in names:
@@ -468,10 +478,8 @@ class Ca3:
             chan.search_and_connect(None, conn)
             chans.append(chan)
         chans[0].flush_io()
-        end = time.monotonic() + a['timeout']
-        while state['n'] < a['expect'] and time.monotonic() < end:
-            time.sleep(0.01)
-        return missing_result(state, t0, a['window'])
+        ups.wait(a['expect'], a['timeout'])
+        return missing_result(ups, t0, a['window'])
 
 
 # ------------------------------------------------------------------------------ pyepics
@@ -501,10 +509,7 @@ class Pyepics:
         mask = ca.dbr.DBE_VALUE | ca.dbr.DBE_ALARM
         self._subs = [ca.create_subscription(chid, mask=mask, callback=cb) for chid in chids]
         ca.flush_io()
-        wait_until(counter.all_seen, 120, 'initial updates')
-        out.update(first_s=time.perf_counter() - t0, rss_sub_MB=rss_mb())
-        out.update(window_result(counter, a['window']))
-        return out
+        return subscribed_result(out, counter, t0, a['window'])
 
     def get(self, names, a):
         t0 = time.perf_counter()
@@ -515,22 +520,16 @@ class Pyepics:
 
     def missing(self, names, a):
         ca = self.ca
-        state = {'n': 0, 'last': 0.0}
-        lock = threading.Lock()
+        ups = Ups()
 
         def conn(pvname=None, chid=None, conn=None, **kw):
             if conn:
-                with lock:
-                    state['n'] += 1
-                    state['last'] = time.perf_counter()
+                ups.up()
         t0 = time.perf_counter()
         self._chids = [ca.create_channel(name, connect=False, callback=conn) for name in names]
         ca.flush_io()
-        end = time.monotonic() + a['timeout']
-        while state['n'] < a['expect'] and time.monotonic() < end:
-            ca.poll()
-            time.sleep(0.01)
-        return missing_result(state, t0, a['window'])
+        ups.wait(a['expect'], a['timeout'], poll=ca.poll)
+        return missing_result(ups, t0, a['window'])
 
 
 # ------------------------------------------------------------------------------ caproto
@@ -563,10 +562,7 @@ class Caproto:
             sub = pv.subscribe()
             sub.add_callback(cb)
             self._subs.append(sub)
-        wait_until(counter.all_seen, 120, 'initial updates')
-        out.update(first_s=time.perf_counter() - t0, rss_sub_MB=rss_mb())
-        out.update(window_result(counter, a['window']))
-        return out
+        return subscribed_result(out, counter, t0, a['window'])
 
     def get(self, names, a):
         t0 = time.perf_counter()
@@ -594,21 +590,16 @@ class Caproto:
         return {'get_s': t}
 
     def missing(self, names, a):
-        state = {'n': 0, 'last': 0.0}
-        lock = threading.Lock()
+        ups = Ups()
 
         def conn(pv, new_state):
             if new_state == 'connected':
-                with lock:
-                    state['n'] += 1
-                    state['last'] = time.perf_counter()
+                ups.up()
         self._conn = conn
         t0 = time.perf_counter()
         self._pvs = self.ctx.get_pvs(*names, connection_state_callback=conn, timeout=a['timeout'])
-        end = time.monotonic() + a['timeout']
-        while state['n'] < a['expect'] and time.monotonic() < end:
-            time.sleep(0.01)
-        return missing_result(state, t0, a['window'])
+        ups.wait(a['expect'], a['timeout'])
+        return missing_result(ups, t0, a['window'])
 
 
 # ------------------------------------------------------------------------------ repics
@@ -630,10 +621,7 @@ class Repics:
             on(index, value)
         t0 = time.perf_counter()
         self._subs = ca.camonitor(names, cb, form='plain', all_updates=True)
-        wait_until(counter.all_seen, 120, 'initial updates')
-        out.update(first_s=time.perf_counter() - t0, rss_sub_MB=rss_mb())
-        out.update(window_result(counter, a['window']))
-        return out
+        return subscribed_result(out, counter, t0, a['window'])
 
     def get(self, names, a):
         t0 = time.perf_counter()
