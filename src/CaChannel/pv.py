@@ -128,22 +128,35 @@ def _in_ca_thread() -> bool:
     return isinstance(threading.current_thread(), getattr(threading, "_DummyThread", ()))
 
 
+def _stamp_keys(stamp: Dict[str, Any]) -> Dict[str, Any]:
+    """pyepics' time keys of a low-level ``stamp`` dict."""
+    return {"posixseconds": int(stamp["seconds"]), "nanoseconds": int(stamp["nanoseconds"]),
+            "timestamp": float(stamp["timestamp"])}
+
+
+def _float_text(value: Any, precision: Any) -> str:
+    """pyepics' char_value of a float by the PV's precision (``str`` without one)."""
+    try:
+        fmt = _FIXED if abs(value) < 1e5 or value == 0 else _GENERAL
+        return (fmt % int(precision)) % value
+    except (TypeError, ValueError, ArithmeticError):
+        return str(value)
+
+
 def _flatten(value: Any) -> Dict[str, Any]:
     """A low-level converted value (plain or structured dict) -> pyepics keys."""
     if not isinstance(value, dict):
         return {"value": value}
     if len(value) == 4 and "stamp" in value and "severity" in value and "status" in value:
-        # a TIME value: every monitor update of a PV
-        stamp = value["stamp"]
-        return {"value": value["value"], "status": int(value["status"]),
-                "severity": int(value["severity"]), "posixseconds": int(stamp["seconds"]),
-                "nanoseconds": int(stamp["nanoseconds"]), "timestamp": float(stamp["timestamp"])}
-    out: Dict[str, Any] = {}
+        # a TIME value (every monitor update of a PV): no loop over the keys
+        out = _stamp_keys(value["stamp"])
+        out.update(value=value["value"], status=int(value["status"]),
+                   severity=int(value["severity"]))
+        return out
+    out = {}
     for key, item in value.items():
         if key == "stamp":
-            out["posixseconds"] = int(item["seconds"])
-            out["nanoseconds"] = int(item["nanoseconds"])
-            out["timestamp"] = float(item["timestamp"])
+            out.update(_stamp_keys(item))
         elif key == "strs":
             out["enum_strs"] = tuple(item)
         elif key == "no_str":
@@ -535,14 +548,9 @@ class PV:
         if value is None:
             return "None"
         ftype = self._field_type
-        if type(value) is float and ftype in _FLOAT_TYPES:  # the common update: a scalar
-            prec = self._args["precision"]
-            if prec is not None or not fetch:
-                try:
-                    fmt = _FIXED if abs(value) < 1e5 or value == 0 else _GENERAL
-                    return (fmt % int(prec)) % value
-                except (TypeError, ValueError, ArithmeticError):
-                    return str(value)
+        if type(value) is float and ftype in _FLOAT_TYPES and (
+                not fetch or self._args["precision"] is not None):
+            return _float_text(value, self._args["precision"])  # the common update: a scalar
         if ftype == ca.DBF_STRING:
             if isinstance(value, (list, tuple)):
                 return value[0] if len(value) == 1 else str(value)
@@ -554,15 +562,10 @@ class PV:
         is_array = (_np is not None and isinstance(value, _np.ndarray)) or isinstance(value, (list, tuple))
         if is_array and nelm > 1:
             return "<array size=%d, type=%s>" % (len(value), self._args.get("type"))
-        if ftype in (ca.DBF_FLOAT, ca.DBF_DOUBLE):
+        if ftype in _FLOAT_TYPES:
             if fetch and self._args["precision"] is None:
                 self.get_ctrlvars(warn=False)
-            prec = self._args.get("precision")
-            try:
-                fmt = "%%.%df" if abs(value) < 1e5 or value == 0 else "%%.%dg"
-                return (fmt % int(prec)) % value
-            except (TypeError, ValueError, ArithmeticError):
-                return str(value)
+            return _float_text(value, self._args.get("precision"))
         if ftype == ca.DBF_ENUM:
             if fetch and not self._args["enum_strs"]:
                 self.get_ctrlvars(warn=False)
