@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """ophyd-async benchmark: its CA signals on aioca, on CaChannel.aio.use(), and on ophyd-epicsrs.
 
-    python bench/ophyd_async_bench.py [--contenders aioca,cachannel,cachannel_caffi,epicsrs]
+    python bench/ophyd_async_bench.py [--contenders aioca,cachannel,cachannel_caffi,epicsrs,soft,libca]
                                       [--epicsrs-python PATH] [--window 10] [--runs 1]
                                       [--json out.json]
 
@@ -26,7 +26,12 @@ transport on the PyPI aioca),
 backend), ``cachannel_caffi`` (cffi backend), ``epicsrs`` (ophyd-epicsrs'
 ``epicsrs_signal_r/rw`` factories, Rust CA client; run with the interpreter
 of its own venv, ``--epicsrs-python`` or ``$OPHYD_EPICSRS_PYTHON``; skipped if
-not given). Ratios are contender / aioca (lower is better for every figure).
+not given), ``libca`` (the same channels, gets, puts with callback and
+subscriptions from C, ``bench/rawca.c oab``: what libca and the IOC take, with
+no Python). With ``soft`` and ``libca`` both run, the row ``floor`` is their
+sum for the timed figures: what a CA transport under ophyd-async cannot go
+below, since it pays ophyd-async's cost and libca's. Ratios are contender /
+aioca (lower is better for every figure).
 """
 import argparse
 import json
@@ -48,6 +53,7 @@ CONTENDERS = [
     ("cachannel_caffi", "ophyd-async on CaChannel.aio.use(), cffi backend"),
     ("epicsrs", "ophyd-epicsrs (Rust CA), own venv"),
     ("soft", "ophyd-async soft signals (no transport: ophyd-async's own cost, the floor)"),
+    ("libca", "the same CA traffic from C (bench/rawca.c oab): libca's own cost, no Python"),
 ]
 FIGURES = [
     ("connect_s", "connect() of 1,000 r + 100 rw signals, cold", "s"),
@@ -198,6 +204,31 @@ def run_client(python: str, contender: str, env: dict, window: float, timeout: f
     return json.loads(lines[-1][len("RESULT "):])
 
 
+def run_libca(tmp: str, env: dict, window: float) -> dict:
+    """The workload from C: rawca's ``oab`` mode (compiled once into ``tmp``)."""
+    exe = os.path.join(tmp, "rawca")
+    if not os.path.exists(exe):
+        sys.path.insert(0, HERE)
+        from run import compile_rawca  # bench/run.py: the one place that builds rawca
+        compile_rawca(tmp)
+    print("running libca ...", flush=True)
+    proc = subprocess.run([exe, "oab", str(N_READ), str(N_WRITE), "5", str(window)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        return {"error": (proc.stdout[-800:] + proc.stderr[-800:]).strip()}
+    return json.loads(proc.stdout.splitlines()[-1])["extra"]
+
+
+def _merge(contender: str, runs: list, good: list) -> dict:
+    """The median of each figure over the good runs, or the first failure."""
+    if not good:
+        print("  %s failed: %s" % (contender, runs[0]["error"][-600:]), flush=True)
+        return runs[0]  # with the figures it gave before failing
+    merged = {k: statistics.median(r[k] for r in good) for k in good[0]}
+    merged["runs"] = len(good)
+    return merged
+
+
 def fmt(value, unit: str) -> str:
     if value is None:
         return "n/a"
@@ -241,6 +272,11 @@ def main() -> None:
         print("load average before: %.2f %.2f %.2f" % os.getloadavg(), flush=True)
         for contender in wanted:
             python = sys.executable
+            if contender == "libca":
+                runs = [run_libca(tmp, env, a.window) for _ in range(a.runs)]
+                good = [r for r in runs if "error" not in r]
+                results[contender] = _merge(contender, runs, good)
+                continue
             if contender == "epicsrs":
                 if not a.epicsrs_python or not os.path.exists(a.epicsrs_python):
                     results[contender] = {"error": "skipped: no --epicsrs-python"}
@@ -251,12 +287,7 @@ def main() -> None:
                 print("running %s ..." % contender, flush=True)
                 runs.append(run_client(python, contender, env, a.window, a.client_timeout))
             good = [r for r in runs if "error" not in r]
-            if not good:
-                results[contender] = runs[0]  # with the figures it gave before failing
-                print("  %s failed: %s" % (contender, runs[0]["error"][-600:]), flush=True)
-                continue
-            results[contender] = {k: statistics.median(r[k] for r in good) for k in good[0]}
-            results[contender]["runs"] = len(good)
+            results[contender] = _merge(contender, runs, good)
         print("load average after: %.2f %.2f %.2f" % os.getloadavg(), flush=True)
     finally:
         ioc.stop()
@@ -272,6 +303,12 @@ def main() -> None:
 def report(results: dict, wanted: list) -> None:
     names = dict(CONTENDERS)
     cols = [c for c in wanted if c in results]
+    soft, libca = results.get("soft", {}), results.get("libca", {})
+    if "error" not in soft and "error" not in libca and soft and libca:
+        # no transport can beat ophyd-async's own cost plus libca's
+        results["floor"] = {k: soft[k] + libca[k] for k, _, unit in FIGURES
+                            if unit == "s" and k in soft and k in libca}
+        cols.append("floor")
     print()
     print("| figure | " + " | ".join(cols) + " | "
           + " | ".join("%s / aioca" % c for c in cols if c != "aioca") + " |")

@@ -69,6 +69,14 @@
  *                                  (VERSION, CLIENT_NAME, HOST_NAME, CREATE_CHAN), then READ_NOTIFY
  *                                  DBR_DOUBLE / read the reply in a loop: gets/s with no thread
  *                                  hand-off on the client side (compare scalar_get)
+ *   oab NR NW REPEATS WINDOW       bench/ophyd_async_bench.py's libca floor, its workload with no Python:
+ *                                  create oab:t:0..NR-1 and oab:w:0..NW-1, ca_pend_io (connect_s);
+ *                                  REPEATS times a DBR_TIME_DOUBLE get of every oab:t + one ca_pend_io
+ *                                  (read_s: median), REPEATS times a put with callback to every oab:w
+ *                                  at once, until the last callback (set_s: median); then a
+ *                                  DBR_TIME_DOUBLE subscription on every oab:t, 2 s to settle, and
+ *                                  over WINDOW s process CPU % (getrusage) and events/s
+ *                                  (monitor_cpu_pct, monitor_rate). Prints them as "extra".
  *   repeater                       run libca's CA repeater (EPICS_CA_REPEATER_PORT) until killed;
  *                                  run.py starts one so that no client spawns a stray caRepeater
  *
@@ -774,6 +782,101 @@ static int mode_scale_missing(const char *path, int expect, double timeout, doub
 }
 
 /* ---- libca floors (bench/floors.py) ---------------------------------------- */
+/* ---- bench/ophyd_async_bench.py's workload, libca alone ------------------- */
+static epicsEventId oab_done;
+static epicsMutexId oab_lock;
+static int oab_left, oab_failed;
+static volatile long oab_events;
+
+static void oab_put_cb(struct event_handler_args args)
+{
+    int last;
+    epicsMutexMustLock(oab_lock);
+    oab_failed |= args.status != ECA_NORMAL;
+    last = --oab_left == 0;
+    epicsMutexUnlock(oab_lock);
+    if (last)
+        epicsEventSignal(oab_done);
+}
+
+static void oab_mon_cb(struct event_handler_args args)
+{
+    if (args.status == ECA_NORMAL && args.dbr)
+        oab_events++; /* one callback thread per circuit: one circuit here */
+}
+
+static double median(double *s, int n)
+{
+    qsort(s, n, sizeof(double), cmp_double);
+    return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+static int mode_oab(int nr, int nw, int repeats, double window)
+{
+    chid *r = calloc(nr, sizeof(chid)), *w = calloc(nw, sizeof(chid));
+    struct dbr_time_double *vals = calloc(nr, sizeof(struct dbr_time_double));
+    double *s = calloc(repeats, sizeof(double));
+    double *out = calloc(nw, sizeof(double));
+    double t0, connect_s, read_s, set_s, c0, w0, cpu, el;
+    long e0;
+    char name[64];
+    int i, k;
+    evid ev;
+    oab_done = epicsEventMustCreate(epicsEventEmpty);
+    oab_lock = epicsMutexMustCreate();
+    t0 = now();
+    for (i = 0; i < nr; i++) {
+        snprintf(name, sizeof name, "oab:t:%d", i);
+        CHK(ca_create_channel(name, NULL, NULL, CA_PRIORITY_DEFAULT, &r[i]), "create_channel");
+    }
+    for (i = 0; i < nw; i++) {
+        snprintf(name, sizeof name, "oab:w:%d", i);
+        CHK(ca_create_channel(name, NULL, NULL, CA_PRIORITY_DEFAULT, &w[i]), "create_channel");
+    }
+    CHK(ca_pend_io(120.0), "pend_io (connect)");
+    connect_s = now() - t0;
+    for (k = 0; k < repeats; k++) {
+        t0 = now();
+        for (i = 0; i < nr; i++)
+            CHK(ca_array_get(DBR_TIME_DOUBLE, 1, r[i], &vals[i]), "array_get");
+        CHK(ca_pend_io(60.0), "pend_io (get)");
+        s[k] = now() - t0;
+    }
+    read_s = median(s, repeats);
+    for (k = 0; k < repeats; k++) {
+        t0 = now();
+        oab_left = nw;
+        for (i = 0; i < nw; i++) {
+            out[i] = i + k;
+            CHK(ca_array_put_callback(DBR_DOUBLE, 1, w[i], &out[i], oab_put_cb, NULL),
+                "put_callback");
+        }
+        ca_flush_io();
+        if (epicsEventWaitWithTimeout(oab_done, 60.0) != epicsEventWaitOK || oab_failed) {
+            fprintf(stderr, "rawca: oab puts failed or timed out\n");
+            return 2;
+        }
+        s[k] = now() - t0;
+    }
+    set_s = median(s, repeats);
+    for (i = 0; i < nr; i++)
+        CHK(ca_create_subscription(DBR_TIME_DOUBLE, 1, r[i], DBE_VALUE | DBE_ALARM, oab_mon_cb,
+                                   NULL, &ev), "create_subscription");
+    ca_flush_io();
+    sleep_s(2.0);
+    e0 = oab_events;
+    c0 = cpu_s();
+    w0 = now();
+    sleep_s(window);
+    el = now() - w0;
+    cpu = cpu_s() - c0;
+    printf("{\"unit\": \"oab\", \"samples\": [], \"extra\": {\"connect_s\": %.6f, \"read_s\": %.6f, "
+           "\"set_s\": %.6f, \"monitor_cpu_pct\": %.4f, \"monitor_rate\": %.1f}}\n",
+           connect_s, read_s, set_s, 100.0 * cpu / el, (oab_events - e0) / el);
+    fflush(stdout);
+    return 0;
+}
+
 static int mode_connect_twice(const char *pv1, const char *pv2)
 {
     chid a, b;
@@ -1039,6 +1142,8 @@ int main(int argc, char **argv)
         return mode_scale_monitor(argv[2], atof(argv[3]));
     if (!strcmp(mode, "scale_missing") && argc > 5)
         return mode_scale_missing(argv[2], atoi(argv[3]), atof(argv[4]), atof(argv[5]));
+    if (!strcmp(mode, "oab") && argc > 5)
+        return mode_oab(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atof(argv[5]));
     if (!strcmp(mode, "put_image") && argc > 3)
         return mode_put_image(argv[2], strtoul(argv[3], NULL, 10));
     fprintf(stderr, "rawca: unknown mode %s\n", mode);
