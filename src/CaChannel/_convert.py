@@ -116,9 +116,19 @@ def chars_to_str(value: Any) -> Union[str, bytes]:
         return bytes(raw)
 
 
+#: value types :func:`pv_dict` passes through as they are
+_PLAIN_SCALARS = (float, int, str)
+
+
 def epics_args(args: Dict[str, Any], numpy_flag: bool) -> Dict[str, Any]:
     """A low-level callback dict -> CaChannel's ``epicsArgs`` (``chid``, ``type``,
     ``count``, ``status`` and the ``pv_*`` keys of the value)."""
-    out = {key: args.get(key) for key in ("chid", "type", "count", "status")}
-    out.update(pv_dict(args.get("value"), numpy_flag))
+    get = args.get
+    value = get("value")
+    out = {"chid": get("chid"), "type": get("type"), "count": get("count"),
+           "status": get("status")}
+    if type(value) in _PLAIN_SCALARS:  # a plain request's scalar: every update of a monitor
+        out["pv_value"] = value
+    else:
+        out.update(pv_dict(value, numpy_flag))
     return out
