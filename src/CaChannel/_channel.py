@@ -627,7 +627,8 @@ class CaChannel:
 
     @staticmethod
     def _epics_args(args: Dict[str, Any], numpy_flag: bool) -> Dict[str, Any]:
-        return epics_args(args, numpy_flag)
+        # args: the dict the backend made for this one callback
+        return epics_args(args, numpy_flag, own=True)
 
     def getw(self, req_type: Optional[int] = None, count: Optional[int] = None, *,
              use_numpy: Optional[bool] = None) -> Any:

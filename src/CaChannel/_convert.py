@@ -120,15 +120,24 @@ def chars_to_str(value: Any) -> Union[str, bytes]:
 _PLAIN_SCALARS = (float, int, str)
 
 
-def epics_args(args: Dict[str, Any], numpy_flag: bool) -> Dict[str, Any]:
+def epics_args(args: Dict[str, Any], numpy_flag: bool, own: bool = False) -> Dict[str, Any]:
     """A low-level callback dict -> CaChannel's ``epicsArgs`` (``chid``, ``type``,
-    ``count``, ``status`` and the ``pv_*`` keys of the value)."""
+    ``count``, ``status`` and the ``pv_*`` keys of the value).
+
+    ``own``: ``args`` is the event's own dict, which nobody else sees (a
+    backend makes one per callback): a plain scalar's is then renamed in
+    place instead of copied.
+    """
     get = args.get
     value = get("value")
+    if type(value) in _PLAIN_SCALARS:  # a plain request's scalar: every update of a monitor
+        if own and len(args) == 5:  # chid, type, count, status, value: nothing to drop
+            del args["value"]
+            args["pv_value"] = value
+            return args
+        return {"chid": get("chid"), "type": get("type"), "count": get("count"),
+                "status": get("status"), "pv_value": value}
     out = {"chid": get("chid"), "type": get("type"), "count": get("count"),
            "status": get("status")}
-    if type(value) in _PLAIN_SCALARS:  # a plain request's scalar: every update of a monitor
-        out["pv_value"] = value
-    else:
-        out.update(pv_dict(value, numpy_flag))
+    out.update(pv_dict(value, numpy_flag))
     return out

@@ -141,6 +141,32 @@ def test_caput_wait_refused_names_pv():
 
 
 # ------------------------------------------------------------------ callbacks
+def test_plain_update_epics_args_keys_and_values():
+    """A plain scalar's epicsArgs (renamed in place from the backend's dict)
+    has 3.x's keys in 3.x's order, for a monitor and for array_get_callback;
+    the values are the update's own."""
+    chan = connected("catest")
+    chan.putw(12.5)
+    seen, ev = [], threading.Event()
+
+    def on(epics_args, user_args):
+        seen.append((list(epics_args), dict(epics_args), user_args))
+        ev.set()
+    chan.add_masked_array_event(ca.DBR_DOUBLE, 1, None, on, "mon")
+    chan.flush_io()
+    assert ev.wait(WAIT), "no monitor update"
+    chan.clear_event()
+    ev.clear()
+    chan.array_get_callback(ca.DBR_DOUBLE, 1, on, "get")
+    chan.flush_io()
+    assert ev.wait(WAIT), "no get callback"
+    for (keys, args, user), tag in zip(seen, ("mon", "get")):
+        assert keys == ["chid", "type", "count", "status", "pv_value"], keys
+        assert args["pv_value"] == 12.5 and args["type"] == ca.DBR_DOUBLE
+        assert args["count"] == 1 and args["status"] == ca.ECA_NORMAL
+        assert args["chid"] == chan.core_channel.chid and user == (tag,)
+
+
 def test_raising_callback_does_not_stop_others(capfd):
     a, b = connected("catest"), connected("catest")
     got = threading.Event()
