@@ -275,7 +275,10 @@ class PV:
 
     # ------------------------------------------------------------ connection
     def _connect_channel(self) -> None:
-        channel = core.acquire(self.pvname)
+        # no flush: libca's search timer sends the search by itself (the
+        # context is preemptive); a flush per PV cost a system call and a
+        # GIL hand-off to the connection callbacks of the PVs made before
+        channel = core.acquire(self.pvname, flush=False)
         relay = core.WeakRelay(self, "_on_connection", "_on_access", "_on_event")
         with self._lock:
             self._channel, self._relay = channel, relay
