@@ -607,9 +607,11 @@ def _lookup(name: str, priority: int) -> Channel:
 def acquire(name: Any, priority: Any = 0, *, flush: bool = True) -> Channel:
     """The channel of ``(name, priority)``, created on first use; counts one user.
 
-    ``name`` is a ``str`` (``bytes`` are decoded as UTF-8). The search is sent
-    at once unless ``flush=False`` (then the caller flushes, e.g. once for a
-    list of names). Every :func:`acquire` needs one :meth:`Channel.release`.
+    ``name`` is a ``str`` (``bytes`` are decoded as UTF-8). A new channel is
+    flushed (``ca_flush_io``) unless ``flush=False``; libca's search timer
+    sends its search either way (the context is preemptive), so callers
+    making many channels pass ``flush=False`` and spare a system call and a
+    GIL hand-off each. Every :func:`acquire` needs one :meth:`Channel.release`.
     """
     name = checks.pv_name(name)
     prio = checks.priority(priority)
