@@ -84,22 +84,6 @@ def _expire(fut: asyncio.Future, name: str) -> None:
         fut.set_result(CANothing(name, _TIMEOUT))
 
 
-async def _wait(loop: asyncio.AbstractEventLoop, fut: asyncio.Future, name: str,
-                timeout: Timeout) -> Any:
-    if timeout is None:
-        return await fut
-    when = deadline(loop, timeout)
-    if when is not None and when <= loop.time():
-        # expired already (timeout <= 0, a past deadline): a timeout now, as
-        # asyncio.wait_for gives, not a race against a fast reply
-        _expire(fut, name)
-    handle = loop.call_at(when, _expire, fut, name)
-    try:
-        return await fut
-    finally:
-        handle.cancel()
-
-
 def _start(loop: asyncio.AbstractEventLoop, disp: Dispatcher, name: str,
            issue: Callable[[asyncio.Future, Channel, Dispatcher], None],
            fut: Any = None) -> Any:
@@ -264,8 +248,17 @@ async def _gather(loop: asyncio.AbstractEventLoop, disp: Dispatcher, names: Sequ
 
 
 # ---------------------------------------------------------------------- caget
-def _get_issuer(datatype, format, count, out):
-    def issue(fut: asyncio.Future, chan: Channel, disp: Dispatcher) -> None:
+class _Get:
+    """``issue(fut, chan, disp)`` of a caget: one object per call (a closure
+    with its cells was six for the garbage collector to track)."""
+
+    __slots__ = ("datatype", "format", "count", "out")
+
+    def __init__(self, datatype: Any, format: int, count: int, out: Optional[np.ndarray]) -> None:
+        self.datatype, self.format, self.count, self.out = datatype, format, count, out
+
+    def __call__(self, fut: asyncio.Future, chan: Channel, disp: Dispatcher) -> None:
+        datatype, format, out = self.datatype, self.format, self.out
         try:
             req = chan.requests.get((datatype, format)) if chan.requests else None
         except TypeError:  # unhashable datatype
@@ -283,13 +276,12 @@ def _get_issuer(datatype, format, count, out):
             _check_out_type(out, req)
         reply, queue = disp.replier(_got, fut, req, out)
         # a scalar's reply comes as its augmented value where the request allows
-        status, _ = ca.get(chan.chid, req.dbr, req.count(count), reply, use_numpy=True,
+        status, _ = ca.get(chan.chid, req.dbr, req.count(self.count), reply, use_numpy=True,
                            augment=req.augment if out is None else None, queue=queue)
         if status != ECA_NORMAL:
             fut.set_exception(ca_error(status, "ca_array_get_callback"))
         else:
             _outstanding.add(fut)
-    return issue
 
 
 def _got(fut: asyncio.Future, req: Request, out: Optional[np.ndarray], args: Any) -> None:
@@ -386,7 +378,7 @@ async def caget(pv: Union[str, PVs], datatype: Any = None, format: int = FORMAT_
         _check_out(out)
     loop = asyncio.get_running_loop()
     disp = dispatcher(loop)
-    issue = _get_issuer(datatype, format, count, out)
+    issue = _Get(datatype, format, count, out)
     if isinstance(pv, (list, tuple)):
         return await _gather(loop, disp, pv, [issue] * len(pv), timeout, throw)
     fut = _start(loop, disp, pv, issue)
@@ -396,30 +388,50 @@ async def caget(pv: Union[str, PVs], datatype: Any = None, format: int = FORMAT_
 
 async def _single(loop: asyncio.AbstractEventLoop, fut: asyncio.Future, pv: str,
                   timeout: Timeout, throw: bool) -> Any:
-    """The result of one PV's future, with the ``throw`` rule applied."""
+    """The result of one PV's future (waited for at most ``timeout``), with
+    the ``throw`` rule applied."""
+    handle = None
+    if timeout is not None:
+        when = deadline(loop, timeout)
+        if when is not None and when <= loop.time():
+            # expired already (timeout <= 0, a past deadline): a timeout now, as
+            # asyncio.wait_for gives, not a race against a fast reply
+            _expire(fut, pv)
+        handle = loop.call_at(when, _expire, fut, pv)
     try:
-        result = await _wait(loop, fut, pv, timeout)
+        result = await fut
     except CAException as exc:
         if throw:
             raise
         return CANothing(pv, exc.status)
+    finally:
+        if handle is not None:
+            handle.cancel()
     if throw and type(result) is CANothing and not result.ok:
         raise result
     return result
 
 
 # ---------------------------------------------------------------------- caput
-def _put_issuer(value, datatype, wait: bool, callback):
-    def issue(fut: asyncio.Future, chan: Channel, disp: Dispatcher) -> None:
-        data, chtype = encode_put(chan.name, chan.chid, value, datatype)
-        if wait or callback is not None:
+class _Put:
+    """``issue(fut, chan, disp)`` of a caput (one object per call, as :class:`_Get`)."""
+
+    __slots__ = ("value", "datatype", "wait", "callback")
+
+    def __init__(self, value: Any, datatype: Any, wait: bool, callback: Any) -> None:
+        self.value, self.datatype, self.wait, self.callback = value, datatype, wait, callback
+
+    def __call__(self, fut: asyncio.Future, chan: Channel, disp: Dispatcher) -> None:
+        callback = self.callback
+        data, chtype = encode_put(chan.name, chan.chid, self.value, self.datatype)
+        if self.wait or callback is not None:
             reply, queue = disp.replier(_put_done, fut, chan.name, callback)
             status = ca.put(chan.chid, data, chtype, None, reply, queue=queue)
             if status != ECA_NORMAL:
                 fut.set_exception(ca_error(status, "ca_array_put_callback"))
                 return
             _outstanding.add(fut)
-            if callback is not None and not wait:
+            if callback is not None and not self.wait:
                 # callback mode: the caller goes on once the put is sent
                 fut.set_result(CANothing(chan.name))
             return
@@ -428,7 +440,6 @@ def _put_issuer(value, datatype, wait: bool, callback):
             fut.set_exception(ca_error(status, "ca_array_put"))
         else:
             fut.set_result(CANothing(chan.name))
-    return issue
 
 
 def _put_done(fut: asyncio.Future, name: str, callback, args: dict) -> None:
@@ -514,9 +525,9 @@ async def caput(pv: Union[str, PVs], value: Any, *args: Any, datatype: Any = Non
                 values = [value] * len(pv)
         if len(values) != len(pv):
             raise ValueError("%d values for %d PVs" % (len(values), len(pv)))
-        return await _gather(loop, disp, pv, [_put_issuer(v, datatype, wait, callback)
+        return await _gather(loop, disp, pv, [_Put(v, datatype, wait, callback)
                                               for v in values], timeout, throw)
-    fut = _start(loop, disp, pv, _put_issuer(value, datatype, wait, callback))
+    fut = _start(loop, disp, pv, _Put(value, datatype, wait, callback))
     disp.flush_soon()
     return await _single(loop, fut, pv, timeout, throw)
 
