@@ -50,7 +50,8 @@ class Dispatcher:
         self._pending = False
         #: set once the loop refused a wake-up (it is closed): events are dropped
         self.closed = False
-        #: number of times the loop was woken (one per burst of events)
+        #: number of times the loop was woken for this dispatcher's work: a
+        #: post from another thread, or a batch taken from the event queue
         self.wakeups = 0
         self._events: Any = None  # the loop's ca.EventQueue, made on first use
         self._no_events = False   # the loop cannot watch one (no add_reader, Windows)
@@ -125,6 +126,7 @@ class Dispatcher:
         self._queue.append((fn, args))
 
     def _take_events(self) -> None:
+        self.wakeups += 1
         for fn, value in self._events.take():
             try:
                 fn(value)
