@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from CaChannel.testing import IOC
@@ -17,6 +18,18 @@ def server_channels(ioc: IOC, name: str) -> int:
     """How many channels named ``name`` the IOC's CA server has open (``casr 2``)."""
     report = ioc.shell("casr 2")
     return sum(1 for line in report.splitlines() if line.strip() == "Channel: '%s'" % name)
+
+
+def wait_server_channels(ioc: IOC, name: str, expect: int, timeout: float = 10.0) -> int:
+    """:func:`server_channels` until it is ``expect`` or ``timeout`` s passed;
+    returns the last count. The server handles a channel's clear some time
+    after the client sent it: a report made at once may still list it."""
+    end = time.monotonic() + timeout
+    while True:
+        n = server_channels(ioc, name)
+        if n == expect or time.monotonic() > end:
+            return n
+        time.sleep(0.1)  # the server's state: no event to wait on
 
 
 class Client:

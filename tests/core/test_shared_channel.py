@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from coretools import Client, server_channels
+from coretools import Client, server_channels, wait_server_channels
 
 
 def test_five_faces_one_channel(core_ioc):
@@ -38,7 +38,7 @@ def test_five_faces_one_channel(core_ioc):
     assert server_channels(core_ioc, "cawave") == 1
     client.go()
     client.wait_pause("closed")
-    assert server_channels(core_ioc, "cawave") == 0
+    assert wait_server_channels(core_ioc, "cawave", 0) == 0
     client.go()
     client.finish()
 
