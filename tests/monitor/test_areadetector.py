@@ -79,6 +79,7 @@ def test_shape_and_type_follow_the_detector(det):
 def test_lost_frames_are_reported(det):
     det.configure(width=32, height=32, data_type="UInt16", color="Mono")
     with ImageReader("sim:", policy="all", buffers=8) as reader:
+        next_image(reader, det.uid)  # the subscription's first frame, as above
         det.write(1)
         next_image(reader, det.uid)
         lost_before = reader.stats.lost
@@ -91,6 +92,9 @@ def test_lost_frames_are_reported(det):
 def test_slow_consumer_counts_add_up(det):
     det.configure(width=32, height=32, data_type="UInt16", color="Mono")
     with ImageReader("sim:", policy="latest", buffers=3) as reader:
+        # the subscription's first frame first, as above (a CI run of the cffi
+        # pass saw it coalesced with UniqueId 2 and waited for 2 in vain)
+        next_image(reader, det.uid)
         det.write(1)
         first = next_image(reader, det.uid)    # held: the consumer is busy
         received = reader.stats.received
