@@ -522,7 +522,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                 if chids[i] is not None and not connected[i].wait(max(0.0, deadline - time.monotonic())):
                     emit("%s *** Not connected (PV not found)" % _label(name))
             if args.duration is None:
-                threading.Event().wait()  # until Ctrl-C / SIGTERM
+                # until Ctrl-C / SIGTERM, waking now and then: the kernel may
+                # deliver the signal to one of libca's threads, and then only
+                # Python code running in the main thread raises it
+                idle = threading.Event()
+                while not idle.wait(0.25):
+                    pass
             else:
                 threading.Event().wait(max(0.0, args.duration))
         except KeyboardInterrupt:
