@@ -130,14 +130,15 @@ def epics_args(args: Dict[str, Any], numpy_flag: bool, own: bool = False) -> Dic
     """
     get = args.get
     value = get("value")
-    if type(value) in _PLAIN_SCALARS:  # a plain request's scalar: every update of a monitor
-        if own and len(args) == 5:  # chid, type, count, status, value: nothing to drop
-            del args["value"]
-            args["pv_value"] = value
-            return args
-        return {"chid": get("chid"), "type": get("type"), "count": get("count"),
-                "status": get("status"), "pv_value": value}
+    plain = type(value) in _PLAIN_SCALARS  # a plain request's scalar: every update of a monitor
+    if plain and own and len(args) == 5:  # chid, type, count, status, value: nothing to drop
+        del args["value"]
+        args["pv_value"] = value
+        return args
     out = {"chid": get("chid"), "type": get("type"), "count": get("count"),
            "status": get("status")}
-    out.update(pv_dict(value, numpy_flag))
+    if plain:
+        out["pv_value"] = value
+    else:
+        out.update(pv_dict(value, numpy_flag))
     return out

@@ -525,9 +525,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
                 # until Ctrl-C / SIGTERM, waking now and then: the kernel may
                 # deliver the signal to one of libca's threads, and then only
                 # Python code running in the main thread raises it
-                idle = threading.Event()
-                while not idle.wait(0.25):
-                    pass
+                while True:
+                    time.sleep(0.25)
             else:
                 threading.Event().wait(max(0.0, args.duration))
         except KeyboardInterrupt:
