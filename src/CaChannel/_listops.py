@@ -138,7 +138,10 @@ class _Batch:
                     waiting_unconnected = any(not self.connected.get(self.names[s])
                                               for s in range(len(self.names)) if s not in self.results)
                 if not waiting_unconnected:
-                    self.done.wait()
+                    # bounded steps: a Ctrl-C the kernel gave one of libca's threads is
+                    # raised here only when the main thread runs Python again
+                    while not self.done.wait(0.25):
+                        pass
             with self.lock:
                 self.closed = True
         finally:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import time
 
 import pytest
@@ -136,3 +138,40 @@ def test_many_names_at_once(softioc):
     got = util.caget(names, timeout=10)
     assert got[:7] == got[7:14]
     assert len(got) == len(names)
+
+
+_SIGINT_ELSEWHERE = r"""
+import os, signal, sys, threading, time
+from CaChannel import CaChannel, util
+CaChannel.ca_timeout = 0.5                         # the default wait while connecting
+
+def interrupt():
+    started.wait(10)
+    time.sleep(1.5)                    # past the connect wait: blocked for the write alone
+    os.kill(os.getpid(), signal.SIGINT)
+
+started = threading.Event()
+threading.Thread(target=interrupt, daemon=True).start()
+util.caget(["util:slowput.A"], timeout=10)          # the channel is up: only the write waits
+# the kernel hands the process's SIGINT to a thread that does not block it: not this one
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+started.set()
+t0 = time.monotonic()
+try:
+    util.caput(["util:slowput.A"], [1], wait=True, timeout=None)
+except KeyboardInterrupt:
+    print("interrupted after %.1f s" % (time.monotonic() - t0))
+    sys.exit(0)
+print("not interrupted: the write completed after %.1f s" % (time.monotonic() - t0))
+sys.exit(1)
+"""
+
+
+def test_caput_list_wait_stops_on_sigint_to_another_thread():
+    """A list write waiting without limit (``timeout=None``) for a 20 s completion
+    raises KeyboardInterrupt soon after a SIGINT that went to another thread."""
+    proc = subprocess.run([sys.executable, "-c", _SIGINT_ELSEWHERE], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    seconds = float(proc.stdout.split()[2])
+    assert seconds < 10, proc.stdout
