@@ -13,12 +13,42 @@ listener) and are forwarded to the loops that wait for them.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from .. import core
 from ._dispatch import Dispatcher, flush
 
-__all__ = ["Channel", "ChannelInfo", "get_channel", "get_channels", "get_channel_infos", "purge_channel_caches"]
+__all__ = ["Channel", "Waiter", "CallWaiter", "ChannelInfo", "get_channel", "get_channels", "get_channel_infos", "purge_channel_caches"]
+
+
+class Waiter:
+    """Work for one event loop once a channel is connected (see
+    :meth:`Channel.when_connected`): ``waiter(True)`` runs in the loop of
+    ``disp`` (its :class:`~._dispatch.Dispatcher`) when the channel
+    connects, ``waiter(False)`` if the channel is purged first. Subclasses
+    carry what the work needs in their own slots: the waiter is all that is
+    queued (no tuple, partial or lambda per waiting operation)."""
+
+    __slots__ = ("disp",)
+
+    def __init__(self, disp: Dispatcher) -> None:
+        self.disp = disp
+
+    def __call__(self, ok: bool) -> None:
+        raise NotImplementedError
+
+
+class CallWaiter(Waiter):
+    """A :class:`Waiter` that calls ``fn(ok)``."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, disp: Dispatcher, fn: Callable[[bool], None]) -> None:
+        self.disp = disp
+        self.fn = fn
+
+    def __call__(self, ok: bool) -> None:
+        self.fn(ok)
 
 
 class Channel:
@@ -38,13 +68,15 @@ class Channel:
         #: (datatype, format) -> Request, valid while connected (the native
         #: type may change); None until the first request
         self.requests: Optional[Dict[Any, Any]] = None
-        # (dispatcher, fn): fn(True) runs in that loop once connected
-        self._waiters: Optional[List[Tuple[Dispatcher, Callable[[bool], None]]]] = None
+        # waiter(True) runs in its loop once connected: None, one Waiter, or
+        # a list of them (most channels have one at a time: no list for it)
+        self._waiters: Union[None, Waiter, List[Waiter]] = None
         self._listeners: Optional[set] = None  # Subscriptions: _connection(up) in the libca thread
         # ``shared``: a use of the core channel acquired by the caller
         self.core = shared if shared is not None else core.acquire(name, flush=False)
         self.chid = self.core.chid
-        self.core.add_listener(self._on_conn, replay=False)
+        # the listener is this object itself (__call__): no bound method per channel
+        self.core.add_listener(self, replay=False)
         if self.core.connected:
             self._on_conn(self.core, True)
 
@@ -62,43 +94,52 @@ class Channel:
             if up:
                 waiters, self._waiters = self._waiters, None
             listeners = list(self._listeners) if self._listeners else ()
-        for disp, fn in waiters or ():
-            disp.post(fn, True)
+        for waiter in _each(waiters):
+            waiter.disp.post(waiter, True)
         for sub in listeners:
             sub._connection(up)
 
-    def when_connected(self, disp: Dispatcher, fn: Callable[[bool], None]) -> Optional[tuple]:
-        """Arrange ``fn(True)`` in ``disp``'s loop once connected.
+    __call__ = _on_conn
 
-        Returns ``None`` if the channel is connected now (the caller goes on
-        at once, ``fn`` is not called), else a token for :meth:`forget`.
-        ``fn(False)`` is called if the channel is purged first.
+    def when_connected(self, waiter: Waiter) -> bool:
+        """Arrange ``waiter(True)`` in its loop once connected.
+
+        Returns ``False`` if the channel is connected now (the caller goes on
+        at once, ``waiter`` is not called), else ``True``: the caller passes
+        the waiter to :meth:`forget` when it stops waiting (done, cancelled,
+        timed out). ``waiter(False)`` is called if the channel is purged first.
         """
         if self.connected:
-            return None
+            return False
         with _lock:
             if self.connected:
-                return None
-            entry = (disp, fn)
-            if self._waiters is None:
-                self._waiters = [entry]
+                return False
+            waiters = self._waiters
+            if waiters is None:
+                self._waiters = waiter
+            elif type(waiters) is list:
+                waiters.append(waiter)
             else:
-                self._waiters.append(entry)
-            return entry
+                self._waiters = [waiters, waiter]
+            return True
 
-    def forget(self, entry: Optional[tuple]) -> None:
+    def forget(self, waiter: Optional[Waiter]) -> None:
         """Drop a waiter of :meth:`when_connected` (cancellation, timeout)."""
-        if entry is None:
+        if waiter is None or self._waiters is None:  # (none left: it ran or was never queued)
             return
         with _lock:
-            try:
-                self._waiters.remove(entry)  # type: ignore[union-attr]
-            except (AttributeError, ValueError):  # none (any more)
-                pass
+            waiters = self._waiters
+            if waiters is waiter:
+                self._waiters = None
+            elif type(waiters) is list:
+                try:
+                    waiters.remove(waiter)
+                except ValueError:  # not (any more) there
+                    pass
 
     def waiter_count(self) -> int:
         """Number of operations waiting for the connection (for tests)."""
-        return len(self._waiters or ())
+        return len(_each(self._waiters))
 
     def add_listener(self, sub: Any) -> None:
         with _lock:
@@ -120,13 +161,22 @@ class Channel:
             sub.close()
         with _lock:
             waiters, self._waiters = self._waiters, None
-        for disp, fn in waiters or ():
-            disp.post(fn, False)
-        self.core.remove_listener(self._on_conn)
+        for waiter in _each(waiters):
+            waiter.disp.post(waiter, False)
+        self.core.remove_listener(self)
         # as aioca closes its channels here: unless another face uses it, the
         # channel is cleared, not kept idle (a channel of a restarted IOC kept
         # open would wait ~10 s in libca's disconnect governor)
         self.core.release(keep_idle=False)
+
+
+def _each(waiters: Union[None, Waiter, List[Waiter]]) -> Sequence[Waiter]:
+    """The waiters of a ``Channel._waiters`` value as a sequence."""
+    if waiters is None:
+        return ()
+    if type(waiters) is list:
+        return waiters
+    return (waiters,)  # type: ignore[return-value]
 
 
 _cache: Dict[str, Channel] = {}

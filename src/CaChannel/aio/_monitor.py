@@ -30,7 +30,7 @@ import types
 from typing import Any, Awaitable, Callable, List, Optional, Union, overload
 
 from .. import ca
-from ._channels import get_channel, get_channels
+from ._channels import CallWaiter, get_channel, get_channels
 from ._dispatch import dispatcher, flush
 from ._ops import Timeout, check_timeout, deadline
 from ._values import (DBE_ALARM, DBE_PROPERTY, DBE_VALUE, FORMAT_CTRL, FORMAT_RAW, FORMAT_TIME,
@@ -117,8 +117,8 @@ class Subscription:
         self._evid = None
         self._timer = None
         self.channel = get_channel(name)
-        self._waiter = self.channel.when_connected(self._disp, self._on_ready)
-        if self._waiter is None:
+        self._waiter: Optional[CallWaiter] = None
+        if not self._await_connection():
             # connected: subscribe now, so that the request goes out before
             # any request the caller makes next (a caput right after camonitor
             # is seen by the subscription); one flush for a burst of these
@@ -134,6 +134,13 @@ class Subscription:
         return "<Subscription %r %s>" % (self.name, ("OPENING", "OPEN", "CLOSED")[self.state])
 
     # ------------------------------------------------------------- loop side
+    def _await_connection(self) -> bool:
+        """Queue :meth:`_on_ready` for the channel's connection (kept in
+        ``_waiter``); False if the channel is connected now."""
+        waiter = CallWaiter(self._disp, self._on_ready)
+        self._waiter = waiter if self.channel.when_connected(waiter) else None
+        return self._waiter is not None
+
     def _on_ready(self, ok: bool) -> None:
         """The channel is connected (``ok``) or purged; runs in the dispatcher's pass."""
         self._waiter = None
@@ -143,8 +150,7 @@ class Subscription:
             self.close()
             return
         if not self.channel.connected:  # lost again before this ran: wait for the next one
-            self._waiter = self.channel.when_connected(self._disp, self._on_ready)
-            if self._waiter is not None:
+            if self._await_connection():
                 return
         self._open()
         self._disp.flush_soon()
@@ -186,8 +192,7 @@ class Subscription:
 
     def _wait_again(self) -> None:
         """The channel went down between its connection and our subscription: wait again."""
-        self._waiter = self.channel.when_connected(self._disp, self._on_ready)
-        if self._waiter is None:  # and up again already
+        if not self._await_connection():  # up again already
             self._disp.post(self._on_ready, True)
 
     def _connect_timeout(self) -> None:

@@ -20,7 +20,6 @@ callback of a request already sent only finds a finished future.
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import math
 import numbers
@@ -31,7 +30,7 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 import numpy as np
 
 from .. import ca
-from ._channels import Channel, get_channel, get_channels
+from ._channels import Channel, Waiter, get_channel, get_channels
 from ._dispatch import Dispatcher, dispatcher, flush
 from ._values import (ECA_NORMAL, FORMAT_RAW, CAException, CANothing, Request,
                       ca_error, encode_put)
@@ -84,33 +83,51 @@ def _expire(fut: asyncio.Future, name: str) -> None:
         fut.set_result(CANothing(name, _TIMEOUT))
 
 
+class _Ready(Waiter):
+    """Issues an operation's request once its channel is connected (see
+    :func:`_start`); it is also the token that forgets the wait."""
+
+    __slots__ = ("fut", "chan", "issue")
+
+    def __init__(self, disp: Dispatcher, fut: Any, chan: Channel, issue: Callable) -> None:
+        self.disp = disp
+        self.fut = fut
+        self.chan = chan
+        self.issue = issue
+
+    def __call__(self, ok: bool) -> None:
+        fut = self.fut
+        if fut.done():
+            return
+        if not ok:
+            fut.set_result(CANothing(self.chan.name, _DISCONN))
+            return
+        _issue(fut, self.chan, self.disp, self.issue)
+        self.disp.flush_soon()
+
+    def forget(self) -> None:
+        """The operation stopped waiting (done, cancelled, timed out)."""
+        self.chan.forget(self)
+
+
 def _start(loop: asyncio.AbstractEventLoop, disp: Dispatcher, name: str,
            issue: Callable[[asyncio.Future, Channel, Dispatcher], None],
            fut: Any = None) -> Any:
-    """A future (or the given :class:`_Slot`) completed by ``issue(fut,
-    channel, disp)`` once ``name`` is connected."""
+    """``(future, waiter)``: the future (or the given :class:`_Slot`) is
+    completed by ``issue(fut, channel, disp)`` once ``name`` is connected;
+    ``waiter`` (None if the channel was connected) must be ``forget()``-ed
+    when the caller stops waiting."""
     if fut is None:
         fut = loop.create_future()
     chan = get_channel(name)
     if chan.connected:  # the common case: no waiter to set up
         _issue(fut, chan, disp, issue)
-        return fut
-    entry = chan.when_connected(disp, functools.partial(_ready, fut, chan, disp, issue))
-    if entry is None:
+        return fut, None
+    waiter = _Ready(disp, fut, chan, issue)
+    if not chan.when_connected(waiter):
         _issue(fut, chan, disp, issue)
-    else:
-        fut.add_done_callback(lambda _f, chan=chan, entry=entry: chan.forget(entry))
-    return fut
-
-
-def _ready(fut, chan, disp, issue, ok: bool) -> None:
-    if fut.done():
-        return
-    if not ok:
-        fut.set_result(CANothing(chan.name, _DISCONN))
-        return
-    _issue(fut, chan, disp, issue)
-    disp.flush_soon()
+        return fut, None
+    return fut, waiter
 
 
 def _issue(fut, chan, disp, issue) -> None:
@@ -168,13 +185,13 @@ class _Slot:
     handle per name. Used in the loop's thread only.
     """
 
-    __slots__ = ("gather", "index", "finished", "cleanup")
+    __slots__ = ("gather", "index", "finished", "waiter")
 
     def __init__(self, gather: _Gather, index: int) -> None:
         self.gather = gather
         self.index = index
         self.finished = False
-        self.cleanup: Optional[Callable[[Any], None]] = None
+        self.waiter: Optional[_Ready] = None  # the connection wait, to forget when finished
 
     def done(self) -> bool:
         return self.finished
@@ -192,17 +209,13 @@ class _Slot:
             self.finish()
             self.gather.settle(self.index, None, exc)
 
-    def add_done_callback(self, fn: Callable[[Any], None]) -> None:
-        """(one at most: :func:`_start`'s removal of its connection waiter)"""
-        self.cleanup = fn
-
     def finish(self) -> None:
-        """Finished: a late reply finds it done; the waiter is removed."""
+        """Finished: a late reply finds it done; the connection wait is forgotten."""
         self.finished = True
-        fn = self.cleanup
-        if fn is not None:
-            self.cleanup = None
-            fn(self)
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            waiter.forget()
 
 
 async def _gather(loop: asyncio.AbstractEventLoop, disp: Dispatcher, names: Sequence[str],
@@ -218,7 +231,7 @@ async def _gather(loop: asyncio.AbstractEventLoop, disp: Dispatcher, names: Sequ
         for i, (name, issue) in enumerate(zip(names, issues)):
             slot = _Slot(gather, i)
             slots.append(slot)
-            _start(loop, disp, name, issue, slot)
+            slot.waiter = _start(loop, disp, name, issue, slot)[1]
     except BaseException:
         for slot in slots:
             slot.finish()
@@ -381,15 +394,16 @@ async def caget(pv: Union[str, PVs], datatype: Any = None, format: int = FORMAT_
     issue = _Get(datatype, format, count, out)
     if isinstance(pv, (list, tuple)):
         return await _gather(loop, disp, pv, [issue] * len(pv), timeout, throw)
-    fut = _start(loop, disp, pv, issue)
+    fut, waiter = _start(loop, disp, pv, issue)
     disp.flush_soon()
-    return await _single(loop, fut, pv, timeout, throw)
+    return await _single(loop, fut, pv, timeout, throw, waiter)
 
 
 async def _single(loop: asyncio.AbstractEventLoop, fut: asyncio.Future, pv: str,
-                  timeout: Timeout, throw: bool) -> Any:
+                  timeout: Timeout, throw: bool, waiter: Optional[_Ready] = None) -> Any:
     """The result of one PV's future (waited for at most ``timeout``), with
-    the ``throw`` rule applied."""
+    the ``throw`` rule applied; ``waiter`` (of :func:`_start`) is forgotten
+    when the wait ends, however it ends."""
     handle = None
     if timeout is not None:
         when = deadline(loop, timeout)
@@ -407,6 +421,8 @@ async def _single(loop: asyncio.AbstractEventLoop, fut: asyncio.Future, pv: str,
     finally:
         if handle is not None:
             handle.cancel()
+        if waiter is not None:
+            waiter.forget()
     if throw and type(result) is CANothing and not result.ok:
         raise result
     return result
@@ -527,9 +543,9 @@ async def caput(pv: Union[str, PVs], value: Any, *args: Any, datatype: Any = Non
             raise ValueError("%d values for %d PVs" % (len(values), len(pv)))
         return await _gather(loop, disp, pv, [_Put(v, datatype, wait, callback)
                                               for v in values], timeout, throw)
-    fut = _start(loop, disp, pv, _Put(value, datatype, wait, callback))
+    fut, waiter = _start(loop, disp, pv, _Put(value, datatype, wait, callback))
     disp.flush_soon()
-    return await _single(loop, fut, pv, timeout, throw)
+    return await _single(loop, fut, pv, timeout, throw, waiter)
 
 
 # -------------------------------------------------------------- connect/info
@@ -610,9 +626,9 @@ async def connect(pv: Union[str, PVs], wait: bool = True, cainfo: bool = False, 
         return results if names is not None else results[0]
     if names is not None:
         return await _gather(loop, disp, names, [issue] * len(names), timeout, throw)
-    fut = _start(loop, disp, pv, issue)
+    fut, waiter = _start(loop, disp, pv, issue)
     disp.flush_soon()
-    return await _single(loop, fut, pv, timeout, throw)
+    return await _single(loop, fut, pv, timeout, throw, waiter)
 
 
 async def cainfo(pv: Union[str, PVs], wait: bool = True, *, timeout: Timeout = DEFAULT_TIMEOUT,

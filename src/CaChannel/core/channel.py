@@ -147,6 +147,10 @@ class Channel:
             except Exception:
                 report_callback_error("connection")
 
+    # libca's connection callback of this channel is the channel itself: no
+    # bound method object per channel (100,000 channels in one process)
+    __call__ = _on_connection
+
     @property
     def host(self) -> Optional[str]:
         """``'host:port'`` of the server of the current connection (read on
@@ -582,7 +586,7 @@ def _wake() -> None:
 def _create(name: str, priority: int) -> Channel:
     """A new channel in the cache (caller holds ``_cache_lock``), search started."""
     ch = Channel(name, priority)
-    status, chid = ca.create_channel(name, ch._on_connection, priority)
+    status, chid = ca.create_channel(name, ch, priority)
     if status != _NORMAL:
         raise CaChannelException(status, "cannot create a channel for %r" % (name,))
     ch.chid = chid
