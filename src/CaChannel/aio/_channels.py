@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from .. import core
 from ._dispatch import Dispatcher, flush
+from ._values import Request
 
 __all__ = ["Channel", "Waiter", "CallWaiter", "ChannelInfo", "get_channel", "get_channels", "get_channel_infos", "purge_channel_caches"]
 
@@ -65,9 +66,9 @@ class Channel:
     def __init__(self, name: str, shared: Optional[core.Channel] = None) -> None:
         self.name = name
         self.connected = False
-        #: (datatype, format) -> Request, valid while connected (the native
-        #: type may change); None until the first request
-        self.requests: Optional[Dict[Any, Any]] = None
+        # the Requests of this connection (the native type may change): None,
+        # one (most channels are read one way), or a dict by Request.key
+        self.requests: Union[None, Request, Dict[Any, Request]] = None
         # waiter(True) runs in its loop once connected: None, one Waiter, or
         # a list of them (most channels have one at a time: no list for it)
         self._waiters: Union[None, Waiter, List[Waiter]] = None
@@ -136,6 +137,34 @@ class Channel:
                     waiters.remove(waiter)
                 except ValueError:  # not (any more) there
                     pass
+
+    def request(self, datatype: Any, format: int) -> Request:
+        """The :class:`~._values.Request` of ``(datatype, format)`` for this
+        connection, made on first use (in the loop's thread: raises what
+        ``Request`` raises, ``CANothing`` if disconnected)."""
+        key = (datatype, format)
+        reqs = self.requests
+        try:
+            if type(reqs) is dict:
+                found = reqs.get(key)
+                if found is not None:
+                    return found
+            elif reqs is not None and reqs.key == key:
+                return reqs
+        except (TypeError, ValueError):  # an odd datatype: Request refuses it below
+            pass
+        req = Request(self.name, self.chid, datatype, format)
+        reqs = self.requests
+        try:
+            if reqs is None:
+                self.requests = req
+            elif type(reqs) is dict:
+                reqs[key] = req
+            else:
+                self.requests = {reqs.key: reqs, key: req}
+        except TypeError:  # unhashable datatype: not kept
+            pass
+        return req
 
     def waiter_count(self) -> int:
         """Number of operations waiting for the connection (for tests)."""

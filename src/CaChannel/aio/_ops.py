@@ -271,20 +271,8 @@ class _Get:
         self.datatype, self.format, self.count, self.out = datatype, format, count, out
 
     def __call__(self, fut: asyncio.Future, chan: Channel, disp: Dispatcher) -> None:
-        datatype, format, out = self.datatype, self.format, self.out
-        try:
-            req = chan.requests.get((datatype, format)) if chan.requests else None
-        except TypeError:  # unhashable datatype
-            req = None
-        if req is None:
-            req = Request(chan.name, chan.chid, datatype, format)
-            reqs = chan.requests
-            if reqs is None:
-                reqs = chan.requests = {}
-            try:
-                reqs[(datatype, format)] = req
-            except TypeError:
-                pass
+        out = self.out
+        req = chan.request(self.datatype, self.format)
         if out is not None:
             _check_out_type(out, req)
         reply, queue = disp.replier(_got, fut, req, out)

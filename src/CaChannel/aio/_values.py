@@ -159,7 +159,7 @@ class Request:
     """
 
     __slots__ = ("name", "dbr", "base", "datatype", "element_count", "text", "scalar",
-                 "augment", "_attrs", "_make", "_meta")
+                 "augment", "_attrs", "_make", "_meta", "key")
 
     def __init__(self, name: str, chid: Any, datatype: Any, format: int) -> None:
         ftype = int(ca.field_type(chid))
@@ -200,6 +200,7 @@ class Request:
             raise InvalidDatatype("format must be FORMAT_RAW, FORMAT_TIME or FORMAT_CTRL, not %r"
                                   % (format,))
         self.name = name
+        self.key = (datatype, format)  # what it was made for (a channel's cache of them)
         self.base = wire
         self.element_count = int(ca.element_count(chid))
         self.scalar = self.element_count == 1

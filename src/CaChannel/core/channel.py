@@ -409,7 +409,7 @@ class Channel:
             self.users -= 1
         if self.users or self.closed:
             return []
-        key = (self.name, self.priority)
+        key = _key(self.name, self.priority)
         if _cache.get(key) is not self:
             return []
         if not self.ever_connected or not keep_idle:
@@ -419,14 +419,14 @@ class Channel:
         victims = []
         while len(_idle) > IDLE_LIMIT:
             _, old = _idle.popitem(last=False)
-            _cache.pop((old.name, old.priority), None)
+            _cache.pop(_key(old.name, old.priority), None)
             victims.append(old)
         return victims
 
     def close(self) -> None:
         """Clear the libca channel now, for every user (they see it disconnected)."""
         with _cache_lock:
-            key = (self.name, self.priority)
+            key = _key(self.name, self.priority)
             if _cache.get(key) is self:
                 del _cache[key]
             _idle.pop(key, None)
@@ -568,8 +568,15 @@ def _clear(victims: Sequence[Channel]) -> None:
         pass
 
 
-_cache: Dict[Tuple[str, int], Channel] = {}
-_idle: "OrderedDict[Tuple[str, int], Channel]" = OrderedDict()
+# keyed by _key(name, priority)
+_cache: Dict[Any, Channel] = {}
+_idle: "OrderedDict[Any, Channel]" = OrderedDict()
+
+
+def _key(name: str, priority: int) -> Any:
+    """The cache key of ``(name, priority)``: the name itself for priority 0
+    (nearly every channel: no key tuple kept per channel), else the pair."""
+    return (name, priority) if priority else name
 _cache_lock = threading.Lock()
 _deferred: "deque[Channel]" = deque()
 _listener_lock = threading.RLock()  # reentrant: see Channel._update
@@ -590,13 +597,13 @@ def _create(name: str, priority: int) -> Channel:
     if status != _NORMAL:
         raise CaChannelException(status, "cannot create a channel for %r" % (name,))
     ch.chid = chid
-    _cache[(name, priority)] = ch
+    _cache[_key(name, priority)] = ch
     return ch
 
 
 def _lookup(name: str, priority: int) -> Channel:
     """Cache hit (made alive) or a new channel; counts one user. Holds ``_cache_lock``."""
-    key = (name, priority)
+    key = (name, priority) if priority else name  # (_key, inlined: once per acquire)
     ch = _cache.get(key)
     if ch is not None and ch.generation == context.generation() and not ch.closed:
         if ch.users == 0:
@@ -727,7 +734,7 @@ def close_idle() -> int:
         victims = list(_idle.values())
         _idle.clear()
         for ch in victims:
-            _cache.pop((ch.name, ch.priority), None)
+            _cache.pop(_key(ch.name, ch.priority), None)
     _clear(victims)
     return len(victims)
 
