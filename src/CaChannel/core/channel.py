@@ -491,6 +491,10 @@ class WeakRelay:
         if obj is not None:
             getattr(obj, self.connection_method)(channel, up)
 
+    # the relay itself is the connection listener (``channel.add_listener(relay)``):
+    # no bound method per face object
+    __call__ = connection
+
     def access(self, channel: "Channel", read: bool, write: bool) -> None:
         obj = self.ref()
         if obj is not None:
@@ -509,11 +513,11 @@ class WeakRelay:
         """Add both listeners to ``channel`` (access first, replayed at once if
         connected, so a replayed connection finds the access rights set)."""
         channel.add_access_listener(self.access)
-        channel.add_listener(self.connection, replay=replay_connection)
+        channel.add_listener(self, replay=replay_connection)
 
     def stop(self, channel: "Channel") -> None:
         """Remove both listeners from ``channel``."""
-        channel.remove_listener(self.connection)
+        channel.remove_listener(self)
         channel.remove_access_listener(self.access)
 
     def finalize(self, channel: "Channel", evid: Any = None) -> None:
