@@ -141,7 +141,6 @@ def _no_callback(args: Any, user_args: Any) -> None:
     """Connection callback of :func:`connected`'s objects."""
 
 
-
 class _MonitorCall:
     """libca's callback of one :meth:`CaChannel.add_masked_array_event`:
     ``callback(epicsArgs, user_args)`` while it is its object's current
@@ -166,6 +165,7 @@ class _MonitorCall:
             self.callback(chan._epics_args(args, self.numpy_flag), self.user_args)
         except Exception:
             report_callback_error("monitor")
+
 
 class CaChannel:
     """A Channel Access channel to one process variable.

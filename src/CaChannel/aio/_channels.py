@@ -154,7 +154,7 @@ class Channel:
         except (TypeError, ValueError):  # an odd datatype: Request refuses it below
             pass
         req = Request(self.name, self.chid, datatype, format)
-        reqs = self.requests
+        reqs = self.requests  # again: Request() called libca, the connection may have changed
         try:
             if reqs is None:
                 self.requests = req

@@ -581,6 +581,8 @@ def _key(name: str, priority: int) -> Any:
     """The cache key of ``(name, priority)``: the name itself for priority 0
     (nearly every channel: no key tuple kept per channel), else the pair."""
     return (name, priority) if priority else name
+
+
 _cache_lock = threading.Lock()
 _deferred: "deque[Channel]" = deque()
 _listener_lock = threading.RLock()  # reentrant: see Channel._update
@@ -607,7 +609,7 @@ def _create(name: str, priority: int) -> Channel:
 
 def _lookup(name: str, priority: int) -> Channel:
     """Cache hit (made alive) or a new channel; counts one user. Holds ``_cache_lock``."""
-    key = (name, priority) if priority else name  # (_key, inlined: once per acquire)
+    key = _key(name, priority)
     ch = _cache.get(key)
     if ch is not None and ch.generation == context.generation() and not ch.closed:
         if ch.users == 0:
