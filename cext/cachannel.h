@@ -146,7 +146,8 @@ extern PyObject *sev_members[4];
  * creates and hashes every key string again per event, which was most of
  * the cost of delivering a scalar monitor event. */
 enum { K_CHID, K_TYPE, K_COUNT, K_STATUS, K_VALUE, K_SEVERITY, K_STAMP, K_SECONDS,
-       K_NANOSECONDS, K_TIMESTAMP, K_OP, K_READ_ACCESS, K_WRITE_ACCESS, K_RAW_STAMP, K_N };
+       K_NANOSECONDS, K_TIMESTAMP, K_OP, K_READ_ACCESS, K_WRITE_ACCESS, K_RAW_STAMP, K_PV_VALUE,
+       K_N };
 extern const char *const key_names[K_N];
 extern PyObject *keys[K_N];
 
@@ -223,6 +224,7 @@ typedef struct {
     PyObject *augment;   /* (cls, attrs) of augment.c, or NULL */
     EvQueueObject *queue;   /* create_subscription(queue=): a reference, or NULL */
     Py_ssize_t queued;      /* its records in queue (under the queue's lock) */
+    PyObject *pv_callback;  /* create_subscription(pv_callback=(fn, user_args)), or NULL */
 } EvidObject;
 
 typedef struct {
@@ -346,6 +348,8 @@ int evqueue_holds(request_ctx *r);
 void evqueue_purge(EvQueueObject *q, EvidObject *e);
 #endif
 PyObject *event_dict(ChannelObject *chan, struct event_handler_args *args, int use_numpy);
+PyObject *event_dict_as(ChannelObject *chan, struct event_handler_args *args, int use_numpy,
+                        int value_key);
 
 /* augment.c */
 int augment_spec_check(PyObject *spec);
@@ -427,7 +431,8 @@ PyObject *ca_get_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObje
 PyObject *ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *start_subscription(ChannelObject *c, long t, long n, long mask,
                              caEventCallBackFunc *handler, PyObject *target, int use_numpy,
-                             void *usr, PyObject *augment, PyObject *queue);
+                             void *usr, PyObject *augment, PyObject *queue,
+                             PyObject *pv_callback);
 PyObject *ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
                                     PyObject *kwnames);
 PyObject *ca_clear_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs,

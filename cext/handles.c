@@ -62,6 +62,7 @@ evid_dealloc(EvidObject *self)
     Py_XDECREF(self->chan);
     Py_XDECREF(self->callback);
     Py_XDECREF(self->augment);
+    Py_XDECREF(self->pv_callback);
 #ifndef _WIN32
     if (self->queue) {   /* libca is done with this evid: drop its queued events */
         evqueue_purge(self->queue, self);

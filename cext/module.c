@@ -30,6 +30,7 @@ exc_slot *exc_slots;
 const char *const key_names[K_N] = {
     "chid", "type", "count", "status", "value", "severity", "stamp", "seconds",
     "nanoseconds", "timestamp", "op", "read_access", "write_access", "raw_stamp",
+    "pv_value",
 };
 
 /* ------------------------------------------------------------------------ */
@@ -160,7 +161,7 @@ static PyMethodDef ca_methods[] = {
      "put(chid, value, chtype=None, count=None, callback=None, queue=None)\n--\n\n-> ECA"},
     {"create_subscription", FAST ca_create_subscription_py, FAST_FLAGS,
      "create_subscription(chid, callback, chtype=None, count=None, mask=None, "
-     "use_numpy=False, augment=None, queue=None)\n--\n\n-> (ECA, evid|None)"},
+     "use_numpy=False, augment=None, queue=None, pv_callback=None)\n--\n\n-> (ECA, evid|None)"},
     {"clear_subscription", FAST ca_clear_subscription_py, FAST_FLAGS,
      "clear_subscription(evid)\n--\n\n-> ECA"},
     {"pend_io", FAST ca_pend_io_py, FAST_FLAGS,

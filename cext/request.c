@@ -375,16 +375,36 @@ ca_put_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
 /* ------------------------------------------------------------------------ */
 /* Subscriptions */
 
+/* pv_callback= of create_subscription: None or (callable, tuple), and only
+ * where events go straight to a callback (no augment=, no queue=) */
+static int
+pv_callback_check(PyObject *pv_callback, PyObject *augment, PyObject *queue)
+{
+    if (pv_callback == Py_None)
+        return 0;
+    if (!PyTuple_Check(pv_callback) || PyTuple_GET_SIZE(pv_callback) != 2
+        || !PyCallable_Check(PyTuple_GET_ITEM(pv_callback, 0))
+        || !PyTuple_Check(PyTuple_GET_ITEM(pv_callback, 1))) {
+        PyErr_SetString(PyExc_TypeError, "pv_callback must be None or (callable, tuple)");
+        return -1;
+    }
+    if (augment != Py_None || queue != Py_None) {
+        PyErr_SetString(PyExc_ValueError, "pv_callback cannot be combined with augment or queue");
+        return -1;
+    }
+    return 0;
+}
+
 PyObject *
 ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     static const char *const names[] = {"chid", "callback", "chtype", "count", "mask", "use_numpy",
-                                        "augment", "queue"};
-    PyObject *a[8] = {NULL, NULL, Py_None, Py_None, Py_None, NULL, Py_None, Py_None};
-    if (bind_args("create_subscription", names, 8, 2, args, nargs, kwnames, a) < 0)
+                                        "augment", "queue", "pv_callback"};
+    PyObject *a[9] = {NULL, NULL, Py_None, Py_None, Py_None, NULL, Py_None, Py_None, Py_None};
+    if (bind_args("create_subscription", names, 9, 2, args, nargs, kwnames, a) < 0)
         return NULL;
     PyObject *obj = a[0], *cb = a[1], *chtype = a[2], *count = a[3], *maskobj = a[4];
-    PyObject *augment = a[6], *queue = a[7];
+    PyObject *augment = a[6], *queue = a[7], *pv_callback = a[8];
     int use_numpy = opt_bool(a[5], 0);
     if (use_numpy < 0)
         return NULL;
@@ -399,7 +419,8 @@ ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, 
                      Py_TYPE(cb)->tp_name);
         return NULL;
     }
-    if ((augment != Py_None && augment_spec_check(augment) < 0) || check_queue(queue) < 0)
+    if ((augment != Py_None && augment_spec_check(augment) < 0) || check_queue(queue) < 0
+        || pv_callback_check(pv_callback, augment, queue) < 0)
         return NULL;
     if (opt_index(chtype, "chtype", &given_t) == -1 ||
         opt_index(count, "count", &given_n) == -1 || opt_index(maskobj, "mask", &mask) == -1)
@@ -423,7 +444,8 @@ ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, 
 #endif
     return start_subscription(c, t, n, mask, handler, cb, use_numpy, NULL,
                               augment == Py_None ? NULL : augment,
-                              queue == Py_None ? NULL : queue);
+                              queue == Py_None ? NULL : queue,
+                              pv_callback == Py_None ? NULL : pv_callback);
 }
 
 /* Make the evid of a new subscription of c and ask libca for it: handler
@@ -437,7 +459,7 @@ ca_create_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, 
 PyObject *
 start_subscription(ChannelObject *c, long t, long n, long mask, caEventCallBackFunc *handler,
                    PyObject *target, int use_numpy, void *usr, PyObject *augment,
-                   PyObject *queue)
+                   PyObject *queue, PyObject *pv_callback)
 {
     EvidObject *e = PyObject_New(EvidObject, &EvidType);
     if (!e)
@@ -450,6 +472,7 @@ start_subscription(ChannelObject *c, long t, long n, long mask, caEventCallBackF
     e->augment = augment ? Py_NewRef(augment) : NULL;
     e->queue = queue ? (EvQueueObject *)Py_NewRef(queue) : NULL;
     e->queued = 0;
+    e->pv_callback = pv_callback ? Py_NewRef(pv_callback) : NULL;
     if ((!c->evids && !(c->evids = PyList_New(0)))
         || PyList_Append(c->evids, (PyObject *)e) < 0) {
         Py_DECREF(e);

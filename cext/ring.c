@@ -557,7 +557,7 @@ ca_ring_subscribe_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
         return status_none(ECA_BADCHID);
     long n = subscription_count_rule(a[3] == Py_None, given_n, native);
     PyObject *res = start_subscription(c, t, n, mask, ring_handler, (PyObject *)r, 1, r,
-                                       NULL, NULL);
+                                       NULL, NULL, NULL);
     if (res && PyTuple_GET_ITEM(res, 1) != Py_None)
         r->subscribed = 1;
     return res;

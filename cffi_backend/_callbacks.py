@@ -43,10 +43,10 @@ def guarded(refused: Any = None) -> Callable[[H], H]:
     return wrap
 
 
-def report_callback_error() -> None:
+def report_callback_error(header: str = "Exception in CaChannel callback:\n") -> None:
     """Print the traceback of an exception raised by a user callback."""
     try:
-        sys.stderr.write("Exception in CaChannel callback:\n")
+        sys.stderr.write(header)
         traceback.print_exc()
     except Exception:  # stderr gone (interpreter exit): nothing left to tell
         pass
@@ -144,6 +144,15 @@ def _on_put(args) -> None:
 def _on_event(args) -> None:
     sub = registry.get(token_of(args.usr))
     if not isinstance(sub, evid) or not sub.valid:
+        return
+    pair = sub.pv_callback
+    if pair is not None and _common.pv_form(int(args.type), args.status, args.dbr != _NULL):
+        try:
+            d = _event_dict(sub.channel, args, sub.use_numpy)
+            d["pv_value"] = d.pop("value")
+            pair[0](d, pair[1])
+        except BaseException:
+            report_callback_error("CaChannel: exception in monitor callback (ignored):\n")
         return
     try:
         value = _augmented(sub.augment, args)

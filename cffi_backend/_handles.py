@@ -97,8 +97,8 @@ class chid:
 class evid:
     """A subscription created by ``create_subscription``."""
 
-    __slots__ = ("_ptr", "channel", "callback", "use_numpy", "augment", "queue", "_token",
-                 "__weakref__")
+    __slots__ = ("_ptr", "channel", "callback", "use_numpy", "augment", "queue", "pv_callback",
+                 "_token", "__weakref__")
 
     def __init__(self, channel: chid, callback, use_numpy: bool):
         self._ptr = None
@@ -109,6 +109,8 @@ class evid:
         self.augment = None
         #: the EventQueue of create_subscription(queue=...), or None
         self.queue = None
+        #: (fn, user_args) of create_subscription(pv_callback=...), or None
+        self.pv_callback = None
         self._token = 0
 
     @property

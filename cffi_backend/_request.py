@@ -134,15 +134,18 @@ def put(chid: chid, value: Any, chtype: Optional[int] = None, count: Optional[in
 def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = None,
                         count: Optional[int] = None, mask: Optional[int] = None,
                         use_numpy: bool = False, augment: Optional[tuple] = None,
-                        queue: Optional[EventQueue] = None) -> Tuple[ECA, Optional[evid]]:
+                        queue: Optional[EventQueue] = None,
+                        pv_callback: Optional[tuple] = None) -> Tuple[ECA, Optional[evid]]:
     """Subscribe to changes; ``callback`` gets the event dict on every update
     (or the augmented value, ``_common.augment``'s rule); with ``queue`` the
-    events wait in that EventQueue for its consumer."""
+    events wait in that EventQueue for its consumer; ``pv_callback=(fn,
+    user_args)`` gets 3.x's form of the events ``_common.pv_form`` picks."""
     get_channel(chid)
     if not callable(callback):
         raise TypeError("callback must be callable, not %s" % type(callback).__name__)
     _common.augment_check(augment)
     _check_queue(queue)
+    _common.pv_callback_check(pv_callback, augment, queue)
     check_counts(chtype, count)
     mask = (_common.DBE_VALUE | _common.DBE_ALARM) if mask is None else as_index(mask, "mask")
     with held(get_channel(chid)) as (ch, cptr):
@@ -156,18 +159,20 @@ def create_subscription(chid: chid, callback: Callable, chtype: Optional[int] = 
         if ch._ptr is None:   # count/mask's __index__ cleared it
             return ECA.BADCHID, None
         status, sub = start_subscription(ch, cptr, t, n, mask, _callbacks.event_cb, callback,
-                                         bool(use_numpy), augment, queue)
+                                         bool(use_numpy), augment, queue, pv_callback)
         return status, sub
 
 
 def start_subscription(ch, cptr, t: int, n: int, mask: int, handler, target,
                        use_numpy: bool, augment: Optional[tuple] = None,
-                       queue: Optional[EventQueue] = None) -> Tuple[ECA, Optional[evid]]:
+                       queue: Optional[EventQueue] = None,
+                       pv_callback: Optional[tuple] = None) -> Tuple[ECA, Optional[evid]]:
     """Make the evid (holding ``target``: a callable, or a ring) and ask
     libca for the subscription; ``handler`` gets the evid's token as usr."""
     sub = evid(ch, target, use_numpy)
     sub.augment = augment
     sub.queue = queue
+    sub.pv_callback = pv_callback
     sub._token = new_token(sub)
     # valid before libca can deliver the first update (it may come at once)
     pevid = ffi.new("evid *")

@@ -142,11 +142,14 @@ def _no_callback(args: Any, user_args: Any) -> None:
 
 
 class _MonitorCall:
-    """libca's callback of one :meth:`CaChannel.add_masked_array_event`:
+    """libca's callback of one :meth:`CaChannel.add_masked_array_event` for
+    the updates of a structured type (``DBR_STS_*``, ``DBR_TIME_*``, ...):
     ``callback(epicsArgs, user_args)`` while it is its object's current
-    subscription (a late update of a cancelled one is dropped). One slotted
-    object per subscription instead of a closure with five cells: 100,000
-    monitored objects in a process, and every garbage collection visits them."""
+    subscription (a late update of a cancelled one is dropped). The backend
+    calls ``callback`` itself for the other updates (``pv_callback=`` of
+    ``ca.create_subscription``). One slotted object per subscription instead
+    of a closure with five cells: 100,000 monitored objects in a process, and
+    every garbage collection visits them."""
 
     __slots__ = ("chan", "callback", "user_args", "numpy_flag")
 
@@ -741,7 +744,10 @@ class CaChannel:
         numpy_flag = _use_numpy(use_numpy)
         on_event = _MonitorCall(self, callback, user_args, numpy_flag)
         self._event_cb = on_event
-        status, evid = ca.create_subscription(chid, on_event, req_type, count, mask, numpy_flag)
+        # plain types' updates (the most frequent) go from the backend to the
+        # user's callback directly; clear_subscription ends both at once
+        status, evid = ca.create_subscription(chid, on_event, req_type, count, mask, numpy_flag,
+                                              pv_callback=(callback, user_args))
         if status != _NORMAL:
             self._event_cb = None
             raise CaChannelException(status, "subscription to %s" % self._label())

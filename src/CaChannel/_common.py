@@ -830,6 +830,26 @@ def augment_check(spec: Any) -> None:
                         % spec[0].__name__)
 
 
+def pv_callback_check(pv_callback: Any, augment: Any, queue: Any) -> None:
+    """Check ``create_subscription``'s ``pv_callback``: None or ``(callable,
+    tuple)`` (TypeError otherwise), and not with ``augment`` or ``queue``
+    (ValueError)."""
+    if pv_callback is None:
+        return
+    if (not isinstance(pv_callback, tuple) or len(pv_callback) != 2
+            or not callable(pv_callback[0]) or not isinstance(pv_callback[1], tuple)):
+        raise TypeError("pv_callback must be None or (callable, tuple)")
+    if augment is not None or queue is not None:
+        raise ValueError("pv_callback cannot be combined with augment or queue")
+
+
+def pv_form(dbrtype: int, status: int, has_data: bool) -> bool:
+    """``create_subscription(pv_callback=)``'s rule: True for an event whose
+    value is no structured dict (a plain type's value, or None with an error
+    status); ``pv_callback`` gets those with the value under ``pv_value``."""
+    return DBR.STRING <= dbrtype <= DBR.DOUBLE or status != ECA.NORMAL or not has_data
+
+
 def augment(spec: tuple, dbrtype: int, count: int, status: int, buf) -> Any:
     """The augmented value of one event for ``create_subscription(augment=(cls, attrs))``,
     or None where the rule does not apply (the callback then gets the event dict).
@@ -1266,4 +1286,4 @@ __all__ = [n for n in list(globals()) if n.isidentifier() and not n.startswith("
     "sync_group_id", "MAX_SYNC_GID", "out_request", "stamp", "epics_seconds", "index_count", "request_type", "encode_name", "to_eca",
     "to_dbr", "to_ca_op", "PUT_TYPES", "DBR_DTYPE", "DBR_VALUE_OFFSET", "DBR_SIZE",
     "DBR_VALUE_SIZE", "DBR_META_FORMAT", "DBR_META_FIELDS", "check_dbr_layouts", "augment",
-    "augment_check")]
+    "augment_check", "pv_callback_check", "pv_form")]

@@ -537,6 +537,7 @@ def create_subscription(
     use_numpy: bool = False,
     augment: Optional[Tuple[type, Dict[str, Any]]] = None,
     queue: Optional[EventQueue] = None,
+    pv_callback: Optional[Tuple[Callable[[Dict[str, Any], tuple], Any], tuple]] = None,
 ) -> Tuple[ECA, Union[_Evid, Any]]:
     """Subscribe; ``callback`` gets the event dict of every update.
 
@@ -551,6 +552,14 @@ def create_subscription(
 
     ``queue``: the events are not called back on libca's thread but queued
     in that :class:`EventQueue` for its consumer, who calls ``callback``.
+
+    ``pv_callback=(fn, user_args)``: CaChannel 3.x's monitor form. An event
+    of a plain type (``DBR_STRING`` .. ``DBR_DOUBLE``), or one with an error
+    status or no data, calls ``fn(args, user_args)`` instead, ``args`` the
+    event dict with the value under ``pv_value`` (3.x's ``epicsArgs``); other
+    events still go to ``callback``. An exception ``fn`` raises is printed
+    (``CaChannel: exception in monitor callback (ignored):``). Not with
+    ``augment`` or ``queue`` (ValueError).
     """
 def current_context() -> Optional[_Context]: ...
 def dbf_text(t: int) -> str: ...

@@ -230,3 +230,128 @@ def test_printf_handler_gets_libca_messages():
     finally:
         assert ca.replace_printf_handler(None) == ca.ECA_NORMAL
     ca.clear_channel(chid)
+
+
+class _PvCalls:
+    """A pv_callback target: records (epicsArgs, user_args) pairs."""
+
+    def __init__(self):
+        self.got = Collector()
+
+    def __call__(self, args, user_args):
+        self.got((args, user_args))
+
+
+def test_pv_callback_gets_plain_updates_in_3x_form():
+    chid = connect("catest")
+    write(chid, 1.0)
+    plain, pv = Collector(), _PvCalls()
+    status, evid = ca.create_subscription(chid, plain, ca.DBR_DOUBLE,
+                                          pv_callback=(pv, ("u", 7)))
+    assert status == ca.ECA_NORMAL
+    ca.flush_io()
+    args, user_args = pv.got.wait_one()
+    assert user_args == ("u", 7)
+    assert args == {"chid": chid, "type": ca.DBR.DOUBLE, "count": 1,
+                    "status": ca.ECA.NORMAL, "pv_value": 1.0}
+    write(chid, 2.5)
+    assert [a["pv_value"] for a, _ in pv.got.wait(2)][:2] == [1.0, 2.5]
+    assert ca.clear_subscription(evid) == ca.ECA_NORMAL
+    n = len(pv.got.items)
+    write(chid, 3.0)
+    read(chid)
+    ca.pend_event(0.1)
+    assert len(pv.got.items) == n, "pv_callback called after clear_subscription"
+    assert plain.items == [], "a plain update went to callback as well"
+    ca.clear_channel(chid)
+
+
+def test_pv_callback_arrays_follow_use_numpy():
+    chid = connect("cawave")
+    write(chid, [1, 2, 3])
+    for use_numpy, kind in ((False, list), (True, np.ndarray)):
+        pv = _PvCalls()
+        status, evid = ca.create_subscription(chid, Collector(), ca.DBR_DOUBLE, 3,
+                                              use_numpy=use_numpy, pv_callback=(pv, ()))
+        ca.flush_io()
+        args, user_args = pv.got.wait_one()
+        assert isinstance(args["pv_value"], kind) and list(args["pv_value"]) == [1, 2, 3]
+        assert "value" not in args and user_args == ()
+        ca.clear_subscription(evid)
+    ca.clear_channel(chid)
+
+
+def test_pv_callback_leaves_structured_updates_to_callback():
+    chid = connect("catest")
+    write(chid, 4.0)
+    plain, pv = Collector(), _PvCalls()
+    status, evid = ca.create_subscription(chid, plain, ca.DBR_TIME_DOUBLE,
+                                          pv_callback=(pv, ()))
+    ca.flush_io()
+    d = plain.wait_one()
+    assert d["value"]["value"] == 4.0 and "pv_value" not in d
+    ca.clear_subscription(evid)
+    ca.pend_event(0.05)
+    assert pv.got.items == []
+    ca.clear_channel(chid)
+
+
+def test_pv_callback_that_raises_is_reported_and_kept(capfd):
+    chid = connect("catest")
+    calls = []
+
+    def bad(args, user_args):
+        calls.append(args["pv_value"])
+        raise RuntimeError("boom from a pv_callback")
+
+    status, evid = ca.create_subscription(chid, Collector(), pv_callback=(bad, ()))
+    ca.flush_io()
+    wait_until(lambda: calls, what="the raising pv_callback")
+    write(chid, 9.0)
+    wait_until(lambda: 9.0 in calls, what="an update after the exception")
+    ca.clear_subscription(evid)
+    ca.pend_event(0.05)
+    err = capfd.readouterr().err
+    assert "CaChannel: exception in monitor callback (ignored):" in err
+    assert "boom from a pv_callback" in err and "Traceback" in err
+    ca.clear_channel(chid)
+
+
+@pytest.mark.parametrize("bad, exc", [
+    (print, TypeError),                     # not a pair
+    ((print,), TypeError),
+    ((print, [1]), TypeError),              # user args not a tuple
+    ((42, ()), TypeError),                  # not callable
+])
+def test_pv_callback_bad_argument(bad, exc):
+    chid = connect("catest")
+    with pytest.raises(exc, match="pv_callback"):
+        ca.create_subscription(chid, print, pv_callback=bad)
+    ca.clear_channel(chid)
+
+
+def test_pv_callback_not_with_augment_or_queue():
+    chid = connect("catest")
+    class Value(float):
+        pass
+
+    with pytest.raises(ValueError, match="pv_callback"):
+        ca.create_subscription(chid, print, augment=(Value, {}), pv_callback=(print, ()))
+    if hasattr(ca, "EventQueue"):  # POSIX only
+        with pytest.raises(ValueError, match="pv_callback"):
+            ca.create_subscription(chid, print, queue=ca.EventQueue(), pv_callback=(print, ()))
+    ca.clear_channel(chid)
+
+
+def test_pv_form_and_check_rules():
+    from CaChannel import _common  # the rules both backends follow
+
+    assert _common.pv_form(ca.DBR_STRING, ca.ECA_NORMAL, True)
+    assert _common.pv_form(ca.DBR_DOUBLE, ca.ECA_NORMAL, True)
+    assert not _common.pv_form(ca.DBR_TIME_DOUBLE, ca.ECA_NORMAL, True)
+    assert _common.pv_form(ca.DBR_TIME_DOUBLE, ca.ECA_NORDACCESS, True)  # no value: None
+    assert _common.pv_form(ca.DBR_CTRL_ENUM, ca.ECA_NORMAL, False)
+    _common.pv_callback_check(None, None, None)
+    _common.pv_callback_check((print, ()), None, None)
+    with pytest.raises(ValueError):
+        _common.pv_callback_check((print, ()), None, object())
