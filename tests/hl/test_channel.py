@@ -186,7 +186,30 @@ def test_raising_callback_does_not_stop_others(capfd):
     a.clear_event()
     b.clear_event()
     a.flush_io()
-    assert "boom in user callback" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "boom in user callback" in err
+    assert "CaChannel: exception in monitor callback (ignored):" in err
+
+
+@pytest.mark.parametrize("req_type", [ca.DBR_DOUBLE, ca.DBR_TIME_DOUBLE])
+def test_raising_monitor_callback_report_is_the_same_for_every_type(capfd, req_type):
+    # plain types are called back by the backend itself (pv_callback=), the
+    # others through the 3.x object: one report either way
+    chan = connected("catest")
+    ran = threading.Event()
+
+    def bad(epics_args, user_args):
+        ran.set()
+        raise ZeroDivisionError("boom %s" % user_args[0])
+
+    chan.add_masked_array_event(req_type, None, None, bad, req_type)
+    chan.flush_io()
+    assert ran.wait(WAIT), "monitor callback did not run"
+    chan.clear_event()
+    chan.flush_io()
+    err = capfd.readouterr().err
+    assert "CaChannel: exception in monitor callback (ignored):" in err
+    assert "ZeroDivisionError: boom %d" % req_type in err and "Traceback" in err
 
 
 def test_search_and_connect_and_access_rights_from_thread():
