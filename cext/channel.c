@@ -55,7 +55,7 @@ ca_create_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
     c->prev = c->next = NULL;
     c->requests = NULL;
     c->conn_cb = cb == Py_None ? NULL : Py_NewRef(cb);
-    c->evids = NULL;   /* made by the first subscription: most channels never have one */
+    c->evids = NULL;
     c->name = PyUnicode_Check(nameobj) ? Py_NewRef(nameobj)
               : PyUnicode_DecodeUTF8(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), "replace");
     c->valid = 1;

@@ -34,7 +34,7 @@ channel_dealloc(ChannelObject *self)
 {
     Py_XDECREF(self->conn_cb);
     Py_XDECREF(self->access_cb);
-    Py_XDECREF(self->evids);
+    /* no evids here: each linked one holds a reference to this channel */
     Py_XDECREF(self->name);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -280,21 +280,48 @@ forget_channel_refs(ChannelObject *c)
     requests_cancelled(c);
     Py_CLEAR(c->conn_cb);
     Py_CLEAR(c->access_cb);
-    if (c->evids) {
-        Py_ssize_t n = PyList_GET_SIZE(c->evids);
-        for (Py_ssize_t i = 0; i < n; i++)
-            ((EvidObject *)PyList_GET_ITEM(c->evids, i))->valid = 0;
-        if (PyList_SetSlice(c->evids, 0, n, NULL) < 0)
-            PyErr_Clear();
-    }
+    mark_evids_dead(c);
+    /* each unlink may run Python code (a callback's finalizer) that unlinks
+     * others: take the head again every time */
+    while (c->evids)
+        evid_unlink(c, c->evids);
 }
 
 void
 mark_evids_dead(ChannelObject *c)
 {
-    Py_ssize_t n = c->evids ? PyList_GET_SIZE(c->evids) : 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        ((EvidObject *)PyList_GET_ITEM(c->evids, i))->valid = 0;
+    for (EvidObject *e = c->evids; e; e = e->ev_next)
+        e->valid = 0;
+}
+
+/* e joins c's list of live subscriptions, which takes a reference */
+void
+evid_link(ChannelObject *c, EvidObject *e)
+{
+    Py_INCREF(e);
+    e->ev_prev = NULL;
+    e->ev_next = c->evids;
+    if (c->evids)
+        c->evids->ev_prev = e;
+    c->evids = e;
+    e->linked = 1;
+}
+
+/* e leaves c's list (if it is in it) and the list's reference goes */
+void
+evid_unlink(ChannelObject *c, EvidObject *e)
+{
+    if (!e->linked)
+        return;
+    if (e->ev_prev)
+        e->ev_prev->ev_next = e->ev_next;
+    else
+        c->evids = e->ev_next;
+    if (e->ev_next)
+        e->ev_next->ev_prev = e->ev_prev;
+    e->ev_prev = e->ev_next = NULL;
+    e->linked = 0;
+    Py_DECREF(e);
 }
 
 /* ca_clear_channel for a channel already marked dead (GIL held). inuse

@@ -50,9 +50,7 @@ ca_shutdown_py(PyObject *m, PyObject *noargs)
     for (ChannelObject *c = live_channels; c; ) {
         ChannelObject *next = c->next;
         c->valid = 0;
-        Py_ssize_t n = c->evids ? PyList_GET_SIZE(c->evids) : 0;
-        for (Py_ssize_t i = 0; i < n; i++)
-            ((EvidObject *)PyList_GET_ITEM(c->evids, i))->valid = 0;
+        mark_evids_dead(c);
         c = next;
     }
     Py_BEGIN_ALLOW_THREADS

@@ -473,11 +473,9 @@ start_subscription(ChannelObject *c, long t, long n, long mask, caEventCallBackF
     e->queue = queue ? (EvQueueObject *)Py_NewRef(queue) : NULL;
     e->queued = 0;
     e->pv_callback = pv_callback ? Py_NewRef(pv_callback) : NULL;
-    if ((!c->evids && !(c->evids = PyList_New(0)))
-        || PyList_Append(c->evids, (PyObject *)e) < 0) {
-        Py_DECREF(e);
-        return NULL;
-    }
+    e->linked = 0;
+    e->ev_prev = e->ev_next = NULL;
+    evid_link(c, e);
     evid ev = NULL;
     int s = ECA_BADCHID;
     if (c->valid)   /* else cleared meanwhile (a finalizer run by the allocations) */
@@ -485,10 +483,7 @@ start_subscription(ChannelObject *c, long t, long n, long mask, caEventCallBackF
                                                 usr ? usr : (void *)e, &ev));
     if (s != ECA_NORMAL) {
         e->valid = 0;
-        Py_ssize_t i = c->evids ? PySequence_Index(c->evids, (PyObject *)e) : -1;
-        if (i >= 0)
-            PySequence_DelItem(c->evids, i);
-        PyErr_Clear();
+        evid_unlink(c, e);
         Py_DECREF(e);
         return status_none(s);
     }
@@ -518,9 +513,6 @@ ca_clear_subscription_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, P
     evid ev = e->ev;
     CHAN_CALL(c, s = ca_clear_subscription(ev));
     /* drop the keep-alive reference held by the channel's list */
-    Py_ssize_t i = c->evids ? PySequence_Index(c->evids, arg) : -1;
-    if (i >= 0)
-        PySequence_DelItem(c->evids, i);
-    PyErr_Clear();
+    evid_unlink(c, e);
     return ECA_OBJ(s);
 }

@@ -929,7 +929,7 @@ class CaChannel:
                     self._on_access(channel, channel.read_access, channel.write_access)
             elif self._relay is not None:
                 self._access_listening = True
-                channel.add_access_listener(self._relay.access, replay=True)  # (at once if connected)
+                channel.add_access_listener(self._relay, replay=True)  # (at once if connected)
         else:
             self._access_cb = None
 

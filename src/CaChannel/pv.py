@@ -267,11 +267,36 @@ class PV:
         # on its way (the IOC sends it independently), so the next get() reads
         self._stale = False
         self.callbacks: Dict[int, Tuple[Callable, Dict[str, Any]]] = {}
-        self.connection_callbacks: List[Callable] = connection_callbacks
-        self.access_callbacks: List[Callable] = access_callbacks
+        # made on first use (most PVs have none: two lists fewer per PV)
+        self._connection_callbacks: Optional[List[Callable]] = connection_callbacks or None
+        self._access_callbacks: Optional[List[Callable]] = access_callbacks or None
         for cb in callbacks:
             self.add_callback(cb)
         self._connect_channel()
+
+    @property
+    def connection_callbacks(self) -> List[Callable]:
+        """The connection callbacks, ``fn(pvname=, conn=, pv=)`` (a list: append to it)."""
+        cbs = self._connection_callbacks
+        if cbs is None:
+            cbs = self._connection_callbacks = []
+        return cbs
+
+    @connection_callbacks.setter
+    def connection_callbacks(self, value: List[Callable]) -> None:
+        self._connection_callbacks = value
+
+    @property
+    def access_callbacks(self) -> List[Callable]:
+        """The access-rights callbacks, ``fn(read_access, write_access, pv=)`` (a list: append to it)."""
+        cbs = self._access_callbacks
+        if cbs is None:
+            cbs = self._access_callbacks = []
+        return cbs
+
+    @access_callbacks.setter
+    def access_callbacks(self, value: List[Callable]) -> None:
+        self._access_callbacks = value
 
     # ------------------------------------------------------------ connection
     def _connect_channel(self) -> None:
@@ -301,7 +326,7 @@ class PV:
         self._args["read_access"] = read
         self._args["write_access"] = write
         self._args["access"] = _ACCESS_TEXT[(read, write)]
-        for cb in list(self.access_callbacks):
+        for cb in list(self._access_callbacks or ()):
             try:
                 cb(read, write, pv=self)
             except Exception:
@@ -341,7 +366,7 @@ class PV:
             _notify()
         else:
             self._up = self.connected = False
-        for cb in list(self.connection_callbacks):
+        for cb in list(self._connection_callbacks or ()):
             try:
                 cb(pvname=self.pvname, conn=up, pv=self)
             except Exception:
@@ -383,7 +408,7 @@ class PV:
             relay = self._relay
             if relay is None:  # released meanwhile
                 return
-            on_event = relay.event  # calls self._on_event while this PV lives
+            on_event = relay  # relay(args) calls self._on_event while this PV lives
             in_callback = _in_ca_thread()
             if not in_callback:
                 _attach()
@@ -496,7 +521,7 @@ class PV:
         self._release_channel()
         _forget(self)
         if was_connected:
-            for cb in list(self.connection_callbacks):
+            for cb in list(self._connection_callbacks or ()):
                 try:
                     cb(pvname=self.pvname, conn=False, pv=self)
                 except Exception:
@@ -631,9 +656,9 @@ class PV:
         with self._lock:
             self.callbacks.clear()
             if with_access_callback:
-                self.access_callbacks = []
+                self._access_callbacks = None
             if with_connect_callback:
-                self.connection_callbacks = []
+                self._connection_callbacks = None
 
     def run_callbacks(self) -> None:
         """Call every value callback with the current data (in index order)."""

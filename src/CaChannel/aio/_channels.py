@@ -72,7 +72,9 @@ class Channel:
         # waiter(True) runs in its loop once connected: None, one Waiter, or
         # a list of them (most channels have one at a time: no list for it)
         self._waiters: Union[None, Waiter, List[Waiter]] = None
-        self._listeners: Optional[set] = None  # Subscriptions: _connection(up) in the libca thread
+        # Subscriptions told of connection changes (sub._connection(up) in the
+        # libca thread): None, one, or a set (most channels have one at most)
+        self._listeners: Any = None
         # ``shared``: a use of the core channel acquired by the caller
         self.core = shared if shared is not None else core.acquire(name, flush=False)
         self.chid = self.core.chid
@@ -94,7 +96,7 @@ class Channel:
             waiters = None
             if up:
                 waiters, self._waiters = self._waiters, None
-            listeners = list(self._listeners) if self._listeners else ()
+            listeners = _members(self._listeners)
         for waiter in _each(waiters):
             waiter.disp.post(waiter, True)
         for sub in listeners:
@@ -172,18 +174,25 @@ class Channel:
 
     def add_listener(self, sub: Any) -> None:
         with _lock:
-            if self._listeners is None:
-                self._listeners = set()
-            self._listeners.add(sub)
+            listeners = self._listeners
+            if listeners is None:
+                self._listeners = sub
+            elif type(listeners) is set:
+                listeners.add(sub)
+            elif listeners is not sub:
+                self._listeners = {listeners, sub}
 
     def remove_listener(self, sub: Any) -> None:
         with _lock:
-            if self._listeners is not None:
-                self._listeners.discard(sub)
+            listeners = self._listeners
+            if listeners is sub:
+                self._listeners = None
+            elif type(listeners) is set:
+                listeners.discard(sub)
 
     def subscriptions(self) -> list:
         with _lock:
-            return list(self._listeners or ())
+            return _members(self._listeners)
 
     def _purge(self) -> None:
         for sub in self.subscriptions():
@@ -197,6 +206,15 @@ class Channel:
         # channel is cleared, not kept idle (a channel of a restarted IOC kept
         # open would wait ~10 s in libca's disconnect governor)
         self.core.release(keep_idle=False)
+
+
+def _members(listeners: Any) -> list:
+    """A channel's subscriptions (None, one, or a set) as a new list."""
+    if listeners is None:
+        return []
+    if type(listeners) is set:
+        return list(listeners)
+    return [listeners]
 
 
 def _each(waiters: Union[None, Waiter, List[Waiter]]) -> Sequence[Waiter]:

@@ -168,7 +168,7 @@ class Subscription:
         try:
             evq = self._disp.event_queue()
             status, evid = ca.create_subscription(
-                self.channel.chid, self._enqueue if evq is None else self._arrive, req.dbr,
+                self.channel.chid, self._enqueue if evq is None else self, req.dbr,
                 req.count(self._count), self._events, use_numpy=True, augment=req.augment,
                 queue=evq)
             if status == ca.ECA_DISCONN:
@@ -330,6 +330,11 @@ class Subscription:
             return
         if self._add(item):
             self._disp.post_here(self._deliver)
+
+    # the subscription itself is the callback its EventQueue holds: no bound
+    # method per subscription (100,000 in a process; the garbage collector
+    # visits each one, at interpreter exit too)
+    __call__ = _arrive
 
     # ---------------------------------------------------------- libca side
     def _connection(self, up: bool) -> None:

@@ -147,9 +147,14 @@ class Channel:
             except Exception:
                 report_callback_error("connection")
 
-    # libca's connection callback of this channel is the channel itself: no
-    # bound method object per channel (100,000 channels in one process)
-    __call__ = _on_connection
+    def __call__(self, args: Dict[str, Any]) -> None:
+        """libca's connection callback and access-rights handler of this
+        channel are the channel itself, told apart by their dict's keys: no
+        bound method object per channel (100,000 channels in one process)."""
+        if "read_access" in args:
+            self._on_access(args)
+        else:
+            self._on_connection(args)
 
     @property
     def host(self) -> Optional[str]:
@@ -243,7 +248,7 @@ class Channel:
             try:
                 context.attach()
                 # libca calls the handler at once (this thread) if connected
-                ca.replace_access_rights_event(self.chid, self._on_access)
+                ca.replace_access_rights_event(self.chid, self)
                 return
             except Exception:  # a dead channel: nothing to listen to
                 return
@@ -468,13 +473,23 @@ class _Replays:
 _replays = _Replays()
 
 
+_ABSENT: Any = object()  # WeakRelay.__call__: an argument not given
+
+
 class WeakRelay:
     """A face object's listeners on a channel, holding the object weakly.
 
-    ``WeakRelay(obj, "on_conn", "on_access")`` calls ``obj.on_conn(channel, up)``
-    and ``obj.on_access(channel, read, write)`` while ``obj`` lives: a channel's
-    listeners must not keep a face's object (a PV, a 3.x ``CaChannel``) alive,
-    or its ``__del__`` -- which releases its use -- would never run.
+    ``WeakRelay(obj, "on_conn", "on_access", "on_event")`` calls
+    ``obj.on_conn(channel, up)``, ``obj.on_access(channel, read, write)`` and
+    ``obj.on_event(args)`` while ``obj`` lives: a channel's listeners must not
+    keep a face's object (a PV, a 3.x ``CaChannel``) alive, or its
+    ``__del__`` -- which releases its use -- would never run.
+
+    The relay itself is all three callables, told apart by the number of
+    arguments: the connection listener (two), the access listener (three) and
+    the subscription callback of ``ca.create_subscription`` (one). No bound
+    method per face object: 100,000 of them in a process, and the garbage
+    collector visits every one (at interpreter exit too).
     """
 
     __slots__ = ("ref", "connection_method", "access_method", "event_method")
@@ -491,9 +506,16 @@ class WeakRelay:
         if obj is not None:
             getattr(obj, self.connection_method)(channel, up)
 
-    # the relay itself is the connection listener (``channel.add_listener(relay)``):
-    # no bound method per face object
-    __call__ = connection
+    def __call__(self, a: Any, b: Any = _ABSENT, c: Any = _ABSENT) -> None:
+        obj = self.ref()
+        if obj is None:
+            return
+        if b is _ABSENT:
+            getattr(obj, self.event_method)(a)  # type: ignore[arg-type]
+        elif c is _ABSENT:
+            getattr(obj, self.connection_method)(a, b)
+        else:
+            getattr(obj, self.access_method)(a, b, c)
 
     def access(self, channel: "Channel", read: bool, write: bool) -> None:
         obj = self.ref()
@@ -512,13 +534,13 @@ class WeakRelay:
     def listen(self, channel: "Channel", replay_connection: bool = True) -> None:
         """Add both listeners to ``channel`` (access first, replayed at once if
         connected, so a replayed connection finds the access rights set)."""
-        channel.add_access_listener(self.access)
+        channel.add_access_listener(self)
         channel.add_listener(self, replay=replay_connection)
 
     def stop(self, channel: "Channel") -> None:
         """Remove both listeners from ``channel``."""
         channel.remove_listener(self)
-        channel.remove_access_listener(self.access)
+        channel.remove_access_listener(self)
 
     def finalize(self, channel: "Channel", evid: Any = None) -> None:
         """For the object's ``__del__``: stop listening, cancel its plain
