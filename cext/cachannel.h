@@ -231,7 +231,9 @@ typedef struct EvidObject {
     PyObject *augment;   /* (cls, attrs) of augment.c, or NULL */
     EvQueueObject *queue;   /* create_subscription(queue=): a reference, or NULL */
     Py_ssize_t queued;      /* its records in queue (under the queue's lock) */
-    PyObject *pv_callback;  /* create_subscription(pv_callback=(fn, user_args)), or NULL */
+    /* create_subscription(pv_callback=(fn, user_args)): both, or NULL (the
+     * pair itself is not kept: one object fewer per 3.x subscription) */
+    PyObject *pv_fn, *pv_args;
 } EvidObject;
 
 typedef struct {

@@ -289,22 +289,21 @@ pv_form(struct event_handler_args *args)
 static void
 pv_event(EvidObject *e, struct event_handler_args *args)
 {
-    /* the callback may clear this subscription: hold it (and the pair) until done */
+    /* the callback may clear this subscription: hold it until done (its
+     * fn and args live as long as it does) */
     Py_INCREF(e);
-    PyObject *pair = Py_NewRef(e->pv_callback);
     PyObject *d = event_dict_as(e->chan, args, e->use_numpy, K_PV_VALUE);
     if (!d) {
         report_error_as("CaChannel: exception in monitor callback (ignored):\n");
     } else {
-        PyObject *argv[2] = {d, PyTuple_GET_ITEM(pair, 1)};
-        PyObject *r = PyObject_Vectorcall(PyTuple_GET_ITEM(pair, 0), argv, 2, NULL);
+        PyObject *argv[2] = {d, e->pv_args};
+        PyObject *r = PyObject_Vectorcall(e->pv_fn, argv, 2, NULL);
         Py_DECREF(d);
         if (!r)
             report_error_as("CaChannel: exception in monitor callback (ignored):\n");
         else
             Py_DECREF(r);
     }
-    Py_DECREF(pair);
     Py_DECREF(e);
 }
 
@@ -315,7 +314,7 @@ event_handler(struct event_handler_args args)
         return;
     PyGILState_STATE g = gil_take();
     EvidObject *e = args.usr;
-    if (e->valid && e->chan->valid && e->pv_callback && pv_form(&args)) {
+    if (e->valid && e->chan->valid && e->pv_fn && pv_form(&args)) {
         pv_event(e, &args);
     } else if (e->valid && e->chan->valid && e->callback) {
         /* the callback may clear this subscription: hold it until done */

@@ -62,7 +62,8 @@ evid_dealloc(EvidObject *self)
     Py_XDECREF(self->chan);
     Py_XDECREF(self->callback);
     Py_XDECREF(self->augment);
-    Py_XDECREF(self->pv_callback);
+    Py_XDECREF(self->pv_fn);
+    Py_XDECREF(self->pv_args);
 #ifndef _WIN32
     if (self->queue) {   /* libca is done with this evid: drop its queued events */
         evqueue_purge(self->queue, self);

@@ -472,7 +472,8 @@ start_subscription(ChannelObject *c, long t, long n, long mask, caEventCallBackF
     e->augment = augment ? Py_NewRef(augment) : NULL;
     e->queue = queue ? (EvQueueObject *)Py_NewRef(queue) : NULL;
     e->queued = 0;
-    e->pv_callback = pv_callback ? Py_NewRef(pv_callback) : NULL;
+    e->pv_fn = pv_callback ? Py_NewRef(PyTuple_GET_ITEM(pv_callback, 0)) : NULL;
+    e->pv_args = pv_callback ? Py_NewRef(PyTuple_GET_ITEM(pv_callback, 1)) : NULL;
     e->linked = 0;
     e->ev_prev = e->ev_next = NULL;
     evid_link(c, e);
