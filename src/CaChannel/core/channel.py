@@ -107,8 +107,10 @@ class Channel:
         self._write = False
         self.users = 0
         self.closed = False
-        self._listeners: Tuple[ConnectionListener, ...] = ()
-        self._access_listeners: Tuple[AccessListener, ...] = ()
+        # None, one listener, or a tuple of two or more (see _members): most
+        # channels have one, and a tuple of one was an object per channel
+        self._listeners: Any = None
+        self._access_listeners: Any = None
         # libca's access-rights handler is installed with the first access
         # listener: most channels never need it (a libca call and a callback
         # per channel saved when connecting 100,000)
@@ -141,7 +143,7 @@ class Channel:
         self._states = None
         self.connected = up
         _wake()
-        for fn in self._listeners:
+        for fn in _members(self._listeners):
             try:
                 fn(self, up)
             except Exception:
@@ -190,7 +192,7 @@ class Channel:
     def _on_access(self, args: Dict[str, Any]) -> None:
         read, write = bool(args.get("read_access")), bool(args.get("write_access"))
         self._read, self._write = read, write
-        for fn in self._access_listeners:
+        for fn in _members(self._access_listeners):
             try:
                 fn(self, read, write)
             except Exception:
@@ -206,14 +208,14 @@ class Channel:
         may hold locks the listener takes.
         """
         with _listener_lock:
-            self._update("_listeners", lambda old: old + (fn,))
+            self._update("_listeners", lambda old: _with(old, fn))
             up = self.connected
         if replay and up:
             _replays.post(self, fn)
 
     def remove_listener(self, fn: ConnectionListener) -> None:
         """Stop calling ``fn`` (no error if it was not added)."""
-        self._update("_listeners", lambda old: tuple(f for f in old if f != fn))
+        self._update("_listeners", lambda old: _without(old, fn))
 
     def _update(self, attr: str, change: Callable[[Tuple[Any, ...]], Tuple[Any, ...]]) -> None:
         """Replace the listener tuple ``attr`` by ``change(old)``.
@@ -240,7 +242,7 @@ class Channel:
         when this is the channel's first access listener (libca calls its new
         handler with the current rights)."""
         with _listener_lock:
-            self._update("_access_listeners", lambda old: old + (fn,))
+            self._update("_access_listeners", lambda old: _with(old, fn))
             up = self.connected
             install = not self._access_on
             self._access_on = True
@@ -257,7 +259,7 @@ class Channel:
 
     def remove_access_listener(self, fn: AccessListener) -> None:
         """Stop calling ``fn``."""
-        self._update("_access_listeners", lambda old: tuple(f for f in old if f != fn))
+        self._update("_access_listeners", lambda old: _without(old, fn))
 
     # -------------------------------------------------------------- waiting
     def wait_connected(self, timeout: Any = None, default: float = 3.0) -> bool:
@@ -463,7 +465,7 @@ class _Replays:
                     self._cond.wait()
                 channel, fn = self._queue.popleft()
             # only if still connected and still listening
-            if channel.connected and fn in channel._listeners:
+            if channel.connected and fn in _members(channel._listeners):
                 try:
                     fn(channel, True)
                 except Exception:
@@ -471,6 +473,30 @@ class _Replays:
 
 
 _replays = _Replays()
+
+
+def _members(listeners: Any) -> Tuple[Any, ...]:
+    """A channel's listeners (None, one, or a tuple) as a tuple."""
+    if listeners is None:
+        return ()
+    if type(listeners) is tuple:
+        return listeners
+    return (listeners,)
+
+
+def _with(listeners: Any, fn: Any) -> Any:
+    """``listeners`` (None, one, or a tuple) and ``fn`` after them."""
+    if listeners is None:
+        return fn
+    return _members(listeners) + (fn,)
+
+
+def _without(listeners: Any, fn: Any) -> Any:
+    """``listeners`` (None, one, or a tuple) without ``fn``."""
+    rest = tuple(f for f in _members(listeners) if f != fn)
+    if not rest:
+        return None
+    return rest[0] if len(rest) == 1 else rest
 
 
 _ABSENT: Any = object()  # WeakRelay.__call__: an argument not given
@@ -582,7 +608,7 @@ def _clear(victims: Sequence[Channel]) -> None:
         except Exception:
             pass
         if was_up:
-            for fn in ch._listeners:
+            for fn in _members(ch._listeners):
                 try:
                     fn(ch, False)
                 except Exception:
