@@ -330,6 +330,19 @@ def test_run_and_infos_and_purge():
     arun(main())
 
 
+def test_bad_name_in_a_list_sends_nothing():
+    # the good names ahead of the bad one must not send requests whose
+    # replies outlive the call (and, after asyncio.run, the loop)
+    async def main():
+        await aio.connect("aio:ao")
+        before = set(_ops._outstanding)
+        for op in (lambda: aio.caget(["aio:ao", 5]), lambda: aio.caput(["aio:ao", None], [1, 2])):
+            with pytest.raises(TypeError, match="PV name must be"):
+                await op()
+            assert _ops._outstanding == before, "a request went out before the bad name"
+    arun(main())
+
+
 def test_nothing_accumulates_over_many_operations():
     async def main():
         disp = aio._dispatch.dispatcher()

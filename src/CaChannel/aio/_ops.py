@@ -225,6 +225,11 @@ async def _gather(loop: asyncio.AbstractEventLoop, disp: Dispatcher, names: Sequ
     gather = _Gather(loop, names, throw)
     if not names:
         return gather.results
+    for name in names:
+        if type(name) is not str:
+            # refused here, before the names ahead of it send their requests
+            # (their replies could outlive the caller's event loop)
+            get_channel(name)
     get_channels(names)
     slots = []
     try:
