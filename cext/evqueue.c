@@ -70,6 +70,16 @@ forked(EvQueueObject *q)
     return q->epoch != fork_epoch;
 }
 
+/* one byte in the pipe: fileno() turns readable for the consumer */
+static void
+wake_consumer(EvQueueObject *q)
+{
+    ssize_t w;
+    do {
+        w = write(q->fd_w, "x", 1);
+    } while (w < 0 && errno == EINTR);
+}
+
 /* libca's thread: no GIL, no Python object. Copies the reply or event of
  * args into a record for e (an event) or rq (a get/put reply) and queues it
  * in q; with_data: the DBR bytes are copied too. */
@@ -115,12 +125,8 @@ enqueue(EvQueueObject *q, EvidObject *e, request_ctx *rq, struct event_handler_a
     wake = !q->signalled;
     q->signalled = 1;
     epicsMutexUnlock(q->lock);
-    if (wake) {
-        ssize_t w;
-        do {
-            w = write(q->fd_w, "x", 1);
-        } while (w < 0 && errno == EINTR);
-    }
+    if (wake)
+        wake_consumer(q);
 }
 
 void
@@ -263,23 +269,50 @@ record_item(evrecord *r)
 }
 
 static PyObject *
-evq_take(EvQueueObject *q, PyObject *noargs)
+evq_take(EvQueueObject *q, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    static const char *const names[] = {"max"};
+    PyObject *a[1] = {Py_None};
+    if (bind_args("take", names, 1, 0, args, nargs, kwnames, a) < 0)
+        return NULL;
+    long max = 0;   /* 0: every record */
+    int r_max = opt_index(a[0], "max", &max);
+    if (r_max == -1)
+        return NULL;
+    if (r_max == 0 && max < 1) {
+        PyErr_Format(PyExc_ValueError, "max must be >= 1 or None, not %ld", max);
+        return NULL;
+    }
     if (forked(q))
         return PyList_New(0);
     /* the pipe first: a byte written after this belongs to records this
      * take() does not see, and wakes the consumer again */
     drain_pipe(q);
     (void)epicsMutexLock(q->lock);
-    evrecord *r = q->head;
-    q->head = q->tail = NULL;
-    q->queued = 0;
-    q->bytes = 0;
-    q->signalled = 0;
-    for (evrecord *p = r; p; p = p->next)
+    evrecord *r = q->head, *last = NULL;
+    Py_ssize_t n = 0;
+    size_t bytes = 0;
+    for (evrecord *p = r; p && (max == 0 || n < max); p = p->next) {
+        last = p;
+        n++;
+        bytes += sizeof(*p) + (p->has_data ? dbr_size_n(p->type, p->count) : 0);
         if (p->ev)
-            p->ev->queued = 0;   /* the records are ours now: a purge has none to find */
+            p->ev->queued--;   /* the record is ours now: a purge does not look for it */
+    }
+    if (last) {
+        q->head = last->next;
+        last->next = NULL;
+    }
+    int left = q->head != NULL;
+    if (!left)
+        q->tail = NULL;
+    q->queued -= n;
+    q->bytes = left ? q->bytes - bytes : 0;
+    /* records left (take(max)): they keep the consumer woken */
+    q->signalled = left;
     epicsMutexUnlock(q->lock);
+    if (left)
+        wake_consumer(q);
     /* before any Python code runs (it may drop the last reference to an
      * evid, whose purge no longer sees these records). A request stays
      * marked queued: requests_cancelled leaves it to us, and we free it. */
@@ -387,9 +420,10 @@ evq_dealloc(EvQueueObject *q)
 }
 
 static PyMethodDef evq_methods[] = {
-    {"take", (PyCFunction)evq_take, METH_NOARGS,
-     "take($self)\n--\n\n-> [(callback, value), ...]: the events and replies queued so far, oldest "
-     "first, of subscriptions and channels still alive; values made as the callbacks of "
+    {"take", (PyCFunction)(void (*)(void))evq_take, METH_FASTCALL | METH_KEYWORDS,
+     "take($self, max=None)\n--\n\n-> [(callback, value), ...]: the events and replies queued so "
+     "far (at most max of them, the oldest; the rest keep fileno() readable), oldest first, of "
+     "subscriptions and channels still alive; values made as the callbacks of "
      "create_subscription, get and put get them."},
     {"fileno", (PyCFunction)evq_fileno, METH_NOARGS,
      "fileno($self)\n--\n\n-> int: readable when events are queued (for loop.add_reader)."},

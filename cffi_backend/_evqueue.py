@@ -8,9 +8,10 @@ pipe when the queue goes from empty to not empty.
 """
 from __future__ import annotations
 
+import operator
 import os
 import threading
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 __all__ = ["EventQueue"]
 
@@ -66,7 +67,15 @@ class EventQueue:
         except OSError:  # closed (exit) or full: the consumer is woken already
             pass
 
-    def take(self) -> List[Tuple[Callable, Any]]:
+    def take(self, max: Optional[int] = None) -> List[Tuple[Callable, Any]]:
+        if max is not None:
+            try:
+                max = operator.index(max)
+            except TypeError:
+                raise TypeError("max must be an integer or None, not %s"
+                                % type(max).__name__) from None
+            if max < 1:
+                raise ValueError("max must be >= 1 or None, not %d" % max)
         if os.getpid() != self._pid:  # inherited across fork: nothing is delivered here
             return []
         # the pipe first: a byte written after this is for events taken later
@@ -76,8 +85,17 @@ class EventQueue:
         except OSError:  # empty (EAGAIN)
             pass
         with self._lock:
-            items, self._items = self._items, []
-            self._signalled = False
+            if max is None or len(self._items) <= max:
+                items, self._items = self._items, []
+            else:
+                items = self._items[:max]
+                del self._items[:max]
+            left = self._signalled = bool(self._items)
+        if left:  # take(max) left records: they keep the consumer woken
+            try:
+                os.write(self._w, b"x")
+            except OSError:
+                pass
         return [(cb, v) for owner, cb, v in items if owner.valid]
 
     def __del__(self) -> None:

@@ -272,10 +272,13 @@ class EventQueue:
     """
     def __init__(self) -> None: ...
     def fileno(self) -> int: ...
-    def take(self) -> List[Tuple[Callable[[Any], Any], Any]]:
+    def take(self, max: Optional[int] = None) -> List[Tuple[Callable[[Any], Any], Any]]:
         """``[(callback, value), ...]`` of the events queued so far, oldest
         first, of subscriptions still alive; each value as the callback
-        would have got it (augmented or the event dict)."""
+        would have got it (augmented or the event dict). ``max``: at most
+        that many (the oldest); the rest stay queued and keep ``fileno()``
+        readable (a consumer taking bursts in chunks makes and frees their
+        values a chunk at a time)."""
     @property
     def queued(self) -> int: ...
     @property

@@ -246,3 +246,28 @@ def test_bad_queue_or_augment_is_a_type_error(call):
     with pytest.raises(TypeError):
         call(chid)
     ca.clear_channel(chid)
+
+
+def test_take_max_leaves_the_rest_queued_and_readable():
+    chid = connect("catest")
+    write(chid, 0.0)
+    q = ca.EventQueue()
+    _, evid = ca.create_subscription(chid, lambda a: None, ca.DBR_DOUBLE, queue=q)
+    ca.flush_io()
+    assert _take(q, 1)[0][1]["value"] == 0.0
+    wait = _witness(chid, 5.0)
+    for v in (1.0, 2.0, 3.0, 4.0, 5.0):
+        write(chid, v)
+    wait()
+    assert q.queued == 5
+    first = q.take(2)
+    assert [d["value"] for _, d in first] == [1.0, 2.0] and q.queued == 3
+    assert _readable(q, 0), "records left after take(max) must keep fileno() readable"
+    assert [d["value"] for _, d in q.take(max=10)] == [3.0, 4.0, 5.0]
+    assert q.queued == 0 and not _readable(q, 0)
+    assert q.take(1) == []
+    for bad, exc in ((0, ValueError), (-1, ValueError), ("2", TypeError), (1.5, TypeError)):
+        with pytest.raises(exc, match="max must be"):
+            q.take(bad)
+    ca.clear_subscription(evid)
+    ca.clear_channel(chid)
