@@ -286,6 +286,9 @@ pv_form(struct event_handler_args *args)
            || args->status != ECA_NORMAL || !args->dbr;
 }
 
+/* as the 3.x face reports a raising monitor callback (core.errors) */
+static const char PV_EVENT_ERROR[] = "CaChannel: exception in monitor callback (ignored):\n";
+
 static void
 pv_event(EvidObject *e, struct event_handler_args *args)
 {
@@ -294,13 +297,13 @@ pv_event(EvidObject *e, struct event_handler_args *args)
     Py_INCREF(e);
     PyObject *d = event_dict_as(e->chan, args, e->use_numpy, K_PV_VALUE);
     if (!d) {
-        report_error_as("CaChannel: exception in monitor callback (ignored):\n");
+        report_error_as(PV_EVENT_ERROR);
     } else {
         PyObject *argv[2] = {d, e->pv_args};
         PyObject *r = PyObject_Vectorcall(e->pv_fn, argv, 2, NULL);
         Py_DECREF(d);
         if (!r)
-            report_error_as("CaChannel: exception in monitor callback (ignored):\n");
+            report_error_as(PV_EVENT_ERROR);
         else
             Py_DECREF(r);
     }

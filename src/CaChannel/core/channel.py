@@ -527,11 +527,6 @@ class WeakRelay:
         self.access_method = access_method
         self.event_method = event_method
 
-    def connection(self, channel: "Channel", up: bool) -> None:
-        obj = self.ref()
-        if obj is not None:
-            getattr(obj, self.connection_method)(channel, up)
-
     def __call__(self, a: Any, b: Any = _ABSENT, c: Any = _ABSENT) -> None:
         obj = self.ref()
         if obj is None:
@@ -542,20 +537,6 @@ class WeakRelay:
             getattr(obj, self.connection_method)(a, b)
         else:
             getattr(obj, self.access_method)(a, b, c)
-
-    def access(self, channel: "Channel", read: bool, write: bool) -> None:
-        obj = self.ref()
-        if obj is not None:
-            getattr(obj, self.access_method)(channel, read, write)
-
-    def event(self, args: Any) -> None:
-        """``obj.<event_method>(args)`` while ``obj`` lives: a subscription
-        callback (``ca.create_subscription``) that does not keep the object
-        alive, one bound method instead of a closure and a weak reference
-        per subscription."""
-        obj = self.ref()
-        if obj is not None:
-            getattr(obj, self.event_method)(args)  # type: ignore[arg-type]
 
     def listen(self, channel: "Channel", replay_connection: bool = True) -> None:
         """Add both listeners to ``channel`` (access first, replayed at once if
