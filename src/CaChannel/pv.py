@@ -81,6 +81,7 @@ _TIME_KEYS = ("status", "severity", "timestamp", "posixseconds", "nanoseconds")
 
 
 _FLOAT_TYPES = (ca.DBF_FLOAT, ca.DBF_DOUBLE)
+_NORMAL = ca.ECA_NORMAL
 _FIXED, _GENERAL = "%%.%df", "%%.%dg"  # char_value of a float: by the PV's precision
 
 _tls = threading.local()
@@ -89,21 +90,32 @@ _tls = threading.local()
 _cond = threading.Condition()
 
 
-def _notify() -> None:
-    with _cond:
-        _cond.notify_all()
+def _notify(pv: "PV") -> None:
+    """Wake the waiters if one waits for ``pv`` (call after changing its state)."""
+    if pv._waited:
+        with _cond:
+            _cond.notify_all()
 
 
-def _wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+def _wait_until(pv: "PV", predicate: Callable[[], bool], timeout: float) -> bool:
     """Wait (at most ``timeout`` s, ``inf``: no limit) until ``predicate()``,
-    re-checked on every PV event."""
+    re-checked when ``pv``'s state changes.
+
+    Only a PV somebody waits for wakes the waiters: ``pv._waited`` is counted
+    up before the predicate is read, and libca's thread changes the state
+    before it reads the count, so no change is missed (a thread waiting for
+    one PV is not woken by each of 100,000 others connecting)."""
     deadline = time.monotonic() + timeout
     with _cond:
-        while not predicate():
-            left = core.checks.remaining(deadline, time.monotonic())
-            if left <= 0:
-                return False
-            _cond.wait(min(left, core.checks.CHUNK))
+        pv._waited += 1
+        try:
+            while not predicate():
+                left = core.checks.remaining(deadline, time.monotonic())
+                if left <= 0:
+                    return False
+                _cond.wait(min(left, core.checks.CHUNK))
+        finally:
+            pv._waited -= 1
     return True
 
 
@@ -136,6 +148,8 @@ def _stamp_keys(stamp: Dict[str, Any]) -> Dict[str, Any]:
 
 def _float_text(value: Any, precision: Any) -> str:
     """pyepics' char_value of a float by the PV's precision (``str`` without one)."""
+    if precision is None:  # not read (yet): every update of such a PV, no exception raised
+        return str(value)
     try:
         fmt = _FIXED if abs(value) < 1e5 or value == 0 else _GENERAL
         return (fmt % int(precision)) % value
@@ -263,6 +277,7 @@ class PV:
         self._mask: Optional[int] = None
         self._put_complete: Optional[bool] = None
         self._has_value = False
+        self._waited = 0  # threads in _wait_until for this PV
         # set when a put completed: the monitor update of that write may still be
         # on its way (the IOC sends it independently), so the next get() reads
         self._stale = False
@@ -363,9 +378,10 @@ class PV:
             except Exception:
                 _report_callback_error("PV %r monitor set-up" % (self.pvname,))
             self.connected = True
-            _notify()
+            _notify(self)
         else:
             self._up = self.connected = False
+            _notify(self)  # a get() waiting for a first value gives up now
         for cb in list(self._connection_callbacks or ()):
             try:
                 cb(pvname=self.pvname, conn=up, pv=self)
@@ -489,7 +505,7 @@ class PV:
             return True
         if self._channel is None:
             self._connect_channel()
-        _wait_until(lambda: self.connected, seconds)
+        _wait_until(self, lambda: self.connected, seconds)
         return self.connected
 
     def connect(self, timeout: Optional[float] = None) -> bool:
@@ -556,21 +572,36 @@ class PV:
 
     # ------------------------------------------------------------- monitor
     def _on_event(self, args: Dict[str, Any]) -> None:
-        if args.get("status") != ca.ECA_NORMAL:
+        if args.get("status") != _NORMAL:
             return  # read access lost: keep the last value
-        data = _flatten(args.get("value"))
-        if "timestamp" not in data:
-            now = time.time()
-            data.update(timestamp=now, posixseconds=int(now), nanoseconds=int((now % 1) * 1e9))
-        self._args.update(data)
-        self._args["char_value"] = self._char_value(data.get("value"), fetch=False)
+        value = args.get("value")
+        data = self._args
+        if type(value) is dict and len(value) == 4 and "stamp" in value:
+            # a TIME value (every update of form='time'): straight into the
+            # PV's keys, no intermediate dicts (100,000 PVs, 10,000 updates/s)
+            stamp = value["stamp"]
+            data["status"] = int(value["status"])
+            data["severity"] = int(value["severity"])
+            data["value"] = value = value["value"]
+            data["timestamp"] = float(stamp["timestamp"])
+            data["posixseconds"] = int(stamp["seconds"])
+            data["nanoseconds"] = int(stamp["nanoseconds"])
+        else:
+            flat = _flatten(value)
+            if "timestamp" not in flat:
+                now = time.time()
+                flat.update(timestamp=now, posixseconds=int(now), nanoseconds=int((now % 1) * 1e9))
+            data.update(flat)
+            value = flat.get("value")
+        data["char_value"] = self._char_value(value, fetch=False)
         if not self._has_value:
             self._has_value = True
-            _notify()
+            _notify(self)
         if self.verbose:
-            print("%s: %s (%s)" % (self.pvname, self._args["char_value"],
+            print("%s: %s (%s)" % (self.pvname, data["char_value"],
                                    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(data["timestamp"]))))
-        self.run_callbacks()
+        if self.callbacks:
+            self.run_callbacks()
 
     def _char_value(self, value: Any, fetch: bool, long_string: bool = False) -> str:
         if value is None:
@@ -677,7 +708,8 @@ class PV:
             return
         fn, kw = entry
         kwds = dict(self._args)
-        kwds.update(kw)
+        if kw:
+            kwds.update(kw)
         kwds["cb_info"] = (index, self)
         try:
             fn(**kwds)
@@ -750,7 +782,7 @@ class PV:
                 or self._stale or (count is not None and count > cached_len)):
             if self._evid is not None and use_monitor and ftype == self.ftype and value is None:
                 # the first monitor update is on its way: wait for it
-                _wait_until(lambda: self._has_value or not self.connected, timeout)
+                _wait_until(self, lambda: self._has_value or not self.connected, timeout)
                 value = self._args["value"]
             if value is None or not use_monitor or ftype != self.ftype or self._evid is None or \
                     self._stale or (count is not None and count > cached_len):

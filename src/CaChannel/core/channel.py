@@ -91,7 +91,7 @@ class Channel:
     __slots__ = ("name", "priority", "chid", "generation", "connected", "ever_connected",
                  "native_type", "native_count", "_host", "_read", "_write",
                  "users", "closed", "_listeners", "_access_listeners", "_access_on", "_states",
-                 "__weakref__")
+                 "_watched", "__weakref__")
 
     def __init__(self, name: str, priority: int) -> None:
         self.name = name
@@ -116,6 +116,9 @@ class Channel:
         # per channel saved when connecting 100,000)
         self._access_on = False
         self._states: Optional[tuple] = None  # enum state strings of this connection
+        # a wait_all() waits for this channel now: only then does its
+        # connection wake the waiters (not on each of 100,000 connections)
+        self._watched = False
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "connected" if self.connected else "not connected"
@@ -142,7 +145,9 @@ class Channel:
             self.ever_connected = True
         self._states = None
         self.connected = up
-        _wake()
+        if self._watched:  # read after `connected` is set: see wait_all
+            self._watched = False
+            _wake()
         for fn in _members(self._listeners):
             try:
                 fn(self, up)
@@ -208,17 +213,17 @@ class Channel:
         may hold locks the listener takes.
         """
         with _listener_lock:
-            self._update("_listeners", lambda old: _with(old, fn))
+            self._update("_listeners", fn, True)
             up = self.connected
         if replay and up:
             _replays.post(self, fn)
 
     def remove_listener(self, fn: ConnectionListener) -> None:
         """Stop calling ``fn`` (no error if it was not added)."""
-        self._update("_listeners", lambda old: _without(old, fn))
+        self._update("_listeners", fn, False)
 
-    def _update(self, attr: str, change: Callable[[Tuple[Any, ...]], Tuple[Any, ...]]) -> None:
-        """Replace the listener tuple ``attr`` by ``change(old)``.
+    def _update(self, attr: str, fn: Any, add: bool) -> None:
+        """Add ``fn`` to (or remove it from) the listeners ``attr``.
 
         Building the new tuple allocates, so a garbage collection may run in
         the middle and with it a face object's ``__del__``, which removes that
@@ -230,7 +235,7 @@ class Channel:
         with _listener_lock:
             while True:
                 old = getattr(self, attr)
-                new = change(old)
+                new = _with(old, fn) if add else _without(old, fn)
                 if getattr(self, attr) is old:
                     setattr(self, attr, new)
                     return
@@ -242,7 +247,7 @@ class Channel:
         when this is the channel's first access listener (libca calls its new
         handler with the current rights)."""
         with _listener_lock:
-            self._update("_access_listeners", lambda old: _with(old, fn))
+            self._update("_access_listeners", fn, True)
             up = self.connected
             install = not self._access_on
             self._access_on = True
@@ -259,7 +264,7 @@ class Channel:
 
     def remove_access_listener(self, fn: AccessListener) -> None:
         """Stop calling ``fn``."""
-        self._update("_access_listeners", lambda old: _without(old, fn))
+        self._update("_access_listeners", fn, False)
 
     # -------------------------------------------------------------- waiting
     def wait_connected(self, timeout: Any = None, default: float = 3.0) -> bool:
@@ -493,6 +498,8 @@ def _with(listeners: Any, fn: Any) -> Any:
 
 def _without(listeners: Any, fn: Any) -> Any:
     """``listeners`` (None, one, or a tuple) without ``fn``."""
+    if type(listeners) is not tuple:  # None or one: no tuple built
+        return None if listeners is None or listeners == fn else listeners
     rest = tuple(f for f in _members(listeners) if f != fn)
     if not rest:
         return None
@@ -734,10 +741,13 @@ def wait_all(chans: Sequence[Channel], timeout: float) -> bool:
     if timeout <= 0:
         return False
     deadline = time.monotonic() + timeout
-    # Every connection wakes the waiter: a scan of all channels per wake-up
-    # would make waiting for n channels O(n^2). The scan goes on from the
-    # first channel not yet seen connected; the whole list is checked again
-    # before saying yes (one may have disconnected behind the scan).
+    # The scan goes on from the first channel not yet seen connected (a scan
+    # of all channels per wake-up would make waiting for n channels O(n^2));
+    # the whole list is checked again before saying yes (one may have
+    # disconnected behind the scan). Only that first channel's connection
+    # wakes the waiter: it is marked _watched *before* its state is read
+    # here, and libca's thread sets `connected` before it reads the mark, so
+    # either this thread sees it connected or libca's thread sees the mark.
     n = len(chans)
     seen = 0
     with _cond:
@@ -751,8 +761,12 @@ def wait_all(chans: Sequence[Channel], timeout: float) -> bool:
                         return True
                     seen = 0
                     continue
-                if chans[seen].closed:  # cleared: it will not connect
+                ch = chans[seen]
+                if ch.closed:  # cleared: it will not connect
                     return False
+                ch._watched = True
+                if ch.connected:
+                    continue
                 left = checks.remaining(deadline, time.monotonic())
                 if left <= 0:
                     return False

@@ -52,7 +52,10 @@ def timeout(value: Any, default: Optional[float] = None, *, what: str = "timeout
         if default is None:
             raise TypeError("%s must be a number, not None" % what)
         value = default
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) is float or type(value) is int:  # the common case, without the ABC check
+        if value >= 0:  # False for NaN
+            return float(value)
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError("%s must be a number or None, not %s" % (what, type(value).__name__))
     seconds = float(value)
     if math.isnan(seconds) or seconds < 0:
@@ -96,10 +99,12 @@ def count(value: Any, *, what: str = "count", allow_zero: bool = True) -> Option
     """
     if value is None:
         return None
+    low = 0 if allow_zero else 1
+    if type(value) is int and value >= low:  # the common case, without the ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError("%s must be an int or None, not %s" % (what, type(value).__name__))
     n = int(value)
-    low = 0 if allow_zero else 1
     if n < low:
         raise ValueError("%s must be >= %d, not %d" % (what, low, n))
     return n
@@ -152,6 +157,8 @@ def mask(value: Any, *, what: str = "mask") -> Optional[int]:
     """
     if value is None:
         return None
+    if type(value) is int and 0 < value <= MASK_BITS:  # the common case, without the ABC check
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError("%s must be a DBE mask (int) or None, not %s" % (what, type(value).__name__))
     bits = int(value)
