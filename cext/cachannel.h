@@ -213,6 +213,10 @@ typedef struct ChannelObject {
      * one more object for the garbage collector, 100,000 in a big process) */
     struct EvidObject *evids;
     PyObject *name;      /* the name as given (str) */
+    /* native type and count at the last connection, read by the connection
+     * handler before it takes the GIL (native_type -1: none seen yet) */
+    short native_type;
+    unsigned long native_count;
     struct ChannelObject *prev, *next;   /* registry of live channels */
     struct request_ctx *requests;   /* get/put callbacks not yet run */
 } ChannelObject;

@@ -339,11 +339,24 @@ connection_handler(struct connection_handler_args args)
 {
     if (!cb_enter())
         return;
+    /* Asked before the GIL is taken: asked from Python in the callback, each
+     * was one more GIL release and re-take on this thread, which waits for
+     * busy Python threads each time (100,000 channels connecting). */
+    short ft = -1;
+    unsigned long n = 0;
+    if (args.op == CA_OP_CONN_UP) {
+        ft = ca_field_type(args.chid);
+        n = ca_element_count(args.chid);
+    }
     PyGILState_STATE g = gil_take();
     ChannelObject *c = ca_puser(args.chid);
     if (c && c->valid) {
         if (!c->ch)   /* ran inside ca_create_channel, before it returned */
             c->ch = args.chid;
+        if (args.op == CA_OP_CONN_UP) {
+            c->native_type = ft;
+            c->native_count = n;
+        }
         if (c->conn_cb) {
             Py_INCREF(c);
             PyObject *cb = Py_NewRef(c->conn_cb);

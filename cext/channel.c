@@ -56,6 +56,8 @@ ca_create_channel_py(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObj
     c->requests = NULL;
     c->conn_cb = cb == Py_None ? NULL : Py_NewRef(cb);
     c->evids = NULL;
+    c->native_type = -1;
+    c->native_count = 0;
     c->name = PyUnicode_Check(nameobj) ? Py_NewRef(nameobj)
               : PyUnicode_DecodeUTF8(PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), "replace");
     c->valid = 1;

@@ -46,12 +46,37 @@ channel_repr(ChannelObject *self)
                                 self->valid ? "" : " (cleared)");
 }
 
+static PyObject *
+channel_native_type(ChannelObject *self, void *closure)
+{
+    if (self->native_type < 0)
+        Py_RETURN_NONE;
+    return DBF_OBJ(self->native_type);
+}
+
+static PyObject *
+channel_native_count(ChannelObject *self, void *closure)
+{
+    if (self->native_type < 0)
+        Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(self->native_count);
+}
+
+static PyGetSetDef channel_getset[] = {
+    {"native_type", (getter)channel_native_type, NULL,
+     "DBF type at the last connection seen by the connection callback (None before)", NULL},
+    {"native_count", (getter)channel_native_count, NULL,
+     "element count at the last connection seen by the connection callback (None before)", NULL},
+    {NULL}
+};
+
 PyTypeObject ChannelType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "CaChannel._ca.chid",
     .tp_basicsize = sizeof(ChannelObject),
     .tp_dealloc = (destructor)channel_dealloc,
     .tp_repr = (reprfunc)channel_repr,
+    .tp_getset = channel_getset,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Channel handle from create_channel (opaque).",
 };

@@ -22,6 +22,7 @@ from ._handles import (callback_enter, callback_leave, chid, evid, live_channels
                        token_of)
 
 _NULL = ffi.NULL
+_CONN_UP = int(_common.CA_OP.CONN_UP)
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -68,6 +69,9 @@ def _on_connection(args) -> None:
     if ch._ptr is None:
         # the callback beat ca_create_channel's return (server in-process)
         ch._ptr = args.chid
+    if args.op == _CONN_UP:
+        ch._native_type = _common.DBF(lib.ca_field_type(args.chid))
+        ch._native_count = int(lib.ca_element_count(args.chid))
     cb = ch.conn_callback
     if cb is not None:
         _call_user(cb, {"chid": ch, "op": to_ca_op(args.op)})

@@ -62,7 +62,7 @@ class chid:
 
     __slots__ = ("_ptr", "_name", "_token", "conn_callback", "access_callback",
                  "subscriptions", "pending", "inuse", "holders", "_ctx", "_dead",
-                 "_clear_ptr", "__weakref__")
+                 "_clear_ptr", "_native_type", "_native_count", "__weakref__")
 
     def __init__(self, name: str):
         self._ptr = None
@@ -84,10 +84,24 @@ class chid:
         self.access_callback = None
         self.subscriptions: Set["evid"] = set()
         self.pending: Set[int] = set()
+        # native type (DBF) and count at the last connection seen by the
+        # connection callback (None before): as the C extension's chid
+        self._native_type: Any = None
+        self._native_count: Optional[int] = None
 
     @property
     def valid(self) -> bool:
         return self._ptr is not None
+
+    @property
+    def native_type(self) -> Any:
+        """DBF type at the last connection seen by the connection callback (None before)."""
+        return self._native_type
+
+    @property
+    def native_count(self) -> Optional[int]:
+        """Element count at the last connection seen by the connection callback (None before)."""
+        return self._native_count
 
     def __repr__(self) -> str:
         state = "cleared" if self._ptr is None else hex(token_of(self._ptr))

@@ -19,6 +19,16 @@ class _Chid:
     """A channel handle (from ``create_channel``); hashable, compares equal
     to the ``chid`` handed to callbacks."""
     def __hash__(self) -> int: ...
+    #: the native type at the channel's last connection (None before the
+    #: first): read by the backend when libca reported the connection, before
+    #: the connection callback runs (only channels created with a callback).
+    #: Unlike ``field_type(chid)`` no libca call: cheap in the callback.
+    @property
+    def native_type(self) -> Optional[DBF]: ...
+    #: the element count at the channel's last connection (None before the
+    #: first), as ``native_type``
+    @property
+    def native_count(self) -> Optional[int]: ...
 
 class _Evid:
     """A subscription handle (from ``create_subscription``)."""

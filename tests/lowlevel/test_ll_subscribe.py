@@ -157,6 +157,33 @@ def test_connection_callback_and_change():
     assert ca.change_connection_event(chid, got) == ca.ECA_BADCHID
 
 
+def test_chid_native_type_and_count_of_the_last_connection():
+    """Read by the backend when libca reports the connection, before the
+    callback runs: the callback sees them without a libca call."""
+    seen = []
+    done = threading.Event()
+
+    def on_conn(args):
+        ch = args["chid"]
+        seen.append((args["op"], ch.native_type, ch.native_count))
+        done.set()
+    status, chid = ca.create_channel("cawave", on_conn)
+    assert chid.native_type is None and chid.native_count is None   # not connected yet
+    ca.flush_io()
+    assert done.wait(TIMEOUT), "no connection callback"
+    assert seen == [(ca.CA_OP.CONN_UP, ca.DBF.DOUBLE, ca.element_count(chid))]
+    assert isinstance(chid.native_type, ca.DBF) and chid.native_count > 1
+    with pytest.raises(AttributeError):
+        chid.native_type = ca.DBF.LONG   # read-only
+    ca.clear_channel(chid)
+    assert chid.native_type == ca.DBF.DOUBLE   # the last connection's, also once cleared
+    # without a connection callback the backend is not told: None
+    status, plain = ca.create_channel("catest")
+    assert ca.pend_io(TIMEOUT) == ca.ECA_NORMAL
+    assert plain.native_type is None and ca.field_type(plain) == ca.DBF.DOUBLE
+    ca.clear_channel(plain)
+
+
 def test_connection_callback_pend_io_does_not_wait():
     got = Collector()
     status, chid = ca.create_channel("cabo", got)

@@ -131,16 +131,17 @@ class Channel:
         if self.chid is None:  # connected inside create_channel (a server in this process)
             self.chid = args.get("chid")
         if up:
-            # only what every face needs now: each ca call here releases and
-            # takes back the GIL on libca's receive thread, which then waits
-            # for a busy loop or thread to let go of it (host and access
-            # rights are read when asked for)
-            try:
-                chid = self.chid
-                self.native_type = ca.field_type(chid)
-                self.native_count = int(ca.element_count(chid))
-            except Exception:  # cleared meanwhile
+            # only what every face needs now, and read by the backend before
+            # it took the GIL: a ca call here would release and take back the
+            # GIL on libca's receive thread, which then waits for a busy loop
+            # or thread to let go of it (host and access rights are read when
+            # asked for)
+            chid = self.chid
+            native_type = chid.native_type
+            if native_type is None:  # not the chid of this connection: cleared meanwhile
                 return
+            self.native_type = native_type
+            self.native_count = chid.native_count
             self._host = None
             self.ever_connected = True
         self._states = None
@@ -507,9 +508,10 @@ def _without(listeners: Any, fn: Any) -> Any:
 
 
 _ABSENT: Any = object()  # WeakRelay.__call__: an argument not given
+_deref = weakref.ref.__call__
 
 
-class WeakRelay:
+class WeakRelay(weakref.ref):
     """A face object's listeners on a channel, holding the object weakly.
 
     ``WeakRelay(obj, "on_conn", "on_access", "on_event")`` calls
@@ -521,21 +523,51 @@ class WeakRelay:
     The relay itself is all three callables, told apart by the number of
     arguments: the connection listener (two), the access listener (three) and
     the subscription callback of ``ca.create_subscription`` (one). No bound
-    method per face object: 100,000 of them in a process, and the garbage
-    collector visits every one (at interpreter exit too).
+    method per face object, and the relay is its own weak reference (a
+    ``weakref.ref`` subclass) instead of holding one: 100,000 of them in a
+    process, and the garbage collector visits every object (at interpreter
+    exit too). :meth:`target` is the object (None once it is gone).
+
+    >>> class Face:
+    ...     def on_conn(self, channel, up): print("up" if up else "down")
+    >>> face = Face()
+    >>> relay = WeakRelay(face, "on_conn", "on_access")
+    >>> relay(None, True)
+    up
+    >>> relay.target() is face
+    True
+    >>> WeakRelay(face, "on_conn", "on_access") == relay  # each relay is its own listener
+    False
+    >>> del face
+    >>> relay(None, True), relay.target()
+    (None, None)
     """
 
-    __slots__ = ("ref", "connection_method", "access_method", "event_method")
+    __slots__ = ("connection_method", "access_method", "event_method")
+
+    def __new__(cls, obj: Any, connection_method: str, access_method: str,
+                event_method: Optional[str] = None) -> "WeakRelay":
+        return weakref.ref.__new__(cls, obj)
 
     def __init__(self, obj: Any, connection_method: str, access_method: str,
                  event_method: Optional[str] = None) -> None:
-        self.ref = weakref.ref(obj)
+        super().__init__(obj)
         self.connection_method = connection_method
         self.access_method = access_method
         self.event_method = event_method
 
-    def __call__(self, a: Any, b: Any = _ABSENT, c: Any = _ABSENT) -> None:
-        obj = self.ref()
+    # identity, not weakref.ref's equality of the referents: removing one
+    # relay of an object must not remove another relay of the same object
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
+    #: the face object (None once it is gone): ``weakref.ref``'s own call,
+    #: which ``__call__`` below takes over for the listeners
+    target = weakref.ref.__call__
+
+    def __call__(self, a: Any, b: Any = _ABSENT, c: Any = _ABSENT) -> None:  # type: ignore[override]
+        obj = _deref(self)
         if obj is None:
             return
         if b is _ABSENT:
