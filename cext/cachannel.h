@@ -205,6 +205,12 @@ typedef struct ChannelObject {
     int inuse;           /* calls in progress with the GIL released */
     int clear_pending;   /* clear_channel came while inuse: the last call clears */
     int dead_reason;     /* why invalid: DEAD_CLEARED, DEAD_CONTEXT, DEAD_FORK */
+    /* native type and count at the last connection, read by the connection
+     * handler before it takes the GIL (native_type -1: none seen yet); next
+     * to the ints, so that they add one word to the object, not two (100,000
+     * channels): a CA element count is 32 bits on the wire */
+    short native_type;
+    unsigned int native_count;
     struct ca_client_context *ctx;
     PyObject *conn_cb;
     PyObject *access_cb;
@@ -213,10 +219,6 @@ typedef struct ChannelObject {
      * one more object for the garbage collector, 100,000 in a big process) */
     struct EvidObject *evids;
     PyObject *name;      /* the name as given (str) */
-    /* native type and count at the last connection, read by the connection
-     * handler before it takes the GIL (native_type -1: none seen yet) */
-    short native_type;
-    unsigned long native_count;
     struct ChannelObject *prev, *next;   /* registry of live channels */
     struct request_ctx *requests;   /* get/put callbacks not yet run */
 } ChannelObject;

@@ -343,10 +343,10 @@ connection_handler(struct connection_handler_args args)
      * was one more GIL release and re-take on this thread, which waits for
      * busy Python threads each time (100,000 channels connecting). */
     short ft = -1;
-    unsigned long n = 0;
+    unsigned int n = 0;
     if (args.op == CA_OP_CONN_UP) {
         ft = ca_field_type(args.chid);
-        n = ca_element_count(args.chid);
+        n = (unsigned int)ca_element_count(args.chid);
     }
     PyGILState_STATE g = gil_take();
     ChannelObject *c = ca_puser(args.chid);
