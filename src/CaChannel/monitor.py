@@ -3,9 +3,11 @@
 Every CA monitor callback normally runs on libca's receive thread: a callback
 that takes 20 ms (a plot, a fit, a file write) stalls that thread and with it
 every other channel of the same server. The classes here keep user code off
-libca's thread. libca's callback only stores the update and wakes a consumer;
-the consumer is either your own thread (pull: :meth:`Subscription.get`,
-iteration) or a delivery thread that calls your callback.
+libca's thread. libca's thread only queues the update (the C extension
+without the GIL; one intake thread, ``CaChannel-intake``, takes the queued
+updates in batches and stores each in its subscription) and a consumer takes
+it: either your own thread (pull: :meth:`Subscription.get`, iteration) or a
+delivery thread that calls your callback.
 
 Delivery threads are shared: the callbacks of every :func:`subscribe`,
 :class:`Monitor` and ``PV(delivery=...)`` run on a small pool of daemon
@@ -205,7 +207,7 @@ class _EventQueue:
         self.closed = False
 
     def put(self, item: Any) -> bool:
-        """Store one update (libca's thread): constant time, no user code.
+        """Store one update (the intake's thread): constant time, no user code.
 
         True when the caller must hand the subscription to the delivery pool:
         only for a queue made with ``dispatch``, and only when it was idle
@@ -219,7 +221,8 @@ class _EventQueue:
                 self.items.popleft()
                 self.dropped += 1
             self.items.append(item)
-            self.cond.notify()
+            if not self.dispatch:  # a get() may wait (with a callback nobody does)
+                self.cond.notify()
             if self.dispatch and not self.scheduled:
                 self.scheduled = True
                 return True
@@ -297,7 +300,7 @@ class Subscription:
         """True after :meth:`close`."""
         return self._queue.closed
 
-    def _on_event(self, args: Dict[str, Any]) -> None:  # libca's thread
+    def _on_event(self, args: Dict[str, Any]) -> None:  # the intake's thread (or libca's)
         if self._queue.put(args):
             _delivery.pool().submit(self._context, self._deliver_batch)
 
@@ -407,7 +410,7 @@ def subscribe(chid: Any, callback: Optional[Callable[[Dict[str, Any]], Any]] = N
     sub = Subscription(policy, maxlen, callback)
     try:
         status, evid = ca.create_subscription(chid, sub._on_event, chtype, count, mask,
-                                              use_numpy)
+                                              use_numpy, queue=_delivery.intake_queue())
     except BaseException:
         sub._queue.close()
         core.context.forget_at_exit(sub)

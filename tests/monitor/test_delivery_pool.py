@@ -78,6 +78,40 @@ def test_thousand_subscriptions_use_the_pool_threads(counter):
         assert st.received == st.delivered + st.dropped + st.pending and st.pending == 0
 
 
+@pytest.mark.skipif(not hasattr(ca, "EventQueue") or sys.platform == "win32",
+                    reason="no EventQueue: updates are stored on libca's thread")
+def test_updates_are_stored_by_one_intake_thread(counter, monkeypatch):
+    """libca's threads only queue the updates (no GIL in the C extension); one
+    intake thread stores them in their subscriptions, for every subscription."""
+    stored_on = set()
+    original = monitor.Subscription._on_event
+
+    def recording(self, args):
+        stored_on.add(threading.current_thread().name)
+        original(self, args)
+    monkeypatch.setattr(monitor.Subscription, "_on_event", recording)
+    seen = [[] for _ in range(20)]
+    subs = []
+    try:
+        for i in range(20):
+            status, sub = subscribe(counter, lambda ev, i=i: seen[i].append(ev["value"]),
+                                    policy="all", maxlen=100)
+            assert status == ca.ECA_NORMAL
+            subs.append(sub)
+        ca.flush_io()
+        wait_for(lambda: all(seen), timeout=TIMEOUT, what="the initial update of 20 subscriptions")
+        for sub in subs[:1]:
+            put_paced(counter, range(1, 6), sub)
+        wait_for(lambda: all(s[-1:] == [5] for s in seen), timeout=TIMEOUT,
+                 what="value 5 delivered to 20 subscriptions")
+    finally:
+        close_all(subs)
+    assert stored_on == {"CaChannel-intake"}, stored_on
+    assert all(s == sorted(s) for s in seen), "an update out of order"
+    intakes = [t for t in threading.enumerate() if t.name == "CaChannel-intake"]
+    assert len(intakes) == 1, intakes
+
+
 def test_order_kept_through_bursts_and_requeues(counter):
     """Eight subscriptions (policy all) held by a gate while 50 updates queue up
     each; released, each gets all 51 in order although the workers (fewer than
