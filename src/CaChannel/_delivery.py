@@ -20,8 +20,8 @@ too. A callback that blocks occupies its worker only; the other workers go on
 with the other subscriptions, until every worker is blocked.
 
 Nothing here calls user code or libca while holding the pool's lock, and
-:meth:`Pool.submit` only appends to a deque and notifies: constant time, no
-waiting on a worker. After ``os.fork()`` the child gets a fresh pool (the
+:meth:`Pool.submit` only appends to a deque (and takes the lock to wake a
+worker when one waits): constant time, no waiting on a worker. After ``os.fork()`` the child gets a fresh pool (the
 parent's workers do not exist there).
 
 The updates reach the subscriptions through the :class:`Intake`: one
@@ -70,6 +70,9 @@ class Pool:
         self._ready: Deque[Tuple[Any, Job]] = collections.deque()
         self._workers = 0
         self._stopped = False
+        # workers waiting (or about to wait) for a job, counted under the lock;
+        # a submit takes the lock to wake one only when there are some
+        self._idle = 0
         # the thread whose submits are collected and queued at once (the
         # intake, during a batch): one lock and one wake-up per batch
         self._batching: Optional[int] = None
@@ -99,9 +102,10 @@ class Pool:
         if self._batching == threading.get_ident():
             self._batch.append((context, job))
             return
-        with self._cond:
-            self._ready.append((context, job))
-            self._cond.notify()
+        self._ready.append((context, job))  # a deque's append is atomic: see _next
+        if self._idle:
+            with self._cond:
+                self._cond.notify()
 
     def begin_batch(self) -> None:
         """Collect the calling thread's submits until :meth:`end_batch`."""
@@ -112,9 +116,10 @@ class Pool:
         self._batching = None
         batch, self._batch = self._batch, []
         if batch:
-            with self._cond:
-                self._ready.extend(batch)
-                self._cond.notify(len(batch))
+            self._ready.extend(batch)
+            if self._idle:
+                with self._cond:
+                    self._cond.notify(len(batch))
 
     def resize(self, size: int) -> None:
         """Change the number of workers: more are started, surplus ones end when idle."""
@@ -131,15 +136,31 @@ class Pool:
             self._cond.notify_all()
 
     def _next(self) -> Optional[Tuple[Any, Job]]:
-        with self._cond:
-            while True:
+        # Jobs are taken without the lock while there are any (a deque's
+        # popleft is atomic): the workers and the intake queued on the pool's
+        # lock for every job, and each hand-over of a contended lock is a
+        # sleep and a wake-up. The lock is for waiting only. A worker counts
+        # itself idle *before* it looks at the queue, and a submit appends
+        # *before* it reads the count: either the worker sees the job or the
+        # submit sees the worker and wakes it.
+        ready = self._ready
+        while True:
+            if not (self._stopped or self._workers > self.size):
+                try:
+                    return ready.popleft()
+                except IndexError:
+                    pass
+            with self._cond:
                 if self._stopped or self._workers > self.size:
                     self._workers -= 1
                     self._cond.notify()  # pass a wake-up this worker took on
                     return None
-                if self._ready:
-                    return self._ready.popleft()
-                self._cond.wait()
+                self._idle += 1
+                try:
+                    if not ready:
+                        self._cond.wait()
+                finally:
+                    self._idle -= 1
 
     def _work(self) -> None:
         attached: Any = None
