@@ -41,6 +41,7 @@ CONTENDERS = [
     ('cext_util', 'CaChannel C: util.caget(list)'),
     ('cext_aio', 'CaChannel C: aio'),
     ('cext_pv', 'CaChannel C: PV objects'),
+    ('cext_pv_pool', "CaChannel C: PV, delivery='all'"),
     ('cext_ca3', 'CaChannel C: 3.x objects'),
     ('caffi_ca', 'CaChannel cffi: ca (low level)'),
     ('caffi_util', 'CaChannel cffi: util.caget(list)'),

@@ -7,6 +7,7 @@ CONTENDER (library and face):
   cext_util, caffi_util  CaChannel.util.caget(list)
   cext_aio, caffi_aio    CaChannel.aio (connect / caget / camonitor of a list)
   cext_pv                CaChannel.PV objects
+  cext_pv_pool           CaChannel.PV objects with delivery='all' (callbacks on the monitor pool)
   pyepics                epics.ca (create_channel / connect_channel / create_subscription),
                          epics.caget_many
   aioca                  aioca (connect / caget / camonitor of a list)
@@ -364,7 +365,12 @@ class AsyncFace:
 
 # ------------------------------------------------------------------------------ CaChannel.PV
 class CaPV:
-    def __init__(self, backend):
+    """``CaChannel.PV`` objects; with ``delivery`` ('all') their callbacks run on
+    the delivery pool of CaChannel.monitor (updates queued by libca's thread
+    without the GIL, taken in batches) instead of libca's thread."""
+
+    def __init__(self, backend, delivery=None):
+        self.delivery = delivery
         import CaChannel
         if CaChannel.ca.backend != backend:
             raise Skip('backend is %r, not %r' % (CaChannel.ca.backend, backend))
@@ -382,7 +388,7 @@ class CaPV:
             on(index[pvname], value)
         rss0, t0 = rss_mb(), time.perf_counter()
         # auto_monitor (the default) subscribes each PV as it connects
-        self._pvs = pvs = [self.PV(name, callback=cb) for name in names]
+        self._pvs = pvs = [self.PV(name, callback=cb, delivery=self.delivery) for name in names]
         for pv in pvs:
             if not pv.wait_for_connection(120):
                 raise RuntimeError('%s did not connect' % pv.pvname)
@@ -391,6 +397,8 @@ class CaPV:
         return subscribed_result(out, counter, t0, a['window'])
 
     def get(self, names, a):
+        if self.delivery is not None:
+            raise Skip("the same as cext_pv (delivery is for monitors)")
         t0 = time.perf_counter()
         pvs = [self.PV(name) for name in names]
         values = [pv.get(timeout=120) for pv in pvs]
@@ -399,6 +407,8 @@ class CaPV:
         return {'get_s': t}
 
     def missing(self, names, a):
+        if self.delivery is not None:
+            raise Skip("the same as cext_pv (delivery is for monitors)")
         ups = Ups()
 
         def conn(pvname=None, conn=None, **kw):
@@ -648,6 +658,7 @@ CONTENDERS = {
     'cext_aio': lambda: AsyncFace('cext_aio'),
     'caffi_aio': lambda: AsyncFace('caffi_aio'),
     'cext_pv': lambda: CaPV('cext'),
+    'cext_pv_pool': lambda: CaPV('cext', delivery='all'),
     'cext_ca3': lambda: Ca3('cext'),
     'caffi_ca3': lambda: Ca3('caffi'),
     'pyepics': lambda: Pyepics('pyepics'),
