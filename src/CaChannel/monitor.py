@@ -190,7 +190,17 @@ def release_quietly(clear: Callable[[], Any]) -> None:
 
 
 class _EventQueue:
-    """The policy core of :class:`Subscription`: a lock, a condition and a deque."""
+    """The policy core of :class:`Subscription`: a lock, a deque, and a
+    condition on that lock made by the first thread that waits.
+
+    Most subscriptions have a callback and nobody ever waits on them (a
+    ``get()`` of your own, or a ``close()`` waiting for a running callback,
+    does): a ``threading.Condition`` per subscription was seven more objects
+    for the garbage collector each (100,000 PVs with ``delivery=``: 2.5 of
+    the 3.5 s their interpreter exit took)."""
+
+    __slots__ = ("dispatch", "scheduled", "running", "policy", "maxlen", "items", "lock",
+                 "_cond", "received", "delivered", "dropped", "closed")
 
     def __init__(self, policy: str, maxlen: int, dispatch: bool = False) -> None:
         _check_policy(policy, maxlen)
@@ -202,9 +212,22 @@ class _EventQueue:
         self.policy = policy
         self.maxlen = 1 if policy == "latest" else maxlen
         self.items: Deque[Any] = collections.deque()
-        self.cond = threading.Condition(threading.Lock())
+        self.lock = threading.Lock()
+        self._cond: Optional[threading.Condition] = None
         self.received = self.delivered = self.dropped = 0
         self.closed = False
+
+    def waiter(self) -> threading.Condition:
+        """The condition to wait on (call with ``lock`` held)."""
+        cond = self._cond
+        if cond is None:
+            cond = self._cond = threading.Condition(self.lock)
+        return cond
+
+    def wake(self) -> None:
+        """Wake every waiter, if any (call with ``lock`` held)."""
+        if self._cond is not None:
+            self._cond.notify_all()
 
     def put(self, item: Any) -> bool:
         """Store one update (the intake's thread): constant time, no user code.
@@ -213,7 +236,7 @@ class _EventQueue:
         only for a queue made with ``dispatch``, and only when it was idle
         (neither queued in the pool nor being delivered); ``scheduled`` is
         then set here, under the lock, and cleared by the worker under it."""
-        with self.cond:
+        with self.lock:
             if self.closed:
                 return False
             self.received += 1
@@ -222,8 +245,8 @@ class _EventQueue:
                 self.dropped += 1
             self.items.append(item)
             if not self.dispatch:  # a get() may wait (with a callback nobody does)
-                self.cond.notify()
-            if self.dispatch and not self.scheduled:
+                self.wake()
+            elif not self.scheduled:
                 self.scheduled = True
                 return True
             return False
@@ -233,31 +256,31 @@ class _EventQueue:
         caller; ``inf``: no limit, waiting in chunks unless not ``chunked``) or
         when closed."""
         deadline = time.monotonic() + seconds
-        with self.cond:
+        with self.lock:
             while not self.items:
                 if self.closed:
                     return False, None
                 if not chunked and math.isinf(seconds):
-                    self.cond.wait()
+                    self.waiter().wait()
                     continue
                 left = core.checks.remaining(deadline, time.monotonic())
                 if left <= 0:
                     return False, None
-                self.cond.wait(min(left, core.checks.CHUNK))
+                self.waiter().wait(min(left, core.checks.CHUNK))
             self.delivered += 1
             return True, self.items.popleft()
 
     def close(self) -> None:
-        with self.cond:
+        with self.lock:
             if self.closed:
                 return
             self.closed = True
             self.dropped += len(self.items)
             self.items.clear()
-            self.cond.notify_all()
+            self.wake()
 
     def stats(self) -> MonitorStats:
-        with self.cond:
+        with self.lock:
             return MonitorStats(self.received, self.delivered, self.dropped, len(self.items))
 
 
@@ -315,7 +338,7 @@ class Subscription:
         callback = self._callback
         me = threading.current_thread()
         for _ in range(BATCH):
-            with queue.cond:
+            with queue.lock:
                 if queue.closed or not queue.items or callback is None:
                     break
                 item = queue.items.popleft()
@@ -325,12 +348,12 @@ class Subscription:
                 callback(item)
             except BaseException:
                 _report_callback_error("monitor")
-        with queue.cond:
+        with queue.lock:
             queue.running = None
             again = bool(queue.items) and not queue.closed
             if not again:
                 queue.scheduled = False
-            queue.cond.notify_all()  # a close() waiting for this callback
+            queue.wake()  # a close() waiting for this callback
         return again
 
     def get(self, timeout: Optional[float] = None) -> Optional[Dict[str, Any]]:
@@ -368,7 +391,7 @@ class Subscription:
         queue.close()
         if wait:
             deadline = time.monotonic() + 5.0
-            with queue.cond:
+            with queue.lock:
                 # waited for once: a callback still busy after 5 s is not waited
                 # for again (exit closes live subscriptions twice)
                 while (queue.running is not None and not self._waited
@@ -377,7 +400,7 @@ class Subscription:
                     if left <= 0:
                         self._waited = True
                         break
-                    queue.cond.wait(left)
+                    queue.waiter().wait(left)
         core.context.forget_at_exit(self)
 
     def __enter__(self) -> "Subscription":
