@@ -21,8 +21,9 @@ with the other subscriptions, until every worker is blocked.
 
 Nothing here calls user code or libca while holding the pool's lock, and
 :meth:`Pool.submit` only appends to a deque (and takes the lock to wake a
-worker when one waits): constant time, no waiting on a worker. After ``os.fork()`` the child gets a fresh pool (the
-parent's workers do not exist there).
+worker when one waits): constant time, no waiting on a worker. After
+``os.fork()`` the child gets a fresh pool (the parent's workers do not exist
+there).
 
 The updates reach the subscriptions through the :class:`Intake`: one
 ``ca.EventQueue`` that libca's threads fill without the GIL (C extension),
