@@ -206,7 +206,6 @@ class Intake:
     survived."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self._lock = threading.Lock()
         self._queue: Any = None
         self._unavailable = False
@@ -233,10 +232,7 @@ class Intake:
     def _run(q: Any, poller: Any) -> None:
         take = q.take
         while True:
-            try:
-                poller.poll()  # the GIL is released while nothing is queued
-            except InterruptedError:  # pragma: no cover  (PEP 475 retries)
-                continue
+            poller.poll()  # the GIL is released while nothing is queued
             jobs = pool()
             jobs.begin_batch()
             try:

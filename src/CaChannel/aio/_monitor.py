@@ -324,13 +324,7 @@ class Subscription:
             # the batch. Every value goes to the callback either way.
             try:
                 if type(item) is not CANothing or self._wanted(item):
-                    # _call inline (one Python call less per update): what
-                    # the callback returns is ignored, as in _deliver
-                    index = self._index
-                    if index is None:
-                        self.callback(item)
-                    else:
-                        self.callback(item, index)
+                    self._call(item)  # what it returns is ignored, as in _deliver
             except Exception:
                 self.close(sys.exc_info())
             return

@@ -501,7 +501,7 @@ def _without(listeners: Any, fn: Any) -> Any:
     """``listeners`` (None, one, or a tuple) without ``fn``."""
     if type(listeners) is not tuple:  # None or one: no tuple built
         return None if listeners is None or listeners == fn else listeners
-    rest = tuple(f for f in _members(listeners) if f != fn)
+    rest = tuple(f for f in listeners if f != fn)
     if not rest:
         return None
     return rest[0] if len(rest) == 1 else rest
@@ -564,7 +564,7 @@ class WeakRelay(weakref.ref):
 
     #: the face object (None once it is gone): ``weakref.ref``'s own call,
     #: which ``__call__`` below takes over for the listeners
-    target = weakref.ref.__call__
+    target = _deref
 
     def __call__(self, a: Any, b: Any = _ABSENT, c: Any = _ABSENT) -> None:  # type: ignore[override]
         obj = _deref(self)
